@@ -1,0 +1,64 @@
+"""The app factory: the same FastAPI app locally and on Modal, around whichever Engine and store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from handlers.auth import BearerAuth
+from handlers.deps import Services
+from handlers.engine import Engine
+from handlers.errors import install_error_handlers
+from handlers.routes import health, images, models, temp_images
+from handlers.settings import Settings
+from handlers.store import ImageStore
+from pipelines.catalog import ServedModels
+
+log = logging.getLogger("imagegen")
+
+
+async def _sweep_forever(store: ImageStore, every_seconds: float) -> None:
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            removed = await run_in_threadpool(store.sweep)
+            if removed:
+                log.info("swept %d expired temp images", removed)
+        except Exception:  # a failed sweep must not end the sweeping
+            log.exception("temp image sweep failed")
+
+
+def create_app(settings: Settings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not settings.keys:
+            log.warning(
+                "IMAGEGEN_API_KEYS is not set: the API is OPEN to anyone who can reach this port. "
+                "Set it (comma-separated keys) before exposing the server beyond this machine."
+            )
+        await engine.start()
+        sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, settings.image_ttl_seconds)))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await engine.close()
+
+    app = FastAPI(
+        title="imagegen",
+        summary="An OpenAI-compatible image API on open diffusion models.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = Services(settings=settings, engine=engine, store=store, served=served)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for router in (images.router, models.router, temp_images.router):
+        app.include_router(router, prefix="/v1")
+    app.add_middleware(BearerAuth, keys=settings.keys)
+    return app

@@ -1,0 +1,53 @@
+"""Bearer-key auth for /v1, checked before anything else reads the request."""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from handlers.errors import APIError
+
+# Temp images are capability URLs (unguessable ids), fetched by browsers and other servers
+# that hold no key, as OpenAI's are.
+_OPEN_PREFIXES = ("/v1/temp-images/",)
+
+
+def key_matches(presented: str, keys: list[str]) -> bool:
+    """Constant-time against every key, so timing tells nothing about which keys exist."""
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+class BearerAuth:
+    """ASGI middleware: a 401 in OpenAI's shape unless `Authorization: Bearer <key>` matches."""
+
+    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._protected(scope["path"]) or self._authorized(scope):
+            await self.app(scope, receive, send)
+            return
+        response = APIError(
+            401,
+            "Incorrect API key provided. Pass it as 'Authorization: Bearer <key>'.",
+            code="invalid_api_key",
+            headers={"www-authenticate": "Bearer"},
+        ).response()
+        await response(scope, receive, send)
+
+    def _protected(self, path: str) -> bool:
+        if not self.keys:
+            return False
+        return (path == "/v1" or path.startswith("/v1/")) and not path.startswith(_OPEN_PREFIXES)
+
+    def _authorized(self, scope: Scope) -> bool:
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                return scheme.lower() == "bearer" and key_matches(token.strip(), self.keys)
+        return False

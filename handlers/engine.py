@@ -1,0 +1,24 @@
+"""The Engine: where a Job turns into encoded images. Routes never reach past it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from handlers.job import Job
+
+
+class Engine(Protocol):
+    """Runs Jobs. LocalEngine runs them in this process; ModalEngine on a GPU pool.
+
+    Failures are raised as `handlers.errors.APIError` so the routes never translate them.
+    """
+
+    async def start(self) -> None:
+        """Begin serving (e.g. preload models in the background); must return quickly."""
+
+    async def run(self, job: Job) -> list[bytes]:
+        """The job's images, encoded in `job.output_format`, in seed order."""
+        ...
+
+    async def close(self) -> None:
+        """Finish or cancel work and free resources."""

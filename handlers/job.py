@@ -1,0 +1,40 @@
+"""The Job: a fully resolved request that crosses to the Worker (and the Modal boundary) unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+TaskName = Literal["generate", "edit", "variation"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the Worker needs and nothing it must decide: no API defaults happen past here.
+
+    `width`/`height` are what the pipeline renders at (within the model's bounds and multiple);
+    `output_width`/`output_height` what the caller gets. They differ when a caller asks for a
+    size the model cannot render directly (an OpenAI size past its bounds, an odd-sized upload).
+    """
+
+    task: TaskName
+    model: str
+    prompt: str
+    n: int
+    width: int
+    height: int
+    output_width: int
+    output_height: int
+    steps: int
+    guidance: float
+    seeds: tuple[int, ...]
+    negative_prompt: str | None = None
+    # Edits: the input image as uploaded, and the area to repaint as a PNG in diffusers'
+    # convention (white = repaint, black = keep), already sized like the image. No mask with an
+    # image means the whole image is repainted under the prompt (image-to-image).
+    images: tuple[bytes, ...] = ()
+    mask: bytes | None = None
+    strength: float = 1.0
+    output_format: Literal["png", "jpeg", "webp"] = "png"
+    output_compression: int | None = None
+    partial_images: int = 0

@@ -1,0 +1,101 @@
+"""From a validated request to a fully resolved Job: every API default is applied here."""
+
+from __future__ import annotations
+
+import math
+import secrets
+
+from handlers.edit_inputs import EditInput
+from handlers.errors import APIError, invalid
+from handlers.job import Job, TaskName
+from handlers.protocol import MAX_SEED, ImageEditForm, ImageGenerationRequest
+from handlers.sizes import parse_size, render_size
+from pipelines.catalog import ModelSpec, ServedModels
+
+# OpenAI's GPT-image tiers map onto the catalog's three step counts.
+_QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd", "hd": "hd"}
+
+
+def resolve_model(name: str | None, served: ServedModels, task: TaskName) -> ModelSpec:
+    spec = served.default if name is None or not name.strip() else served.get(name.strip())
+    if spec is None:
+        available = ", ".join(s.id for s in served.specs)
+        raise APIError(
+            404,
+            f"The model '{name}' does not exist or is not served here. Available: {available}.",
+            param="model",
+            code="model_not_found",
+        )
+    if task not in spec.tasks:
+        raise invalid("model", f"Model {spec.id} does not support {task}; it supports: {', '.join(spec.tasks)}.",
+                      code="unsupported_task")
+    return spec
+
+
+def _seeds(seed: int | None, n: int) -> tuple[int, ...]:
+    first = secrets.randbelow(MAX_SEED + 1) if seed is None else seed
+    return tuple(first + i for i in range(n))
+
+
+def _common(
+    task: TaskName,
+    request: ImageGenerationRequest | ImageEditForm,
+    spec: ModelSpec,
+    max_prompt_chars: int,
+) -> dict:
+    """What generations and edits resolve alike: prompt, n, steps, guidance, seeds."""
+    if len(request.prompt) > max_prompt_chars:
+        raise invalid("prompt", f"The prompt is {len(request.prompt)} characters; the limit is {max_prompt_chars}.",
+                      code="string_above_max_length")
+    if request.n > spec.max_n:
+        raise invalid("n", f"Model {spec.id} makes at most {spec.max_n} images per request; n was {request.n}.")
+    if request.negative_prompt and not spec.negative_prompt:
+        raise invalid("negative_prompt", f"Model {spec.id} does not take a negative prompt.", code="unsupported_parameter")
+    if request.num_inference_steps is not None and request.num_inference_steps > spec.max_steps:
+        raise invalid("num_inference_steps",
+                      f"Model {spec.id} takes at most {spec.max_steps} steps; {request.num_inference_steps} were asked.")
+    style = spec.styles[request.style or "natural"]
+    steps = request.num_inference_steps or spec.steps[_QUALITY_TIER[request.quality or "standard"]]
+    return {
+        "task": task,
+        "model": spec.id,
+        "prompt": style.template.format(prompt=request.prompt),
+        "negative_prompt": request.negative_prompt or None,
+        "n": request.n,
+        "steps": steps,
+        "guidance": style.guidance if request.guidance_scale is None else request.guidance_scale,
+        "seeds": _seeds(request.seed, request.n),
+    }
+
+
+def generation_job(request: ImageGenerationRequest, spec: ModelSpec, max_prompt_chars: int) -> Job:
+    output = parse_size(request.size, spec) or spec.default_size
+    width, height = render_size(output, spec)
+    return Job(
+        **_common("generate", request, spec, max_prompt_chars),
+        width=width,
+        height=height,
+        output_width=output[0],
+        output_height=output[1],
+    )
+
+
+def edit_job(request: ImageEditForm, edit: EditInput, spec: ModelSpec, max_prompt_chars: int) -> Job:
+    """An edit: the output has the requested size, else the input's; kept pixels stay exact."""
+    output = parse_size(request.size, spec) or edit.size
+    width, height = render_size(output, spec)
+    common = _common("edit", request, spec, max_prompt_chars)
+    # A transparent hole is repainted from scratch; a whole-image edit keeps the composition.
+    strength = 1.0 if edit.mask is not None else spec.edit_strength
+    # The pipeline runs int(steps * strength) steps; never let that round down to none.
+    common["steps"] = max(common["steps"], math.ceil(1 / strength))
+    return Job(
+        **common,
+        width=width,
+        height=height,
+        output_width=output[0],
+        output_height=output[1],
+        images=(edit.image,),
+        mask=edit.mask,
+        strength=strength,
+    )

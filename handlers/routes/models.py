@@ -1,0 +1,54 @@
+"""GET /v1/models and /v1/models/{id}: OpenAI's list shape plus each model's capabilities."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from handlers.deps import Services, ServicesDep
+from handlers.errors import APIError
+from handlers.protocol import ErrorResponse, Model, ModelCapabilities, ModelList
+from handlers.sizes import format_size
+from pipelines.catalog import ModelSpec
+
+router = APIRouter(tags=["models"], responses={401: {"model": ErrorResponse}})
+
+
+def describe(spec: ModelSpec, services: Services) -> Model:
+    return Model(
+        id=spec.id,
+        created=spec.created,
+        owned_by=spec.owned_by,
+        description=spec.description,
+        aliases=services.served.aliases_of(spec.id),
+        capabilities=ModelCapabilities(
+            tasks=list(spec.tasks),
+            sizes=[format_size(size) for size in spec.sizes],
+            default_size=format_size(spec.default_size),
+            min_side=spec.min_side,
+            max_side=spec.max_side,
+            size_multiple=spec.multiple,
+            max_n=spec.max_n,
+            family=spec.family,
+            negative_prompt=spec.negative_prompt,
+        ),
+    )
+
+
+@router.get("/models", response_model=ModelList)
+async def list_models(
+    services: ServicesDep,
+    type: str | None = Query(None, description="Only models of this type (all here are `image_generation`)."),
+) -> ModelList:
+    if type is not None and type != "image_generation":
+        return ModelList(data=[])
+    return ModelList(data=[describe(spec, services) for spec in services.served.specs])
+
+
+@router.get("/models/{model_id:path}", response_model=Model, responses={404: {"model": ErrorResponse}})
+async def retrieve_model(model_id: str, services: ServicesDep) -> Model:
+    """A served model by id or alias (an alias answers with the model it stands for)."""
+    spec = services.served.get(model_id)
+    if spec is None:
+        raise APIError(404, f"The model '{model_id}' does not exist or is not served here.", param="model",
+                       code="model_not_found")
+    return describe(spec, services)

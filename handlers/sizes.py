@@ -1,0 +1,56 @@
+"""Sizes: what a caller may ask for, and what the model renders to give it."""
+
+from __future__ import annotations
+
+import re
+
+from handlers.errors import invalid
+from pipelines.catalog import ModelSpec
+
+# OpenAI's named sizes are always accepted, so unmodified clients work with any model: when
+# one is past a model's bounds the model renders the same shape within them and the result is
+# resized to what was asked.
+OPENAI_SIZES = frozenset({(256, 256), (512, 512), (1024, 1024), (1792, 1024), (1024, 1792), (1536, 1024), (1024, 1536)})
+_WXH = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+
+Size = tuple[int, int]
+
+
+def format_size(size: Size) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def valid_sizes_text(spec: ModelSpec) -> str:
+    sizes = ", ".join(["auto", *(format_size(s) for s in spec.sizes)])
+    return (
+        f"one of {sizes}, an OpenAI size, or WxH with each side from {spec.min_side} to "
+        f"{spec.max_side} and a multiple of {spec.multiple}"
+    )
+
+
+def parse_size(text: str | None, spec: ModelSpec) -> Size | None:
+    """The caller's size, validated for `spec`; None for "auto" or no size."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    match = _WXH.match(text)
+    if not match:
+        raise invalid("size", f"Invalid size {text!r} for model {spec.id}: use {valid_sizes_text(spec)}.")
+    size = (int(match[1]), int(match[2]))
+    if size in OPENAI_SIZES or size in spec.sizes:
+        return size
+    if all(spec.min_side <= side <= spec.max_side and side % spec.multiple == 0 for side in size):
+        return size
+    raise invalid("size", f"Invalid size {text!r} for model {spec.id}: use {valid_sizes_text(spec)}.")
+
+
+def render_size(output: Size, spec: ModelSpec) -> Size:
+    """The size the model renders for `output`: same shape, within bounds, on the multiple."""
+    width, height = output
+    scale = min(1.0, spec.max_side / max(width, height))
+    scale = max(scale, spec.min_side / min(width, height))
+
+    def fit(side: int) -> int:
+        side = round(side * scale / spec.multiple) * spec.multiple
+        return min(max(side, spec.min_side), spec.max_side)
+
+    return fit(width), fit(height)

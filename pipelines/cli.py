@@ -1,0 +1,115 @@
+"""The `imagegen` command: serve the API, list models, or make one image without a server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from handlers.errors import APIError, from_validation
+from handlers.settings import Settings
+from pipelines.catalog import CATALOG, DEFAULT_MODELS, ServedModels, UnknownModel
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """Environment settings, with the command line's choices on top."""
+    overrides = {}
+    if getattr(args, "model", None):
+        overrides["models"] = ",".join(args.model)
+    if getattr(args, "device", None):
+        overrides["device"] = args.device
+    if getattr(args, "preload", False):
+        overrides["preload"] = True
+    return Settings(**overrides)
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from pipelines.local_app import create_local_app
+
+    app = create_local_app(_settings(args))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+
+
+def models(_: argparse.Namespace) -> None:
+    print(f"{'id':<18} {'family':<6} {'tasks':<14} {'default size':<13} description")
+    for spec in CATALOG.values():
+        default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
+        size = f"{spec.default_size[0]}x{spec.default_size[1]}"
+        print(f"{spec.id:<18} {spec.family:<6} {','.join(spec.tasks):<14} {size:<13} {spec.description}{default}")
+    print("\nAny local diffusers folder (SD, SDXL or Flux) can be served too: imagegen serve --model /path/to/folder")
+
+
+def generate(args: argparse.Namespace) -> None:
+    """One image (or n) straight through the Worker, resolved exactly as the API would."""
+    from handlers.jobs import generation_job, resolve_model
+    from handlers.protocol import ImageGenerationRequest
+    from pipelines.worker import Worker
+
+    settings = _settings(args)
+    served = ServedModels.from_names(settings.model_names, settings.alias_map)
+    request = ImageGenerationRequest(
+        prompt=args.prompt, model=args.model[0] if args.model else None, n=args.n, size=args.size,
+        seed=args.seed, num_inference_steps=args.steps, quality=args.quality,
+    )
+    spec = resolve_model(request.model, served, "generate")
+    job = generation_job(request, spec, settings.max_prompt_chars)
+    worker = Worker([spec], cache_dir=settings.cache_dir, device=settings.device, max_loaded=1)
+    out = Path(args.output)
+    for index, data in enumerate(worker.run(job)):
+        path = out if index == 0 else out.with_name(f"{out.stem}-{index}{out.suffix}")
+        path.write_bytes(data)
+        print(f"{path}  ({job.output_width}x{job.output_height}, {spec.id}, seed {job.seeds[index]})")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imagegen", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the OpenAI-compatible API on this machine")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model", action="extend", nargs="+", metavar="ID-OR-PATH",
+                   help="catalog ids or diffusers folders to serve; the first is the default "
+                        f"(default: {','.join(DEFAULT_MODELS)})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--preload", action="store_true", help="load the models at start, not on first use")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(run=serve)
+
+    p = commands.add_parser("models", help="list the model catalog")
+    p.set_defaults(run=models)
+
+    p = commands.add_parser("generate", help="make images from a prompt, no server needed")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", default="out.png", help="file to write (more images: out-1.png, …)")
+    p.add_argument("--model", action="extend", nargs=1, metavar="ID-OR-PATH")
+    p.add_argument("--size")
+    p.add_argument("--n", type=int, default=1)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--steps", type=int)
+    p.add_argument("--quality", choices=["low", "standard", "hd"])
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    p.set_defaults(run=generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.run(args)
+    except UnknownModel as exc:
+        sys.exit(f"imagegen: {exc}")
+    except ValidationError as exc:
+        sys.exit(f"imagegen: {from_validation(exc.errors()).message}")
+    except APIError as exc:
+        sys.exit(f"imagegen: {exc.message}")
+
+
+if __name__ == "__main__":
+    main()

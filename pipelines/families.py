@@ -1,0 +1,82 @@
+"""The one place that knows each model family's quirks in diffusers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from handlers.job import Job
+
+
+@dataclass(frozen=True)
+class Family:
+    """How to load and call one family's pipelines."""
+
+    name: str
+    load_options: dict[str, Any]
+    takes_negative_prompt: bool
+    call_options: dict[str, Any]
+
+    def load(self, source: str, revision: str | None, dtype: Any, device: str) -> Any:
+        from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # Progress bars are for notebooks; in a server log they are noise per load.
+        diffusers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()
+        pipe = DiffusionPipeline.from_pretrained(source, revision=revision, dtype=dtype, **self.load_options)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe.to(device)
+
+    def editor(self, base: Any) -> Any:
+        """An inpainting pipeline over the loaded weights: no second load.
+
+        It gets its own scheduler, because a scheduler holds per-run state and from_pipe
+        would otherwise share the base pipeline's.
+        """
+        from diffusers import AutoPipelineForInpainting
+
+        if type(base).__name__.endswith("InpaintPipeline"):
+            return base
+        scheduler = type(base.scheduler).from_config(base.scheduler.config)
+        editor = AutoPipelineForInpainting.from_pipe(base, scheduler=scheduler)
+        editor.set_progress_bar_config(disable=True)
+        return editor
+
+    def _common(self, job: Job, generators: list[Any]) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "prompt": job.prompt,
+            "num_inference_steps": job.steps,
+            "guidance_scale": job.guidance,
+            "height": job.height,
+            "width": job.width,
+            "num_images_per_prompt": job.n,
+            "generator": generators,
+            "output_type": "pil",
+            **self.call_options,
+        }
+        if self.takes_negative_prompt and job.negative_prompt:
+            options["negative_prompt"] = job.negative_prompt
+        return options
+
+    def text_to_image(self, pipe: Any, job: Job, generators: list[Any]) -> list[Image.Image]:
+        return pipe(**self._common(job, generators)).images
+
+    def inpaint(self, pipe: Any, job: Job, image: Image.Image, area: Image.Image, generators: list[Any]) -> list[Image.Image]:
+        """Repaint `area` (white) of `image`; both already at the render size."""
+        return pipe(**self._common(job, generators), image=image, mask_image=area, strength=job.strength).images
+
+
+# Loaded without the safety checker: it needs separate weights from the hub, and the
+# catalog's models do not ship it.
+_NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+FAMILIES = {
+    "sd": Family("sd", _NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}),
+    "sdxl": Family("sdxl", {}, takes_negative_prompt=True, call_options={}),
+    # Flux: no negative prompt (guidance is distilled); schnell's T5 context is 256 tokens.
+    "flux": Family("flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}),
+}
