@@ -249,6 +249,8 @@ class ServedModels:
             raise UnknownModel("no models to serve")
         ids = [spec.id for spec in specs]
         resolved = {name: specs[0].id for name in OPENAI_MODEL_NAMES}
+        # A model served by path answers to its folder name and to the path it was given as.
+        resolved.update({name: spec.id for name, spec in zip(names, specs) if name != spec.id})
         for alias, target in (aliases or {}).items():
             if target not in ids:
                 raise UnknownModel(f"alias {alias!r} points at {target!r}, which is not served ({', '.join(ids)})")

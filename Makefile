@@ -1,0 +1,30 @@
+# The two quick-start commands: `make serve` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV ?= .venv
+# The torch build to install. On a CPU-only machine, a CPU build avoids gigabytes of CUDA
+# packages: TORCH_INDEX=https://download.pytorch.org/whl/cpu make serve
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
+PORT ?= 8000
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/imagegen serve --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
