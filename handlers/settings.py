@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     preload: bool = False
     max_loaded_models: int = Field(3, ge=1)
     max_prompt_chars: int = Field(4000, ge=1)
+
+    @field_validator("model_aliases")
+    @classmethod
+    def _aliases_are_pairs(cls, value: str) -> str:
+        for item in _split(value):
+            alias, equals, target = item.partition("=")
+            if not (equals and alias.strip() and target.strip()):
+                raise ValueError(f"{item!r} is not name=model (e.g. dall-e-3=flux-schnell)")
+        return value
 
     @property
     def keys(self) -> list[str]:

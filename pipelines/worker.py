@@ -23,6 +23,11 @@ from pipelines.weights import weights_source
 
 log = logging.getLogger("imagegen")
 
+# One load at a time in the whole process: diffusers' lazy imports and accelerate's
+# meta-device loading are not thread-safe (two models loading at once fail with "cannot
+# import name" or "Cannot copy out of meta tensor").
+_LOADING = threading.RLock()
+
 
 @dataclass
 class LoadedModel:
@@ -35,7 +40,8 @@ class LoadedModel:
 
     def editor(self) -> Any:
         if self._editor is None:
-            self._editor = self.family.editor(self.pipe)
+            with _LOADING:
+                self._editor = self.family.editor(self.pipe)
         return self._editor
 
 
@@ -53,7 +59,6 @@ class Worker:
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
-        self._load_locks = {model_id: threading.Lock() for model_id in self.specs}
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -63,10 +68,13 @@ class Worker:
         """The model, loading it if needed. A failed load raises and is retried next time."""
         if model_id not in self.specs:
             raise APIError(404, f"The model '{model_id}' is not served here.", param="model", code="model_not_found")
-        with self._load_locks[model_id]:
-            with self._lock:
+        with self._lock:
+            if model_id in self._loaded:
+                self._loaded.move_to_end(model_id)
+                return self._loaded[model_id]
+        with _LOADING:
+            with self._lock:  # loaded while we waited for our turn?
                 if model_id in self._loaded:
-                    self._loaded.move_to_end(model_id)
                     return self._loaded[model_id]
             model = self._load_now(self.specs[model_id])
             with self._lock:

@@ -235,3 +235,42 @@ def test_concurrent_requests_all_succeed_and_health_stays_fast(server: Server, c
     assert all(isinstance(result, tuple) for result in results), results
     assert sorted(size for _, size in results) == sorted(tuple(map(int, s.split("x"))) for _, s in jobs)
     assert answered < max(done for done, _ in results), "health should answer while images are still being made"
+
+
+# --- warm cache -------------------------------------------------------------------------------
+
+
+def test_models_stay_warm_within_the_lru_bound(cache_dir: Path) -> None:
+    from handlers.job import Job
+    from pipelines.catalog import CATALOG
+    from pipelines.worker import Worker
+
+    worker = Worker([CATALOG["tiny-sd"], CATALOG["tiny-sdxl"]], cache_dir=cache_dir, device="cpu", max_loaded=1)
+    job = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64,
+              output_height=64, steps=2, guidance=0.0, seeds=(1,))
+    first = worker.run(job)
+    pipe = worker.load("tiny-sd").pipe
+    assert worker.load("tiny-sd").pipe is pipe  # warm: the same pipeline object, not a reload
+    worker.run(Job(**{**job.__dict__, "model": "tiny-sdxl"}))
+    assert worker.loaded() == ["tiny-sdxl"]  # the least recently used went
+    assert worker.run(job) == first  # reloaded on demand, same pixels for the same seed
+
+
+def test_preload_loads_in_the_background_while_health_answers(make_settings) -> None:
+    app = create_local_app(make_settings(models="tiny-sd,tiny-flux", preload=True))
+    with TestClient(app) as api:
+        assert api.get("/health").status_code == 200
+        worker = app.state.services.engine.worker
+        deadline = time.monotonic() + 30
+        while sorted(worker.loaded()) != ["tiny-flux", "tiny-sd"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(worker.loaded()) == ["tiny-flux", "tiny-sd"]
+
+
+def test_a_malformed_alias_setting_is_refused_clearly() -> None:
+    from pydantic import ValidationError
+
+    from handlers.settings import Settings
+
+    with pytest.raises(ValidationError, match="is not name=model"):
+        Settings(model_aliases="dall-e-3")
