@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Protocol
 
-from handlers.job import Job
+from handlers.job import ImageEvent, Job
 
 
 class Engine(Protocol):
@@ -18,6 +19,13 @@ class Engine(Protocol):
 
     async def run(self, job: Job) -> list[bytes]:
         """The job's images, encoded in `job.output_format`, in seed order."""
+        ...
+
+    def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
+        """The job's partial previews (`job.partial_images` per image) and each completed image.
+
+        Closing the iterator early (the client went away) stops the remaining steps.
+        """
         ...
 
     async def close(self) -> None:

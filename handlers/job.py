@@ -38,3 +38,16 @@ class Job:
     output_format: Literal["png", "jpeg", "webp"] = "png"
     output_compression: int | None = None
     partial_images: int = 0
+
+
+@dataclass(frozen=True)
+class ImageEvent:
+    """One step of a streamed Job: a partial preview of image `image_index`, or that image done.
+
+    Picklable, so a Modal generator method can yield it across the boundary unchanged.
+    """
+
+    kind: Literal["partial", "completed"]
+    image_index: int
+    data: bytes  # encoded in the Job's output_format
+    partial_index: int | None = None  # 0-based, partials only
