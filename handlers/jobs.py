@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import math
 import secrets
+from typing import Any
 
 from handlers.edit_inputs import EditInput
 from handlers.errors import APIError, invalid
 from handlers.job import Job, TaskName
-from handlers.protocol import MAX_SEED, ImageEditForm, ImageGenerationRequest
-from handlers.sizes import parse_size, render_size
+from handlers.protocol import (
+    MAX_SEED,
+    ImageEditForm,
+    ImageGenerationRequest,
+    ImageVariationForm,
+    ImageRequestBase,
+    PromptedRequest,
+)
+from handlers.sizes import Size, parse_size, render_size
 from pipelines.catalog import ModelSpec, ServedModels
 
 # OpenAI's GPT-image tiers map onto the catalog's three step counts.
@@ -37,16 +45,8 @@ def _seeds(seed: int | None, n: int) -> tuple[int, ...]:
     return tuple(first + i for i in range(n))
 
 
-def _common(
-    task: TaskName,
-    request: ImageGenerationRequest | ImageEditForm,
-    spec: ModelSpec,
-    max_prompt_chars: int,
-) -> dict:
-    """What generations and edits resolve alike: prompt, n, steps, guidance, seeds."""
-    if len(request.prompt) > max_prompt_chars:
-        raise invalid("prompt", f"The prompt is {len(request.prompt)} characters; the limit is {max_prompt_chars}.",
-                      code="string_above_max_length")
+def _check(request: ImageRequestBase, spec: ModelSpec) -> None:
+    """Limits that depend on the model."""
     if request.n > spec.max_n:
         raise invalid("n", f"Model {spec.id} makes at most {spec.max_n} images per request; n was {request.n}.")
     if request.negative_prompt and not spec.negative_prompt:
@@ -54,48 +54,71 @@ def _common(
     if request.num_inference_steps is not None and request.num_inference_steps > spec.max_steps:
         raise invalid("num_inference_steps",
                       f"Model {spec.id} takes at most {spec.max_steps} steps; {request.num_inference_steps} were asked.")
-    style = spec.styles[request.style or "natural"]
-    steps = request.num_inference_steps or spec.steps[_QUALITY_TIER[request.quality or "standard"]]
+    if request.background == "transparent":
+        if not spec.transparent_background:
+            raise invalid("background", f"Model {spec.id} cannot make transparent backgrounds; use 'opaque' or 'auto'.",
+                          code="unsupported_parameter")
+        if request.output_format == "jpeg":
+            raise invalid("background", "A transparent background needs output_format 'png' or 'webp'.")
+
+
+def _resolve(
+    task: TaskName, request: ImageRequestBase, spec: ModelSpec, output: Size, prompt: str, guidance: float
+) -> dict[str, Any]:
+    """The Job fields every task resolves alike."""
+    _check(request, spec)
+    width, height = render_size(output, spec)
     return {
         "task": task,
         "model": spec.id,
-        "prompt": style.template.format(prompt=request.prompt),
+        "prompt": prompt,
         "negative_prompt": request.negative_prompt or None,
         "n": request.n,
-        "steps": steps,
-        "guidance": style.guidance if request.guidance_scale is None else request.guidance_scale,
+        "steps": request.num_inference_steps or spec.steps[_QUALITY_TIER[request.quality or "standard"]],
+        "guidance": guidance if request.guidance_scale is None else request.guidance_scale,
         "seeds": _seeds(request.seed, request.n),
+        "width": width,
+        "height": height,
+        "output_width": output[0],
+        "output_height": output[1],
+        "output_format": request.output_format,
+        "output_compression": request.output_compression,
     }
+
+
+def _prompted(
+    task: TaskName, request: PromptedRequest, spec: ModelSpec, output: Size, max_prompt_chars: int
+) -> dict[str, Any]:
+    if len(request.prompt) > max_prompt_chars:
+        raise invalid("prompt", f"The prompt is {len(request.prompt)} characters; the limit is {max_prompt_chars}.",
+                      code="string_above_max_length")
+    style = spec.styles[request.style or "natural"]
+    fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance)
+    fields["partial_images"] = request.partial_images if request.stream else 0
+    return fields
+
+
+def _image_to_image(fields: dict[str, Any], edit: EditInput, strength: float) -> Job:
+    # The pipeline runs int(steps * strength) steps; never let that round down to none.
+    fields["steps"] = max(fields["steps"], math.ceil(1 / strength))
+    return Job(**fields, images=(edit.image,), mask=edit.mask, strength=strength)
 
 
 def generation_job(request: ImageGenerationRequest, spec: ModelSpec, max_prompt_chars: int) -> Job:
     output = parse_size(request.size, spec) or spec.default_size
-    width, height = render_size(output, spec)
-    return Job(
-        **_common("generate", request, spec, max_prompt_chars),
-        width=width,
-        height=height,
-        output_width=output[0],
-        output_height=output[1],
-    )
+    return Job(**_prompted("generate", request, spec, output, max_prompt_chars))
 
 
 def edit_job(request: ImageEditForm, edit: EditInput, spec: ModelSpec, max_prompt_chars: int) -> Job:
     """An edit: the output has the requested size, else the input's; kept pixels stay exact."""
     output = parse_size(request.size, spec) or edit.size
-    width, height = render_size(output, spec)
-    common = _common("edit", request, spec, max_prompt_chars)
+    fields = _prompted("edit", request, spec, output, max_prompt_chars)
     # A transparent hole is repainted from scratch; a whole-image edit keeps the composition.
-    strength = 1.0 if edit.mask is not None else spec.edit_strength
-    # The pipeline runs int(steps * strength) steps; never let that round down to none.
-    common["steps"] = max(common["steps"], math.ceil(1 / strength))
-    return Job(
-        **common,
-        width=width,
-        height=height,
-        output_width=output[0],
-        output_height=output[1],
-        images=(edit.image,),
-        mask=edit.mask,
-        strength=strength,
-    )
+    return _image_to_image(fields, edit, 1.0 if edit.mask is not None else spec.edit_strength)
+
+
+def variation_job(request: ImageVariationForm, edit: EditInput, spec: ModelSpec) -> Job:
+    """Variations: the whole image re-imagined with no prompt, conditioned on the image itself."""
+    output = parse_size(request.size, spec) or edit.size
+    fields = _resolve("variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance)
+    return _image_to_image(fields, EditInput(image=edit.image, size=edit.size, mask=None), spec.variation_strength)

@@ -12,6 +12,8 @@ MAX_SEED = 2**32 - 1
 Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
 StyleName = Literal["natural", "vivid"]
 ResponseFormat = Literal["url", "b64_json"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+Background = Literal["transparent", "opaque", "auto"]
 
 
 class _Extensions(BaseModel):
@@ -29,19 +31,39 @@ class _Extensions(BaseModel):
     )
 
 
-class _ImageRequest(_Extensions):
+class ImageRequestBase(_Extensions):
+    """What every image request takes (variations too)."""
+
     # Clients send fields we do not know (newer OpenAI fields); ignoring them keeps them working.
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="Text description of the image.")
     model: str | None = Field(None, description="A served model id, or an OpenAI model name mapped to one.")
     n: int = Field(1, ge=1, le=10, description="Number of images (1-10, and at most the model's max_n).")
     size: str | None = Field(
         None, description="`auto`, an OpenAI size such as `1024x1024`, or any `WxH` within the model's bounds."
     )
-    quality: Quality | None = Field(None, description="`standard` or `hd` pick the model's step counts.")
+    quality: Quality | None = Field(
+        None, description="`standard`/`medium`/`auto` and `hd`/`high` pick the model's step counts; `low` fewer."
+    )
     response_format: ResponseFormat | None = Field(None, description="`url` (default) or `b64_json`.")
-    user: str | None = Field(None, max_length=256, description="End-user id; accepted and logged, not used.")
+    output_format: OutputFormat = Field("png", description="Encoding of the images: `png`, `jpeg` or `webp`.")
+    output_compression: int | None = Field(
+        None, ge=0, le=100, description="Quality 0-100 for `jpeg` and `webp` (default 90); ignored for `png`."
+    )
+    background: Background | None = Field(
+        None, description="`auto`/`opaque`; `transparent` only where the model can (none of the current ones)."
+    )
+    moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
+    user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")
+
+
+class PromptedRequest(ImageRequestBase):
+    prompt: str = Field(max_length=MAX_PROMPT_CHARS, description="Text description of the image.")
+    style: StyleName | None = Field(
+        None, description="`natural` (default: the prompt as given) or `vivid` (the model's vivid template)."
+    )
+    stream: bool = Field(False, description="Server-sent events: partial images, then each completed image.")
+    partial_images: int = Field(0, ge=0, le=3, description="Previews per image when streaming (0-3).")
 
     @field_validator("prompt")
     @classmethod
@@ -51,18 +73,16 @@ class _ImageRequest(_Extensions):
         return prompt
 
 
-class ImageGenerationRequest(_ImageRequest):
+class ImageGenerationRequest(PromptedRequest):
     """Body of POST /v1/images/generations."""
 
-    style: StyleName | None = Field(
-        None, description="`natural` (default: the prompt as given) or `vivid` (the model's vivid template)."
-    )
 
-
-class ImageEditForm(_ImageRequest):
+class ImageEditForm(PromptedRequest):
     """Fields of POST /v1/images/edits besides the files (multipart: numbers arrive as text)."""
 
-    style: StyleName | None = None
+
+class ImageVariationForm(ImageRequestBase):
+    """Fields of POST /v1/images/variations besides the image (multipart)."""
 
 
 class ImageEditFiles(BaseModel):
@@ -74,6 +94,12 @@ class ImageEditFiles(BaseModel):
     )
 
 
+class ImageVariationFiles(BaseModel):
+    """The file part of a variation, for the OpenAPI schema only."""
+
+    image: bytes = Field(description="The image to vary (PNG, JPEG or WEBP).")
+
+
 class Image(BaseModel):
     url: str | None = None
     b64_json: str | None = None
@@ -81,8 +107,31 @@ class Image(BaseModel):
 
 
 class ImagesResponse(BaseModel):
+    """As OpenAI's: the images plus the settings they were made with. No `usage`: we do not
+    count tokens, and a partial usage object breaks clients, so it is absent."""
+
     created: int
     data: list[Image]
+    size: str | None = None
+    quality: str | None = None
+    output_format: OutputFormat | None = None
+    background: Literal["transparent", "opaque"] | None = None
+
+
+class StreamEvent(BaseModel):
+    """One server-sent event of a streamed generation or edit (`type` says which)."""
+
+    type: Literal[
+        "image_generation.partial_image", "image_generation.completed", "image_edit.partial_image", "image_edit.completed"
+    ]
+    b64_json: str
+    created_at: int
+    size: str
+    quality: str
+    output_format: OutputFormat
+    background: Literal["transparent", "opaque", "auto"]
+    partial_image_index: int | None = None
+    image_index: int = Field(description="Which of the request's n images this event is about (0-based).")
 
 
 class ModelCapabilities(BaseModel):

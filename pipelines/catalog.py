@@ -35,7 +35,7 @@ class ModelSpec:
     family: Family
     description: str
     revision: str | None = None
-    tasks: tuple[Task, ...] = ("generate", "edit")
+    tasks: tuple[Task, ...] = ("generate", "edit", "variation")
     default_size: tuple[int, int] = (512, 512)
     sizes: tuple[tuple[int, int], ...] = ((512, 512),)
     min_side: int = 256
@@ -52,8 +52,14 @@ class ModelSpec:
     )
     max_n: int = 4
     negative_prompt: bool = True
-    # Denoising strength when an edit has no mask and no transparency (image-to-image).
+    # Denoising strength when an edit has no mask and no transparency (image-to-image), and
+    # for variations: how far from the input the result may wander.
     edit_strength: float = 0.6
+    variation_strength: float = 0.7
+    # Input images an edit may take (several only for models that use references).
+    max_input_images: int = 1
+    # Whether the model can make a transparent background.
+    transparent_background: bool = False
     gpu: str = "L4"
     owned_by: str = "imagegen"
     created: int = 1_735_689_600  # catalog entries have no real release moment; a fixed one
@@ -151,7 +157,7 @@ REAL = (
         revision="115134f363124c53c7d878647567d04daf26e41e",
         family="sdxl",
         description="SDXL 1.0 fine-tuned for inpainting (1024px); edits only.",
-        tasks=("edit",),
+        tasks=("edit", "variation"),
         sizes=((1024, 1024), (1152, 896), (896, 1152), (1344, 768), (768, 1344)),
         default_size=(1024, 1024),
         min_side=512,
@@ -214,7 +220,9 @@ def spec_for_folder(path: Path) -> ModelSpec:
         known = ", ".join(sorted(_FAMILY_BY_PIPELINE))
         raise UnknownModel(f"{path}: pipeline {pipeline_class} is not supported (supported: {known})")
     template = next(spec for spec in REAL if spec.family == family and "generate" in spec.tasks)
-    tasks: tuple[Task, ...] = ("edit",) if pipeline_class.endswith("InpaintPipeline") else ("generate", "edit")
+    tasks: tuple[Task, ...] = (
+        ("edit", "variation") if pipeline_class.endswith("InpaintPipeline") else ("generate", "edit", "variation")
+    )
     return replace(
         template,
         id=path.resolve().name,

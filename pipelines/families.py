@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from handlers.job import Job
+
+
+# Called after each denoising step with the step's latents (diffusers' callback_on_step_end).
+StepCallback = Callable[[int, Any], None]
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,8 @@ class Family:
     load_options: dict[str, Any]
     takes_negative_prompt: bool
     call_options: dict[str, Any]
+    # Flux packs 2x2 latent patches into a sequence; they must be unpacked before decoding.
+    packed_latents: bool = False
 
     def load(self, source: str, revision: str | None, dtype: Any, device: str) -> Any:
         from diffusers import DiffusionPipeline
@@ -46,7 +53,7 @@ class Family:
         editor.set_progress_bar_config(disable=True)
         return editor
 
-    def _common(self, job: Job, generators: list[Any]) -> dict[str, Any]:
+    def _common(self, job: Job, generators: list[Any], on_step: StepCallback | None) -> dict[str, Any]:
         options: dict[str, Any] = {
             "prompt": job.prompt,
             "num_inference_steps": job.steps,
@@ -60,14 +67,46 @@ class Family:
         }
         if self.takes_negative_prompt and job.negative_prompt:
             options["negative_prompt"] = job.negative_prompt
+        if on_step is not None:
+
+            def callback(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+                on_step(step, tensors["latents"])
+                return tensors
+
+            options["callback_on_step_end"] = callback
+            options["callback_on_step_end_tensor_inputs"] = ["latents"]
         return options
 
-    def text_to_image(self, pipe: Any, job: Job, generators: list[Any]) -> list[Image.Image]:
-        return pipe(**self._common(job, generators)).images
+    def text_to_image(
+        self, pipe: Any, job: Job, generators: list[Any], on_step: StepCallback | None = None
+    ) -> list[Image.Image]:
+        return pipe(**self._common(job, generators, on_step)).images
 
-    def inpaint(self, pipe: Any, job: Job, image: Image.Image, area: Image.Image, generators: list[Any]) -> list[Image.Image]:
+    def inpaint(
+        self,
+        pipe: Any,
+        job: Job,
+        image: Image.Image,
+        area: Image.Image,
+        generators: list[Any],
+        on_step: StepCallback | None = None,
+    ) -> list[Image.Image]:
         """Repaint `area` (white) of `image`; both already at the render size."""
-        return pipe(**self._common(job, generators), image=image, mask_image=area, strength=job.strength).images
+        options = self._common(job, generators, on_step)
+        return pipe(**options, image=image, mask_image=area, strength=job.strength).images
+
+    def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
+        """Cheap previews of in-progress latents: decoded at half size where that still has detail."""
+        import torch.nn.functional as F
+
+        if self.packed_latents:
+            latents = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor)
+        if min(latents.shape[-2:]) >= 16:  # a half-size decode costs about a quarter
+            latents = F.interpolate(latents, scale_factor=0.5, mode="bilinear")
+        config = pipe.vae.config
+        latents = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+        decoded = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
+        return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
 
 
 # Loaded without the safety checker: it needs separate weights from the hub, and the
@@ -78,5 +117,7 @@ FAMILIES = {
     "sd": Family("sd", _NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}),
     "sdxl": Family("sdxl", {}, takes_negative_prompt=True, call_options={}),
     # Flux: no negative prompt (guidance is distilled); schnell's T5 context is 256 tokens.
-    "flux": Family("flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}),
+    "flux": Family(
+        "flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
+    ),
 }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from handlers.errors import APIError
-from handlers.job import Job
-from pipelines.worker import Worker
+from handlers.job import ImageEvent, Job
+from pipelines.worker import Cancelled, Worker
 
 log = logging.getLogger("imagegen")
 
@@ -39,13 +41,48 @@ class LocalEngine:
             log.error("preload failed: %s", exc.message)
 
     async def run(self, job: Job) -> list[bytes]:
+        stop = threading.Event()
+        try:
+            return await self._in_model_thread(job, lambda: self.worker.run(job, cancelled=stop.is_set))
+        finally:
+            stop.set()  # the caller went away (or we are done): skip whatever steps remain
+
+    async def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
+        loop = asyncio.get_running_loop()
+        partials: asyncio.Queue[ImageEvent] = asyncio.Queue()
+        stop = threading.Event()
+
+        def emit(event: ImageEvent) -> None:
+            loop.call_soon_threadsafe(partials.put_nowait, event)
+
+        images = asyncio.ensure_future(
+            self._in_model_thread(job, lambda: self.worker.run(job, on_partial=emit, cancelled=stop.is_set))
+        )
+        try:
+            while not images.done() or not partials.empty():
+                next_partial = asyncio.ensure_future(partials.get())
+                await asyncio.wait({next_partial, images}, return_when=asyncio.FIRST_COMPLETED)
+                if next_partial.done():
+                    yield next_partial.result()
+                else:
+                    next_partial.cancel()
+            for index, data in enumerate(images.result()):
+                yield ImageEvent(kind="completed", image_index=index, data=data)
+        finally:
+            stop.set()
+            # Abandoned early: the failure (if any) has nobody left to tell.
+            images.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def _in_model_thread(self, job: Job, work: Callable[[], list[bytes]]) -> list[bytes]:
         thread = self._threads.get(job.model)
         if thread is None:
             raise APIError(404, f"The model '{job.model}' is not served here.", param="model", code="model_not_found")
         try:
-            return await asyncio.get_running_loop().run_in_executor(thread, self.worker.run, job)
+            return await asyncio.get_running_loop().run_in_executor(thread, work)
         except APIError:
             raise
+        except Cancelled:
+            raise APIError(499, "The request was cancelled.", code="cancelled") from None
         except Exception:
             log.exception("%s failed on %s", job.task, job.model)
             raise APIError(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
+import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 from handlers.errors import APIError
-from handlers.job import Job
+from handlers.job import ImageEvent, Job
 from pipelines import imaging
 from pipelines.catalog import ModelSpec
 from pipelines.devices import pick_device, pick_dtype
@@ -27,6 +29,54 @@ log = logging.getLogger("imagegen")
 # meta-device loading are not thread-safe (two models loading at once fail with "cannot
 # import name" or "Cannot copy out of meta tensor").
 _LOADING = threading.RLock()
+
+
+class Cancelled(Exception):
+    """The caller stopped listening; the remaining steps were skipped."""
+
+    def __init__(self, model: str, step: int, steps: int) -> None:
+        super().__init__(f"stopped {model} after step {step} of {steps}: the caller went away")
+
+
+def partial_steps(count: int, steps: int, strength: float = 1.0) -> list[int]:
+    """After which denoising steps (1-based) to emit previews: spread evenly, never the last
+    step (that is the final image), so fewer than asked when a run has few steps."""
+    runs = max(1, math.floor(steps * strength)) if strength < 1.0 else steps
+    chosen = {math.ceil((i + 1) * runs / (count + 1)) for i in range(count)}
+    return sorted(step for step in chosen if 1 <= step < runs)
+
+
+@dataclass(frozen=True)
+class _EditInputs:
+    """An edit's original (at the output size) and area, and their render-size copies."""
+
+    original: Image.Image
+    area: Image.Image  # at render size, white = repaint
+    output_area: Image.Image
+    image: Image.Image  # the original at render size, RGB, for the pipeline
+
+    @classmethod
+    def of(cls, job: Job) -> _EditInputs:
+        output_size, render_size = (job.output_width, job.output_height), (job.width, job.height)
+        original = imaging.decode(job.images[0])
+        original = imaging.resized(original.convert("RGBA" if imaging.has_alpha(original) else "RGB"), output_size)
+        if job.mask is None:
+            area = Image.new("L", output_size, 255)
+        else:
+            area = imaging.resized(imaging.decode(job.mask).convert("L"), output_size, exact=True)
+        return cls(
+            original=original,
+            area=imaging.resized(area, render_size, exact=True),
+            output_area=area,
+            image=imaging.resized(original.convert("RGB"), render_size),
+        )
+
+    def keep_outside(self, generated: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
+        """`generated` inside the area, the original outside it (at `size`, default the output's)."""
+        if size is None:
+            return imaging.keep_outside(self.original, generated, self.output_area)
+        original = imaging.resized(self.original, size)
+        return imaging.keep_outside(original, generated, imaging.resized(self.output_area, size, exact=True))
 
 
 @dataclass
@@ -59,6 +109,7 @@ class Worker:
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        self._run_locks = {model_id: threading.Lock() for model_id in self.specs}
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -102,42 +153,94 @@ class Worker:
             ) from None
         return LoadedModel(spec=spec, family=family, pipe=pipe)
 
-    def run(self, job: Job) -> list[bytes]:
-        """The Job's images, encoded, in seed order."""
+    def run(
+        self,
+        job: Job,
+        *,
+        on_partial: Callable[[ImageEvent], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[bytes]:
+        """The Job's images, encoded, in seed order.
+
+        `on_partial` receives `job.partial_images` previews per image, spread over the run;
+        `cancelled` is asked after every step, and a True stops the remaining steps.
+        """
         import torch
 
         model = self.load(job.model)
         # CPU generators make the same noise on every device: a seed means the same image.
         generators = [torch.Generator("cpu").manual_seed(seed) for seed in job.seeds]
-        output_size = (job.output_width, job.output_height)
-        with torch.inference_mode():
-            if job.task == "generate":
-                images = model.family.text_to_image(model.pipe, job, generators)
-                images = [imaging.resized(image, output_size) for image in images]
-            elif job.task == "edit":
-                images = self._edit(model, job, generators)
-            else:
-                raise APIError(400, f"Task {job.task} is not supported yet.", param="task", code="unsupported_task")
+        edit = None if job.task == "generate" else _EditInputs.of(job)
+        on_step = self._step_watcher(model, job, edit, on_partial, cancelled)
+        # A pipeline's scheduler holds per-run state: one run per model at a time, whoever calls.
+        with self._run_locks[job.model], torch.inference_mode():
+            try:
+                if edit is None:
+                    images = model.family.text_to_image(model.pipe, job, generators, on_step)
+                    images = [imaging.resized(image, (job.output_width, job.output_height)) for image in images]
+                else:
+                    images = model.family.inpaint(model.editor(), job, edit.image, edit.area, generators, on_step)
+                    images = [edit.keep_outside(image) for image in images]
+            except Cancelled as stopped:
+                log.info("%s", stopped)
+                raise
+            except Exception:
+                self._free_memory()
+                raise
         return [imaging.encode(image, job.output_format, job.output_compression) for image in images]
 
-    def _edit(self, model: LoadedModel, job: Job, generators: list[Any]) -> list[Image.Image]:
-        output_size = (job.output_width, job.output_height)
-        render_size = (job.width, job.height)
-        original = imaging.decode(job.images[0])
-        original = original.convert("RGBA" if imaging.has_alpha(original) else "RGB")
-        original = imaging.resized(original, output_size)
-        if job.mask is None:
-            area = Image.new("L", output_size, 255)
-        else:
-            area = imaging.resized(imaging.decode(job.mask).convert("L"), output_size, exact=True)
-        generated = model.family.inpaint(
-            model.editor(),
-            job,
-            imaging.resized(original.convert("RGB"), render_size),
-            imaging.resized(area, render_size, exact=True),
-            generators,
-        )
-        return [imaging.keep_outside(original, image, area) for image in generated]
+    def stream(self, job: Job) -> Iterator[ImageEvent]:
+        """The Job as events: previews as they are made, then each completed image.
+
+        For callers that want a plain generator (Modal's generator method). Closing it early
+        stops the remaining steps.
+        """
+        events: queue.Queue[ImageEvent | BaseException | None] = queue.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for index, data in enumerate(self.run(job, on_partial=events.put, cancelled=stop.is_set)):
+                    events.put(ImageEvent(kind="completed", image_index=index, data=data))
+                events.put(None)
+            except BaseException as exc:  # handed to the consumer, raised there
+                events.put(exc)
+
+        threading.Thread(target=produce, name=f"imagegen-stream-{job.model}", daemon=True).start()
+        try:
+            while (event := events.get()) is not None:
+                if isinstance(event, BaseException):
+                    raise event
+                yield event
+        finally:
+            stop.set()
+
+    def _step_watcher(
+        self,
+        model: LoadedModel,
+        job: Job,
+        edit: _EditInputs | None,
+        on_partial: Callable[[ImageEvent], None] | None,
+        cancelled: Callable[[], bool] | None,
+    ) -> Callable[[int, Any], None] | None:
+        """The per-step callback: stop when cancelled, emit previews at their steps."""
+        preview_steps = partial_steps(job.partial_images, job.steps, job.strength) if on_partial else []
+        if not preview_steps and cancelled is None:
+            return None
+
+        def on_step(step: int, latents: Any) -> None:
+            if cancelled is not None and cancelled():
+                raise Cancelled(job.model, step + 1, job.steps)
+            if on_partial is None or step + 1 not in preview_steps:
+                return
+            previews = model.family.preview(model.editor() if edit else model.pipe, latents, job)
+            for index, preview in enumerate(previews):
+                if edit is not None:
+                    preview = edit.keep_outside(preview, preview.size)
+                data = imaging.encode(preview, job.output_format, job.output_compression)
+                on_partial(ImageEvent("partial", index, data, partial_index=preview_steps.index(step + 1)))
+
+        return on_step
 
     def _free_memory(self) -> None:
         gc.collect()

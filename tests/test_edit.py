@@ -153,4 +153,4 @@ def test_two_images_are_refused_naming_the_limit(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.edit(model="tiny-sd", prompt="x", image=[image, image])
     assert caught.value.body["param"] == "image"
-    assert "one image" in caught.value.body["message"]
+    assert "at most 1 input image" in caught.value.body["message"]
