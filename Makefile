@@ -9,6 +9,8 @@ PORT ?= 8000
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The JavaScript SDK the test suite also drives (needs Node.js and npm).
+JS_SDK := tests/js/node_modules/.package-lock.json
 
 .PHONY: install serve test clean
 
@@ -20,11 +22,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+$(JS_SDK): tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund
+
 serve: $(STAMP)
 	$(BIN)/imagegen serve --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(JS_SDK)
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache tests/js/node_modules
