@@ -39,6 +39,19 @@ class Settings(BaseSettings):
     preload: bool = False
     max_loaded_models: int = Field(3, ge=1)
     max_prompt_chars: int = Field(4000, ge=1)
+    # Bad input: each uploaded file at most this many MB (413); each image at most this many
+    # pixels, read from its header before decoding (400). Pillow's own bomb guard is the ceiling.
+    max_upload_mb: int = Field(50, ge=1)
+    max_image_pixels: int = Field(40_000_000, ge=1, le=89_478_485)
+    # Comma-separated origins browsers may call from (e.g. https://app.example.com, or *). Empty: CORS off.
+    cors_origins: str = ""
+    # Load: requests waiting per model before new ones get 429 at once; how long one may wait
+    # for its turn before a 503; how many images compatible requests may share in one
+    # pipeline call, and how long a lone request waits for company.
+    max_queue: int = Field(32, ge=1)
+    queue_timeout_seconds: float = Field(120.0, gt=0)
+    max_batch_images: int = Field(8, ge=1)
+    batch_wait_ms: float = Field(10.0, ge=0)
 
     @field_validator("model_aliases")
     @classmethod
@@ -61,3 +74,7 @@ class Settings(BaseSettings):
     def alias_map(self) -> dict[str, str]:
         pairs = (item.split("=", 1) for item in _split(self.model_aliases))
         return {alias.strip(): target.strip() for alias, target in pairs}
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return _split(self.cors_origins)

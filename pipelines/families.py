@@ -53,7 +53,9 @@ class Family:
         editor.set_progress_bar_config(disable=True)
         return editor
 
-    def _common(self, job: Job, generators: list[Any], on_step: StepCallback | None) -> dict[str, Any]:
+    def _common(
+        self, job: Job, generators: list[Any], on_step: StepCallback | None, batch: list[Job] | None = None
+    ) -> dict[str, Any]:
         options: dict[str, Any] = {
             "prompt": job.prompt,
             "num_inference_steps": job.steps,
@@ -67,6 +69,11 @@ class Family:
         }
         if self.takes_negative_prompt and job.negative_prompt:
             options["negative_prompt"] = job.negative_prompt
+        if batch:  # several jobs in one call: a prompt per image, in job order
+            options["prompt"] = [each.prompt for each in batch for _ in range(each.n)]
+            options["num_images_per_prompt"] = 1
+            if self.takes_negative_prompt and any(each.negative_prompt for each in batch):
+                options["negative_prompt"] = [each.negative_prompt or "" for each in batch for _ in range(each.n)]
         if on_step is not None:
 
             def callback(pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
@@ -78,9 +85,15 @@ class Family:
         return options
 
     def text_to_image(
-        self, pipe: Any, job: Job, generators: list[Any], on_step: StepCallback | None = None
+        self,
+        pipe: Any,
+        job: Job,
+        generators: list[Any],
+        on_step: StepCallback | None = None,
+        batch: list[Job] | None = None,
     ) -> list[Image.Image]:
-        return pipe(**self._common(job, generators, on_step)).images
+        """`job`'s images; with `batch`, the images of every job in it (same size, steps, guidance)."""
+        return pipe(**self._common(job, generators, on_step, batch)).images
 
     def inpaint(
         self,

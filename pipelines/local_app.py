@@ -8,7 +8,7 @@ from handlers.app import create_app
 from handlers.settings import Settings
 from handlers.store import LocalImageStore
 from pipelines.catalog import ServedModels
-from pipelines.local_engine import LocalEngine
+from pipelines.local_engine import LocalEngine, QueueLimits
 from pipelines.worker import Worker
 
 
@@ -19,4 +19,10 @@ def create_local_app(settings: Settings | None = None) -> FastAPI:
     worker = Worker(served.specs, cache_dir=settings.cache_dir, device=settings.device,
                     max_loaded=settings.max_loaded_models)
     store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds)
-    return create_app(settings, LocalEngine(worker, preload=settings.preload), store, served)
+    limits = QueueLimits(
+        max_queue=settings.max_queue,
+        queue_timeout_seconds=settings.queue_timeout_seconds,
+        max_batch_images=settings.max_batch_images,
+        batch_wait_ms=settings.batch_wait_ms,
+    )
+    return create_app(settings, LocalEngine(worker, preload=settings.preload, limits=limits), store, served)

@@ -46,6 +46,29 @@ def partial_steps(count: int, steps: int, strength: float = 1.0) -> list[int]:
     return sorted(step for step in chosen if 1 <= step < runs)
 
 
+def batch_key(job: Job) -> tuple[Any, ...] | None:
+    """Jobs with equal keys can share one pipeline call; None: this job runs alone."""
+    if job.task != "generate" or job.partial_images:
+        return None
+    return (job.model, job.width, job.height, job.steps, job.guidance)
+
+
+def _out_of_memory(exc: Exception, job: Job) -> Exception:
+    """Out of device memory is the load's fault, not the request's: a 503 worth retrying.
+    Anything else goes up unchanged (the engine reports it as a 500)."""
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return APIError(
+            503,
+            f"Model {job.model} ran out of device memory for this request; retry, or ask for fewer or smaller images.",
+            code="out_of_memory",
+            retryable=True,
+            headers={"retry-after": "5"},
+        )
+    return exc
+
+
 @dataclass(frozen=True)
 class _EditInputs:
     """An edit's original (at the output size) and area, and their render-size copies."""
@@ -165,29 +188,53 @@ class Worker:
         `on_partial` receives `job.partial_images` previews per image, spread over the run;
         `cancelled` is asked after every step, and a True stops the remaining steps.
         """
+        return self.run_batch([job], on_partial=on_partial, cancelled=cancelled)[0]
+
+    def run_batch(
+        self,
+        jobs: list[Job],
+        *,
+        on_partial: Callable[[ImageEvent], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[list[bytes]]:
+        """Several generations in one pipeline call (same model, render size, steps and guidance:
+        see `batch_key`), each job's images in its own list. Edits run one job at a time."""
         import torch
 
-        model = self.load(job.model)
+        lead = jobs[0]
+        if len(jobs) > 1 and len({batch_key(job) for job in jobs}) != 1:
+            raise ValueError("jobs of one batch must share a batch_key")
+        model = self.load(lead.model)
         # CPU generators make the same noise on every device: a seed means the same image.
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in job.seeds]
-        edit = None if job.task == "generate" else _EditInputs.of(job)
-        on_step = self._step_watcher(model, job, edit, on_partial, cancelled)
+        generators = [torch.Generator("cpu").manual_seed(seed) for job in jobs for seed in job.seeds]
+        edit = None if lead.task == "generate" else _EditInputs.of(lead)
+        on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
         # A pipeline's scheduler holds per-run state: one run per model at a time, whoever calls.
-        with self._run_locks[job.model], torch.inference_mode():
+        with self._run_locks[lead.model], torch.inference_mode():
             try:
                 if edit is None:
-                    images = model.family.text_to_image(model.pipe, job, generators, on_step)
-                    images = [imaging.resized(image, (job.output_width, job.output_height)) for image in images]
+                    batch = jobs if len(jobs) > 1 else None
+                    images = model.family.text_to_image(model.pipe, lead, generators, on_step, batch)
                 else:
-                    images = model.family.inpaint(model.editor(), job, edit.image, edit.area, generators, on_step)
-                    images = [edit.keep_outside(image) for image in images]
+                    images = model.family.inpaint(model.editor(), lead, edit.image, edit.area, generators, on_step)
             except Cancelled as stopped:
                 log.info("%s", stopped)
                 raise
-            except Exception:
+            except Exception as exc:
                 self._free_memory()
-                raise
-        return [imaging.encode(image, job.output_format, job.output_compression) for image in images]
+                fault = _out_of_memory(exc, lead)
+                if fault is exc:
+                    raise
+                raise fault from None
+        results, start = [], 0
+        for job in jobs:
+            own, start = images[start : start + job.n], start + job.n
+            if edit is None:
+                own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
+            else:
+                own = [edit.keep_outside(image) for image in own]
+            results.append([imaging.encode(image, job.output_format, job.output_compression) for image in own])
+        return results
 
     def stream(self, job: Job) -> Iterator[ImageEvent]:
         """The Job as events: previews as they are made, then each completed image.

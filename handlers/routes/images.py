@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
 from handlers.deps import Services, ServicesDep
+from handlers.disconnect import unless_disconnected
 from handlers.edit_inputs import EditInput, read_edit_input
 from handlers.errors import invalid
 from handlers.job import Job, TaskName
@@ -72,7 +73,8 @@ async def create_image(
     job = generation_job(body, spec, services.settings.max_prompt_chars)
     if body.stream:
         return await stream_response(services.engine, job, body)
-    return await _respond(await services.engine.run(job), job, body, request, services)
+    images = await unless_disconnected(request, services.engine.run(job))
+    return await _respond(images, job, body, request, services)
 
 
 def _multipart(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
@@ -123,7 +125,8 @@ async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse 
     job = edit_job(body, edit, spec, services.settings.max_prompt_chars)
     if body.stream:
         return await stream_response(services.engine, job, body)
-    return await _respond(await services.engine.run(job), job, body, request, services)
+    images = await unless_disconnected(request, services.engine.run(job))
+    return await _respond(images, job, body, request, services)
 
 
 @router.post("/images/variations", response_model=ImagesResponse, response_model_exclude_none=True,
@@ -132,4 +135,5 @@ async def create_variation(request: Request, services: ServicesDep) -> ImagesRes
     """Variations of an image, conditioned on the image itself (no prompt)."""
     body, spec, edit = await _read_form(request, ImageVariationForm, services, "variation")
     job = variation_job(body, edit, spec)
-    return await _respond(await services.engine.run(job), job, body, request, services)
+    images = await unless_disconnected(request, services.engine.run(job))
+    return await _respond(images, job, body, request, services)

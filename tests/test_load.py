@@ -1,0 +1,210 @@
+"""Under load and faults: bounded queues, batching, hang-ups, injected failures, shutdown."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from pipelines.local_app import create_local_app
+from tests.conftest import ROOT, Server, start_server, stop_server
+
+LONG = {"model": "tiny-sd", "prompt": "a long one", "size": "1024x1024", "num_inference_steps": 40}
+SMALL = {"model": "tiny-sd", "prompt": "a small one", "size": "64x64"}
+
+
+@pytest.fixture(scope="module")
+def tight(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server whose queue holds one waiting request and lets it wait two seconds."""
+    storage = tmp_path_factory.mktemp("tight-images")
+    log_path = tmp_path_factory.mktemp("tight-log") / "server.log"
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(storage), "IMAGEGEN_MAX_QUEUE": "1",
+           "IMAGEGEN_QUEUE_TIMEOUT_SECONDS": "2", "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true"}
+    process, url = start_server(env, log_path)
+    assert httpx.post(f"{url}/v1/images/generations", json=SMALL, timeout=60).status_code == 200  # warm
+    yield Server(url=url, storage_dir=storage, log_path=log_path)
+    stop_server(process)
+
+
+def _post_in_background(url: str, body: dict, results: list, timeout: float = 60) -> threading.Thread:
+    def post() -> None:
+        try:
+            results.append(httpx.post(f"{url}/v1/images/generations", json=body, timeout=timeout))
+        except httpx.HTTPError as exc:
+            results.append(exc)
+
+    thread = threading.Thread(target=post)
+    thread.start()
+    return thread
+
+
+def _wait_for_log(server: Server, text: str, seconds: float = 30) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for line in server.log_path.read_text().splitlines():
+            if text in line:
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} never appeared in the server log")
+
+
+def test_a_full_queue_answers_429_at_once_and_a_long_wait_is_a_503(tight: Server) -> None:
+    running, waiting = [], []
+    long_job = _post_in_background(tight.url, LONG, running)
+    time.sleep(0.5)  # the long job holds the model
+    queued = _post_in_background(tight.url, SMALL, waiting)
+    time.sleep(0.3)  # ...and the small one fills the queue
+    began = time.monotonic()
+    refused = httpx.post(f"{tight.url}/v1/images/generations", json=SMALL, timeout=30)
+    assert time.monotonic() - began < 1.5, "a full queue must answer at once"
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "queue_full"
+    assert int(refused.headers["retry-after"]) >= 1
+    queued.join()
+    (timed_out,) = waiting
+    assert timed_out.status_code == 503
+    assert timed_out.json()["error"]["code"] == "queue_timeout"
+    assert timed_out.headers["x-should-retry"] == "true" and "retry-after" in timed_out.headers
+    long_job.join()
+    assert running[0].status_code == 200
+
+
+def test_a_client_that_hangs_up_frees_its_place_and_stops_its_steps(tight: Server) -> None:
+    running, waiting, later = [], [], []
+    long_job = _post_in_background(tight.url, LONG, running, timeout=1.0)  # gives up after 1 s
+    time.sleep(0.3)
+    queued = _post_in_background(tight.url, SMALL, waiting, timeout=0.6)  # gives up while queued
+    queued.join()
+    assert isinstance(waiting[0], httpx.TimeoutException)
+    time.sleep(0.3)
+    # Its place is free: a new request queues instead of being refused.
+    accepted = _post_in_background(tight.url, SMALL, later)
+    long_job.join()
+    accepted.join()
+    assert later[0].status_code == 200
+    line = _wait_for_log(tight, "stopped tiny-sd after step")
+    assert int(line.split("after step ")[1].split()[0]) < 40
+
+
+def test_compatible_requests_share_a_pipeline_call_and_keep_their_seeds(make_settings) -> None:
+    app = create_local_app(make_settings(models="tiny-sdxl", batch_wait_ms=300))
+    bodies = [{"model": "tiny-sdxl", "prompt": f"scene {i}", "size": "64x64", "response_format": "b64_json",
+               "seed": 100 + i, "n": 1 + i % 2} for i in range(4)]
+    with TestClient(app) as api:
+        alone = [api.post("/v1/images/generations", json=body).json() for body in bodies]
+        results: list = [None] * len(bodies)
+
+        def post(i: int) -> None:
+            results[i] = api.post("/v1/images/generations", json=bodies[i]).json()
+
+        threads = [threading.Thread(target=post, args=(i,)) for i in range(len(bodies))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    for single, batched in zip(alone, results, strict=True):
+        assert len(batched["data"]) == len(single["data"])
+        for a, b in zip(single["data"], batched["data"], strict=True):
+            # Same seed, same prompt: the same image whether it ran alone or in a batch.
+            assert _max_pixel_difference(a["b64_json"], b["b64_json"]) <= 2
+
+
+def _max_pixel_difference(a: str, b: str) -> int:
+    from PIL import ImageChops
+
+    from tests.conftest import png
+
+    first, second = png(base64.b64decode(a)), png(base64.b64decode(b))
+    return max(high for _, high in ImageChops.difference(first, second).getextrema())
+
+
+def test_out_of_memory_is_a_503_worth_retrying_and_the_worker_recovers(make_settings) -> None:
+    app = create_local_app(make_settings(models="tiny-sd"))
+    with TestClient(app) as api:
+        unet = app.state.services.engine.worker.load("tiny-sd").pipe.unet
+        real_forward = unet.forward
+
+        def out_of_memory(*args, **kwargs):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (injected)")
+
+        unet.forward = out_of_memory
+        failed = api.post("/v1/images/generations", json=SMALL)
+        unet.forward = real_forward
+        assert failed.status_code == 503
+        assert failed.json()["error"]["code"] == "out_of_memory"
+        assert failed.headers["x-should-retry"] == "true" and failed.headers["retry-after"]
+        assert "20.00 GiB" not in failed.text  # the device's details stay in the log
+        assert api.post("/v1/images/generations", json=SMALL).status_code == 200
+
+
+def test_a_pipeline_fault_is_a_500_without_retry_and_the_next_request_works(make_settings) -> None:
+    app = create_local_app(make_settings(models="tiny-sd"))
+    with TestClient(app, raise_server_exceptions=False) as api:
+        unet = app.state.services.engine.worker.load("tiny-sd").pipe.unet
+        real_forward = unet.forward
+        unet.forward = lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("injected fault"))
+        failed = api.post("/v1/images/generations", json=SMALL)
+        unet.forward = real_forward
+        assert failed.status_code == 500
+        assert failed.headers["x-should-retry"] == "false"
+        assert "injected" not in failed.text and "Traceback" not in failed.text
+        assert api.post("/v1/images/generations", json=SMALL).status_code == 200
+
+
+def test_a_failed_load_is_retried_by_the_next_request(make_settings, cache_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "flaky"
+    shutil.copytree(cache_dir / "tiny" / "sd-v1", folder)
+    weights = next((folder / "unet").glob("*.safetensors"))
+    good = weights.read_bytes()
+    weights.write_bytes(b"not yet downloaded")
+    with TestClient(create_local_app(make_settings(models=f"tiny-sd,{folder}")),
+                    raise_server_exceptions=False) as api:
+        first = api.post("/v1/images/generations", json={"model": "flaky", "prompt": "x"})
+        assert first.status_code == 500 and first.json()["error"]["code"] == "model_load_failed"
+        weights.write_bytes(good)  # the weights arrive
+        assert api.post("/v1/images/generations", json={"model": "flaky", "prompt": "x"}).status_code == 200
+
+
+def test_shutdown_lets_in_flight_requests_finish(cache_dir: Path, tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true"}
+    process, url = start_server(env, log)
+    try:
+        results: list = []
+        in_flight = _post_in_background(url, {**LONG, "num_inference_steps": 12}, results)
+        time.sleep(0.8)
+        process.send_signal(signal.SIGTERM)
+        in_flight.join()
+        # uvicorn finishes in-flight requests, then re-raises the signal it caught.
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            stop_server(process)
+    assert results[0].status_code == 200
+    stored = tmp_path / "images" / results[0].json()["data"][0]["url"].rsplit("/", 1)[1]
+    assert stored.stat().st_size > 0  # written whole before the answer went out
+    assert list((tmp_path / "images").glob(".incoming-*")) == []  # no half-written files
+
+
+def test_the_load_script_loses_nothing(server: Server) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import load
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    from tests.conftest import API_KEY
+
+    (row,) = load.main(["--url", server.url, "--key", API_KEY, "--bursts", "12", "--size", "64x64"])
+    assert row["sent"] == "12" and row["lost"] == "0" and row["errors"] == "0"
+    assert int(row["200"]) + int(row["429/503"]) == 12
