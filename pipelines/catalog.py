@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 Family = Literal["sd", "sdxl", "flux"]
 Task = Literal["generate", "edit", "variation"]
@@ -74,49 +74,28 @@ def _styles(natural_guidance: float, vivid_guidance: float) -> dict[str, Style]:
 
 # The built-in offline models: tiny random-weight pipelines of each family. They make noise,
 # not pictures, but run every code path in seconds on a CPU.
-_TINY_SIZES = ((256, 256), (512, 512), (1024, 1024), (1792, 1024), (1024, 1792))
+def _tiny(family: Family, name: str, **overrides: Any) -> ModelSpec:
+    fields: dict[str, Any] = {
+        "id": f"tiny-{family}",
+        "source": f"tiny:{family}",
+        "family": family,
+        "description": f"Tiny random-weight {name} pipeline (noise; for tests and trying the API offline).",
+        "sizes": ((256, 256), (512, 512), (1024, 1024), (1792, 1024), (1024, 1792)),
+        "min_side": 64,
+        "max_side": 1024,
+        "default_size": (512, 512),
+        "styles": _styles(0.0, 3.0),
+        "max_n": 10,
+        "gpu": "T4",
+    }
+    return ModelSpec(**{**fields, **overrides})
+
+
 TINY = (
-    ModelSpec(
-        id="tiny-sd",
-        source="tiny:sd",
-        family="sd",
-        description="Tiny random-weight Stable Diffusion pipeline (noise; for tests and trying the API offline).",
-        sizes=_TINY_SIZES,
-        min_side=64,
-        max_side=1024,
-        default_size=(512, 512),
-        styles=_styles(0.0, 3.0),
-        max_n=10,
-        gpu="T4",
-    ),
-    ModelSpec(
-        id="tiny-sdxl",
-        source="tiny:sdxl",
-        family="sdxl",
-        description="Tiny random-weight SDXL pipeline (noise; for tests and trying the API offline).",
-        sizes=_TINY_SIZES,
-        min_side=64,
-        max_side=1024,
-        default_size=(512, 512),
-        styles=_styles(0.0, 3.0),
-        max_n=10,
-        gpu="T4",
-    ),
-    ModelSpec(
-        id="tiny-flux",
-        source="tiny:flux",
-        family="flux",
-        description="Tiny random-weight FLUX pipeline (noise; for tests and trying the API offline).",
-        sizes=_TINY_SIZES,
-        min_side=64,
-        max_side=1024,
-        multiple=16,
-        default_size=(512, 512),
-        styles=_styles(3.5, 5.0),  # built like FLUX.1-dev: guidance is a model input
-        negative_prompt=False,
-        max_n=10,
-        gpu="T4",
-    ),
+    _tiny("sd", "Stable Diffusion"),
+    _tiny("sdxl", "SDXL"),
+    # Built like FLUX.1-dev: guidance is a model input, and there is no negative prompt.
+    _tiny("flux", "FLUX", multiple=16, styles=_styles(3.5, 5.0), negative_prompt=False),
 )
 
 # Real models, pinned to a hub revision so a deploy never changes under us.
