@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from handlers.auth import BearerAuth
 from handlers.deps import Services
 from handlers.engine import Engine
 from handlers.errors import install_error_handlers
+from handlers.limits import MB, BodyLimit
 from handlers.routes import health, images, models, temp_images
 from handlers.settings import Settings
 from handlers.store import ImageStore
@@ -60,5 +62,11 @@ def create_app(settings: Settings, engine: Engine, store: ImageStore, served: Se
     app.include_router(health.router)
     for router in (images.router, models.router, temp_images.router):
         app.include_router(router, prefix="/v1")
+    # The last added runs first: CORS (so preflights and 401s carry its headers), then the
+    # key, then the body limits, before any route reads the body.
+    app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB)
     app.add_middleware(BearerAuth, keys=settings.keys)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
+                           allow_headers=["*"], expose_headers=["x-should-retry", "retry-after"])
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -13,11 +14,20 @@ from handlers.errors import APIError
 _OPEN_PREFIXES = ("/v1/temp-images/",)
 
 
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
 def key_matches(presented: str, keys: list[str]) -> bool:
-    """Constant-time against every key, so timing tells nothing about which keys exist."""
+    """Constant-time against every key, so timing tells nothing about which keys exist.
+
+    Digests of equal length are compared, because `compare_digest` returns at once on a
+    length mismatch and would give away each key's length.
+    """
+    presented_digest = _digest(presented)
     found = False
     for key in keys:
-        found |= hmac.compare_digest(presented.encode(), key.encode())
+        found |= hmac.compare_digest(presented_digest, _digest(key))
     return found
 
 

@@ -3,6 +3,12 @@
 OpenAI: pixels with alpha = 0 in the mask mark the area to edit; with no mask, the image's own
 fully transparent pixels do; with neither, the whole image is edited under the prompt.
 The Worker gets diffusers' convention: a greyscale PNG, white = repaint, black = keep.
+
+What is accepted is decided from the bytes, never from the file name or the part's content
+type: PNG, JPEG and WEBP, any mode Pillow reads from them. The Worker always receives an 8-bit
+RGB or RGBA image: uploads already in that form pass through unchanged, anything else
+(greyscale, palette, CMYK, 16-bit, colour-keyed transparency, animated) is converted here,
+once, so both sides agree on every pixel. An animated PNG or WEBP is edited as its first frame.
 """
 
 from __future__ import annotations
@@ -12,40 +18,117 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from handlers.errors import invalid
+from handlers.errors import APIError, invalid
+from handlers.settings import Settings
 
+# What Pillow may open. A JPEG with a second picture (a phone's depth map) opens as MPO, whose
+# first frame is the photo.
 _FORMATS = ("PNG", "JPEG", "WEBP")
+# Formats people upload that we do not take, so the error can say what was sent.
+_SIGNATURES = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"%PDF", "PDF"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
+
+DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
 
 
 @dataclass(frozen=True)
 class EditInput:
-    image: bytes
+    image: bytes  # PNG, JPEG or WEBP whose decoded mode is RGB or RGBA
     size: tuple[int, int]
     mask: bytes | None  # diffusers convention; None: edit the whole image
 
 
-def _open(data: bytes, param: str) -> Image.Image:
+def _sniff(data: bytes) -> str | None:
+    """The name of a known image format we do not accept, from its first bytes."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    if data[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(data[8:12])
+    if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml"):
+        return "SVG"
+    return None
+
+
+def _open(data: bytes, param: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The decoded upload (its first frame), or a 400 naming `param` that says what is wrong.
+
+    The pixel count comes from the header and is checked before the bitmap is decoded, so a
+    small file that claims a huge image (a decompression bomb) costs nothing.
+    """
     if not data:
         raise invalid(param, f"The '{param}' file is empty.", code="invalid_image")
     try:
-        image = Image.open(io.BytesIO(data))
-        if image.format not in _FORMATS:
-            raise invalid(param, f"The '{param}' file is {image.format}; use PNG, JPEG or WEBP.",
-                          code="invalid_image_format")
+        image = Image.open(io.BytesIO(data), formats=_FORMATS)
+    except UnidentifiedImageError:
+        other = _sniff(data)
+        if other is not None:
+            raise invalid(param, f"The '{param}' file is {other}; use PNG, JPEG or WEBP.",
+                          code="invalid_image_format") from None
+        raise invalid(param, f"The '{param}' file is not a PNG, JPEG or WEBP image (the type is read from the "
+                             "file's content, not its name).", code="invalid_image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own guard, above ours; a warning is an exception only where warnings are
+        # errors (the tests), elsewhere the header check below refuses the same image.
+        raise _too_many_pixels(param, None, max_pixels) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _unreadable(param) from exc
+    if image.width * image.height > max_pixels:
+        raise _too_many_pixels(param, image.size, max_pixels)
+    try:
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise invalid(param, f"The '{param}' file is not a readable PNG, JPEG or WEBP image.",
-                      code="invalid_image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated, corrupt
+        raise _unreadable(param) from exc
     return image
 
 
+def _unreadable(param: str) -> APIError:
+    return invalid(param, f"The '{param}' file is damaged or truncated: it is not a readable PNG, JPEG or WEBP "
+                          "image.", code="invalid_image")
+
+
+def _too_many_pixels(param: str, size: tuple[int, int] | None, max_pixels: int) -> APIError:
+    what = "is too large" if size is None else f"is {size[0]}x{size[1]} ({size[0] * size[1]:,} pixels)"
+    return invalid(param, f"The '{param}' image {what}; the limit is {max_pixels:,} pixels.", code="image_too_large")
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    """Alpha, a palette with transparent entries, or a transparent colour key (PNG tRNS)."""
+    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit greyscale scaled to 8 bits (Pillow's own conversion clips at 255 instead)."""
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        return image.point(lambda value: value / 256).convert("L")
+    return image
+
+
+def _for_worker(image: Image.Image, data: bytes) -> tuple[Image.Image, bytes]:
+    """The image as the Worker will see it (RGB or RGBA) and the bytes to send it."""
+    animated = getattr(image, "is_animated", False)
+    if image.mode in ("RGB", "RGBA") and "transparency" not in image.info and not animated:
+        return image, data
+    alpha = _has_transparency(image)
+    image = _eight_bit(image).convert("RGBA" if alpha else "RGB")
+    return image, _png(image)
+
+
 def _alpha(image: Image.Image) -> Image.Image | None:
-    """The image's alpha channel, or None when it has none."""
-    if image.mode in ("RGBA", "LA", "PA"):
-        return image.getchannel("A")
-    if image.mode == "P" and "transparency" in image.info:
-        return image.convert("RGBA").getchannel("A")
-    return None
+    """The image's alpha channel (palette and colour-key transparency included), or None."""
+    if not _has_transparency(image):
+        return None
+    if image.mode not in ("RGBA", "LA", "PA"):
+        image = _eight_bit(image).convert("RGBA")
+    return image.getchannel("A")
 
 
 def _edit_area(alpha: Image.Image) -> Image.Image:
@@ -59,11 +142,14 @@ def _png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def read_edit_input(image_data: bytes, mask_data: bytes | None) -> EditInput:
-    image = _open(image_data, "image")
+def read_edit_input(
+    image_data: bytes, mask_data: bytes | None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> EditInput:
+    """The checked image and the area to edit; any problem is a 400 naming `image` or `mask`."""
+    image, image_bytes = _for_worker(_open(image_data, "image", max_pixels), image_data)
     mask_area: Image.Image | None = None
     if mask_data is not None:
-        mask = _open(mask_data, "mask")
+        mask = _open(mask_data, "mask", max_pixels)
         if mask.size != image.size:
             raise invalid(
                 "mask",
@@ -83,4 +169,4 @@ def read_edit_input(image_data: bytes, mask_data: bytes | None) -> EditInput:
         alpha = _alpha(image)
         if alpha is not None and alpha.getextrema()[0] == 0:
             mask_area = _edit_area(alpha)
-    return EditInput(image=image_data, size=image.size, mask=None if mask_area is None else _png(mask_area))
+    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else _png(mask_area))

@@ -52,11 +52,21 @@ class APIError(Exception):
         if retryable is not None:
             self.headers["x-should-retry"] = "true" if retryable else "false"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses the Modal boundary pickled; the default would call APIError(message) only.
+        # The headers already hold x-should-retry, so `retryable` need not travel.
+        return _rebuild, (self.status, self.message, self.param, self.code, self.type, self.headers)
+
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def _rebuild(status: int, message: str, param: str | None, code: str | None, type: str,
+             headers: dict[str, str]) -> APIError:
+    return APIError(status, message, param=param, code=code, type=type, headers=headers)
 
 
 def invalid(param: str | None, message: str, code: str | None = "invalid_value") -> APIError:
@@ -84,8 +94,27 @@ def from_validation(errors: list[Any]) -> APIError:
     return invalid(param, f"Invalid value for '{param}': {message}.")
 
 
+def _openapi_without_422(app: FastAPI) -> Any:
+    """FastAPI documents a 422 on every route that validates; here validation is a 400."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register every failure path once, so nothing leaves as FastAPI's `{"detail": …}`."""
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
 
     @app.exception_handler(APIError)
     async def on_api_error(_: Request, exc: APIError) -> JSONResponse:

@@ -89,9 +89,10 @@ def _resolve(
 def _prompted(
     task: TaskName, request: PromptedRequest, spec: ModelSpec, output: Size, max_prompt_chars: int
 ) -> dict[str, Any]:
-    if len(request.prompt) > max_prompt_chars:
-        raise invalid("prompt", f"The prompt is {len(request.prompt)} characters; the limit is {max_prompt_chars}.",
-                      code="string_above_max_length")
+    for param, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt or "")):
+        if len(text) > max_prompt_chars:
+            raise invalid(param, f"The {param} is {len(text)} characters; the limit is {max_prompt_chars}.",
+                          code="string_above_max_length")
     style = spec.styles[request.style or "natural"]
     fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance)
     fields["partial_images"] = request.partial_images if request.stream else 0

@@ -37,10 +37,14 @@ class ImageRequestBase(_Extensions):
     # Clients send fields we do not know (newer OpenAI fields); ignoring them keeps them working.
     model_config = ConfigDict(extra="ignore")
 
-    model: str | None = Field(None, description="A served model id, or an OpenAI model name mapped to one.")
+    model: str | None = Field(
+        None, max_length=256, description="A served model id, or an OpenAI model name mapped to one."
+    )
     n: int = Field(1, ge=1, le=10, description="Number of images (1-10, and at most the model's max_n).")
     size: str | None = Field(
-        None, description="`auto`, an OpenAI size such as `1024x1024`, or any `WxH` within the model's bounds."
+        None,
+        max_length=32,
+        description="`auto`, an OpenAI size such as `1024x1024`, or any `WxH` within the model's bounds.",
     )
     quality: Quality | None = Field(
         None, description="`standard`/`medium`/`auto` and `hd`/`high` pick the model's step counts; `low` fewer."
@@ -55,6 +59,19 @@ class ImageRequestBase(_Extensions):
     )
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
     user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")
+
+
+    @field_validator("*")
+    @classmethod
+    def _text_is_unicode(cls, value: object) -> object:
+        # JSON may carry lone surrogates ("\ud800"); they cannot be encoded back into any
+        # answer, so they are the caller's error, named, not a 500 later on.
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+        return value
 
 
 class PromptedRequest(ImageRequestBase):

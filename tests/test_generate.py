@@ -125,6 +125,9 @@ def test_an_overlong_prompt_is_refused(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(model="tiny-sd", prompt="x" * 4001)
     assert caught.value.body["param"] == "prompt"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="tiny-sd", prompt="x", extra_body={"negative_prompt": "y" * 4001})
+    assert caught.value.body["param"] == "negative_prompt"
 
 
 def test_an_unknown_model_is_404_model_not_found(client: OpenAI) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import time
 
 import httpx
@@ -224,3 +225,4 @@ def test_the_schema_documents_every_endpoint_and_extension(api) -> None:
     edit = schema["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"image", "mask", "prompt", "stream"} <= set(edit["properties"])
     assert "ErrorResponse" in schema["components"]["schemas"]
+    assert '"422"' not in json.dumps(schema)  # validation errors are 400s here

@@ -113,7 +113,8 @@ async def _read_form(
                       f"{len(images)} were sent.", code="too_many_images")
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
-    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None)
+    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None,
+                                   max_pixels=services.settings.max_image_pixels)
     return body, spec, edit
 
 

@@ -1,0 +1,170 @@
+"""Request body limits, enforced as the bytes arrive: nothing past a limit is read, let alone kept."""
+
+from __future__ import annotations
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handlers.errors import APIError
+
+MB = 1024 * 1024
+# Room for the text fields and the multipart framing, besides the files.
+FIELDS_BYTES = 1 * MB
+# The most files a request carries: an image and its mask.
+FILES_PER_REQUEST = 2
+
+
+def body_limit(max_file_bytes: int) -> int:
+    """The largest request body: every file at its limit, plus the fields."""
+    return FILES_PER_REQUEST * max_file_bytes + FIELDS_BYTES
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / MB:.0f} MB" if size % MB == 0 else f"{size / MB:.1f} MB"
+
+
+def body_too_large(size: int | None, limit: int) -> APIError:
+    said = "" if size is None else f" ({_megabytes(size)})"
+    return APIError(413, f"The request body is too large{said}; the limit is {_megabytes(limit)}.",
+                    code="request_too_large")
+
+
+def file_too_large(field: str, limit: int) -> APIError:
+    return APIError(413, f"The '{field}' file is larger than the {_megabytes(limit)} limit.", param=field,
+                    code="file_too_large")
+
+
+class _FileSizes:
+    """Follows a multipart body as it streams past and raises once one part passes the limit."""
+
+    def __init__(self, boundary: bytes, max_file_bytes: int) -> None:
+        self.max_file_bytes = max_file_bytes
+        self._header_name = b""
+        self._header_value = b""
+        self._field = ""
+        self._size = 0
+        self._parser = MultipartParser(boundary, {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_part_data": self._on_part_data,
+        })
+        self._broken = False
+
+    def feed(self, chunk: bytes) -> None:
+        if self._broken:
+            return
+        try:
+            self._parser.write(chunk)
+        except APIError:
+            raise
+        except Exception:  # malformed multipart: the form parser will say so; the body limit still holds
+            self._broken = True
+
+    def _on_part_begin(self) -> None:
+        self._field, self._size = "", 0
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _on_header_end(self) -> None:
+        if self._header_name.strip().lower() == b"content-disposition":
+            _, options = parse_options_header(self._header_value)
+            # The SDKs send a list of images as `image[]`; the field is `image` all the same.
+            self._field = options.get(b"name", b"").decode("utf-8", "replace").removesuffix("[]")
+        self._header_name = self._header_value = b""
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._size += end - start
+        if self._size > self.max_file_bytes:
+            raise file_too_large(self._field or "file", self.max_file_bytes)
+
+
+class BodyLimit:
+    """ASGI middleware: a 413 in OpenAI's shape for a body, or one uploaded file, past its limit.
+
+    A declared Content-Length past the limit is refused before a byte of the body is read.
+    Otherwise the bytes are counted as they arrive (a chunked upload declares no length), and
+    each part of a multipart body is counted on its own, so the error names the field. Once a
+    limit is passed the app's own answer (the form parser's error, say) is replaced by the 413.
+    """
+
+    def __init__(self, app: ASGIApp, max_file_bytes: int) -> None:
+        self.app = app
+        self.max_file_bytes = max_file_bytes
+        self.max_body_bytes = body_limit(max_file_bytes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared, content_type = _headers(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await body_too_large(declared, self.max_body_bytes).response()(scope, receive, send)
+            return
+
+        files = self._file_sizes(content_type)
+        received = 0
+        refused: APIError | None = None
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            if refused is not None:
+                raise refused
+            message = await receive()
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                try:
+                    if received > self.max_body_bytes:
+                        raise body_too_large(None, self.max_body_bytes)
+                    if files is not None:
+                        files.feed(chunk)
+                except APIError as error:
+                    refused = error
+                    raise
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if refused is not None:  # the app's answer to a body we stopped reading
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if refused is None or started:
+                raise
+        if refused is not None and not started:
+            await refused.response()(scope, receive, send)
+
+    def _file_sizes(self, content_type: str) -> _FileSizes | None:
+        kind, options = parse_options_header(content_type)
+        boundary = options.get(b"boundary")
+        if kind != b"multipart/form-data" or not boundary:
+            return None
+        try:
+            return _FileSizes(boundary, self.max_file_bytes)
+        except Exception:  # an unusable boundary: the form parser refuses the request itself
+            return None
+
+
+def _headers(scope: Scope) -> tuple[int | None, str]:
+    declared: int | None = None
+    content_type = ""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                declared = int(value)
+            except ValueError:
+                declared = None
+        elif name == b"content-type":
+            content_type = value.decode("latin-1")
+    return declared, content_type
