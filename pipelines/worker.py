@@ -125,10 +125,21 @@ class Worker:
     scheduler holds per-run state).
     """
 
-    def __init__(self, specs: Iterable[ModelSpec], *, cache_dir: Path, device: str = "auto", max_loaded: int = 3) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec],
+        *,
+        cache_dir: Path,
+        device: str = "auto",
+        max_loaded: int = 3,
+        dtype: str | None = None,
+    ) -> None:
+        """`dtype` ("bfloat16", "float16", "float32") overrides the device's usual one: loading on
+        the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds."""
         self.specs = {spec.id: spec for spec in specs}
         self.cache_dir = Path(cache_dir)
         self.device = pick_device(device)
+        self.dtype = dtype
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -164,7 +175,7 @@ class Worker:
         try:
             source, revision = weights_source(spec, self.cache_dir)
             log.info("loading %s from %s on %s", spec.id, source, self.device)
-            pipe = family.load(source, revision, pick_dtype(self.device), self.device)
+            pipe = family.load(source, revision, self._dtype(), self.device)
         except Exception as exc:
             log.exception("loading %s failed", spec.id)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -289,9 +300,25 @@ class Worker:
 
         return on_step
 
-    def _free_memory(self) -> None:
-        gc.collect()
+    def move_to(self, device: str) -> None:
+        """Move the loaded pipelines (and later loads) to `device`, e.g. once a GPU is attached."""
+        with _LOADING, self._lock:
+            self.device = device
+            for model in self._loaded.values():
+                model.pipe.to(device=device, dtype=self._dtype())  # editors share these modules
+
+    def _dtype(self) -> Any:
+        if self.dtype is None:
+            return pick_dtype(self.device)
         import torch
 
-        if torch.cuda.is_available():
+        return getattr(torch, self.dtype)
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        # Ask CUDA only when we run on it: torch caches its first answer, and an early "no GPU"
+        # (say, while a Modal memory snapshot is taken) would stick after the GPU arrives.
+        if self.device.startswith("cuda"):
+            import torch
+
             torch.cuda.empty_cache()

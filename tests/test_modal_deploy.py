@@ -1,0 +1,66 @@
+"""The operator's scripts: deploy.py's choices (checked offline), and the smoke test run for real
+against a local server, which speaks the same API a deployment does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from scripts.deploy import deploy_env, parse_args
+from scripts.smoke import run_smoke
+from tests.conftest import API_KEY, ROOT, Server
+
+
+def deploy(*args: str) -> subprocess.CompletedProcess:
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("MODAL_", "IMAGEGEN_"))}
+    return subprocess.run([sys.executable, "scripts/deploy.py", *args, "--dry-run"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_flags_become_the_environment_modal_app_reads() -> None:
+    args = parse_args(["--models", "flux-schnell,sdxl-turbo", "--gpu", "flux-schnell=H200", "--gpu", "sdxl-turbo=L40S",
+                       "--min-containers", "1", "--scaledown-window", "600", "--proxy-auth", "--ttl", "900"])
+    assert deploy_env(args) == {
+        "IMAGEGEN_MODELS": "flux-schnell,sdxl-turbo",
+        "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200,sdxl-turbo=L40S",
+        "IMAGEGEN_MODAL_MIN_CONTAINERS": "1",
+        "IMAGEGEN_MODAL_SCALEDOWN_WINDOW": "600",
+        "IMAGEGEN_MODAL_PROXY_AUTH": "true",
+        "IMAGEGEN_IMAGE_TTL_SECONDS": "900",
+    }
+    assert deploy_env(parse_args([])) == {}  # unset flags leave the environment (or the defaults) in charge
+
+
+def test_a_dry_run_prints_the_plan_per_model() -> None:
+    result = deploy("--models", "sdxl-turbo,flux-schnell", "--gpu", "flux-schnell=H200", "--min-containers", "1")
+    assert result.returncode == 0, result.stderr
+    assert "modal run modal_app.py::download --models sdxl-turbo,flux-schnell" in result.stdout
+    assert "sdxl-turbo on L4: 1 warm, at most 4, idle 300 s" in result.stdout
+    assert "flux-schnell on H200: 1 warm" in result.stdout
+
+
+def test_bad_choices_are_refused_before_anything_is_created() -> None:
+    for args, reason in [
+        (("--models", "sdxl-turbo,/models/mine"), "must name catalog models"),
+        (("--gpu", "sdxl-turbo=H1OO"), "unknown GPU 'H1OO'"),
+        (("--gpu", "flux-schnell=H100"), "'flux-schnell', which is not served"),
+        (("--scaledown-window", "1"), "--scaledown-window: Input should be greater than or equal to 2"),
+        (("--min-containers", "3", "--max-containers", "2"), "min_containers (3) exceeds max_containers (2)"),
+    ]:
+        result = deploy(*args)
+        assert result.returncode != 0, args
+        assert reason in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_smoke_test_passes_against_a_live_server(server: Server) -> None:
+    lines: list[str] = []
+    assert run_smoke(server.url, API_KEY, "tiny-sd", size="64x64", out=lines.append), lines
+    assert [line.split()[0] for line in lines[1:-1]] == ["ok"] * 4
+    assert any("URL fetched" in line for line in lines) and any("with mask" in line for line in lines)
+
+
+def test_the_smoke_test_reports_what_failed(server: Server) -> None:
+    lines: list[str] = []
+    assert not run_smoke(server.url, "sk-wrong", out=lines.append)
+    assert lines[-1].startswith("FAIL") and "list_models" in lines[-1] and "AuthenticationError" in lines[-1]
