@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from handlers.errors import APIError
 from handlers.job import ImageEvent, Job
 from pipelines import imaging
 from pipelines.catalog import ModelSpec
 from pipelines.devices import pick_device, pick_dtype
+from pipelines.edit_canvas import EditCanvas
 from pipelines.families import FAMILIES, Family
 from pipelines.weights import weights_source
 
@@ -67,39 +66,6 @@ def _out_of_memory(exc: Exception, job: Job) -> Exception:
             headers={"retry-after": "5"},
         )
     return exc
-
-
-@dataclass(frozen=True)
-class _EditInputs:
-    """An edit's original (at the output size) and area, and their render-size copies."""
-
-    original: Image.Image
-    area: Image.Image  # at render size, white = repaint
-    output_area: Image.Image
-    image: Image.Image  # the original at render size, RGB, for the pipeline
-
-    @classmethod
-    def of(cls, job: Job) -> _EditInputs:
-        output_size, render_size = (job.output_width, job.output_height), (job.width, job.height)
-        original = imaging.decode(job.images[0])
-        original = imaging.resized(original.convert("RGBA" if imaging.has_alpha(original) else "RGB"), output_size)
-        if job.mask is None:
-            area = Image.new("L", output_size, 255)
-        else:
-            area = imaging.resized(imaging.decode(job.mask).convert("L"), output_size, exact=True)
-        return cls(
-            original=original,
-            area=imaging.resized(area, render_size, exact=True),
-            output_area=area,
-            image=imaging.resized(original.convert("RGB"), render_size),
-        )
-
-    def keep_outside(self, generated: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
-        """`generated` inside the area, the original outside it (at `size`, default the output's)."""
-        if size is None:
-            return imaging.keep_outside(self.original, generated, self.output_area)
-        original = imaging.resized(self.original, size)
-        return imaging.keep_outside(original, generated, imaging.resized(self.output_area, size, exact=True))
 
 
 @dataclass
@@ -218,7 +184,7 @@ class Worker:
         model = self.load(lead.model)
         # CPU generators make the same noise on every device: a seed means the same image.
         generators = [torch.Generator("cpu").manual_seed(seed) for job in jobs for seed in job.seeds]
-        edit = None if lead.task == "generate" else _EditInputs.of(lead)
+        edit = None if lead.task == "generate" else EditCanvas.of(lead)
         on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
         # A pipeline's scheduler holds per-run state: one run per model at a time, whoever calls.
         with self._run_locks[lead.model], torch.inference_mode():
@@ -277,7 +243,7 @@ class Worker:
         self,
         model: LoadedModel,
         job: Job,
-        edit: _EditInputs | None,
+        edit: EditCanvas | None,
         on_partial: Callable[[ImageEvent], None] | None,
         cancelled: Callable[[], bool] | None,
     ) -> Callable[[int, Any], None] | None:

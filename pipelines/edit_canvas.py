@@ -1,0 +1,44 @@
+"""An edit's pixels: the original at the output size, the area to repaint, and the copies the
+pipeline renders from. Everything outside the area comes back byte-identical."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image
+
+from handlers.job import Job
+from pipelines import imaging
+
+
+@dataclass(frozen=True)
+class EditCanvas:
+    """An edit's original (at the output size) and area, and their render-size copies."""
+
+    original: Image.Image
+    area: Image.Image  # at render size, white = repaint
+    output_area: Image.Image
+    image: Image.Image  # the original at render size, RGB, for the pipeline
+
+    @classmethod
+    def of(cls, job: Job) -> EditCanvas:
+        output_size, render_size = (job.output_width, job.output_height), (job.width, job.height)
+        original = imaging.decode(job.images[0])
+        original = imaging.resized(original.convert("RGBA" if imaging.has_alpha(original) else "RGB"), output_size)
+        if job.mask is None:
+            area = Image.new("L", output_size, 255)
+        else:
+            area = imaging.resized(imaging.decode(job.mask).convert("L"), output_size, exact=True)
+        return cls(
+            original=original,
+            area=imaging.resized(area, render_size, exact=True),
+            output_area=area,
+            image=imaging.resized(original.convert("RGB"), render_size),
+        )
+
+    def keep_outside(self, generated: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:
+        """`generated` inside the area, the original outside it (at `size`, default the output's)."""
+        if size is None:
+            return imaging.keep_outside(self.original, generated, self.output_area)
+        original = imaging.resized(self.original, size)
+        return imaging.keep_outside(original, generated, imaging.resized(self.output_area, size, exact=True))
