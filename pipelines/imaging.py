@@ -10,8 +10,9 @@ _SAVE_OPTIONS = {
     # Pillow's default PNG level is slow; level 1 is several times faster for ~25% more bytes.
     "png": lambda quality: {"format": "PNG", "compress_level": 1},
     "jpeg": lambda quality: {"format": "JPEG", "quality": 90 if quality is None else quality},
-    # method=0 is WEBP's fast setting.
-    "webp": lambda quality: {"format": "WEBP", "quality": 90 if quality is None else quality, "method": 0},
+    # method=0 is WEBP's fast setting; 100 means lossless, so edits keep their pixels exactly.
+    "webp": lambda quality: {"format": "WEBP", "quality": 90 if quality is None else quality, "method": 0,
+                             "lossless": quality == 100},
 }
 
 

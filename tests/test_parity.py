@@ -226,3 +226,16 @@ def test_the_schema_documents_every_endpoint_and_extension(api) -> None:
     assert {"image", "mask", "prompt", "stream"} <= set(edit["properties"])
     assert "ErrorResponse" in schema["components"]["schemas"]
     assert '"422"' not in json.dumps(schema)  # validation errors are 400s here
+
+
+def test_lossless_webp_keeps_the_unedited_pixels_too(client: OpenAI) -> None:
+    original = noise((96, 64))
+    response = client.images.edit(
+        model="tiny-sd", prompt="a red door", image=("photo.png", png_bytes(original), "image/png"),
+        mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
+        output_format="webp", output_compression=100, response_format="b64_json",
+    )
+    result = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json)))
+    assert result.format == "WEBP"
+    box = changed_box(original, result)
+    assert box is not None and inside(box, HOLE)
