@@ -1,0 +1,1 @@
+"""Operator scripts; a package so the tests can import them."""

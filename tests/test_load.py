@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from pipelines.local_app import create_local_app
-from tests.conftest import ROOT, Server, start_server, stop_server
+from tests.conftest import Server, start_server, stop_server
 
 LONG = {"model": "tiny-sd", "prompt": "a long one", "size": "1024x1024", "num_inference_steps": 40}
 SMALL = {"model": "tiny-sd", "prompt": "a small one", "size": "64x64"}
@@ -198,11 +197,7 @@ def test_shutdown_lets_in_flight_requests_finish(cache_dir: Path, tmp_path: Path
 
 
 def test_the_load_script_loses_nothing(server: Server) -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import load
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    from scripts import load
     from tests.conftest import API_KEY
 
     (row,) = load.main(["--url", server.url, "--key", API_KEY, "--bursts", "12", "--size", "64x64"])
