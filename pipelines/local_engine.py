@@ -63,7 +63,7 @@ class LocalEngine:
     async def start(self) -> None:
         self._queues = {model_id: _ModelQueue(model_id) for model_id in self.worker.specs}
         for model_id, queue in self._queues.items():
-            queue.feeder = asyncio.create_task(self._feed(model_id, queue))
+            queue.feeder = asyncio.create_task(self._feed(queue))
             if self.preload:
                 # In the model's own thread, so /health answers at once and the first request
                 # queues behind the load instead of loading a second time.
@@ -136,7 +136,7 @@ class LocalEngine:
         if queue is not None and not ticket.started and ticket in queue.waiting:
             queue.waiting.remove(ticket)
 
-    async def _feed(self, model_id: str, queue: _ModelQueue) -> None:
+    async def _feed(self, queue: _ModelQueue) -> None:
         while True:
             if not queue.waiting:
                 queue.arrived.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
 
 import httpx
@@ -35,6 +36,12 @@ def changed_box(before: Image.Image, after: Image.Image) -> tuple[int, int, int,
 
 def inside(box: tuple[int, int, int, int], area: tuple[int, int, int, int]) -> bool:
     return area[0] <= box[0] and area[1] <= box[1] and box[2] <= area[2] and box[3] <= area[3]
+
+
+def jpeg_bytes(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format="JPEG")
+    return out.getvalue()
 
 
 def edit_b64(client: OpenAI, **kwargs) -> list[Image.Image]:
@@ -97,17 +104,9 @@ def test_size_sets_the_output_size(client: OpenAI) -> None:
 
 def test_an_edit_url_is_fetchable(client: OpenAI) -> None:
     response = client.images.edit(model="tiny-sd", prompt="a red door",
-                                  image=("photo.jpg", _jpeg(noise((64, 64))), "image/jpeg"))
+                                  image=("photo.jpg", jpeg_bytes(noise((64, 64))), "image/jpeg"))
     fetched = httpx.get(response.data[0].url)
     assert fetched.status_code == 200 and png(fetched.content).size == (64, 64)
-
-
-def _jpeg(image: Image.Image) -> bytes:
-    import io
-
-    out = io.BytesIO()
-    image.save(out, format="JPEG")
-    return out.getvalue()
 
 
 def test_a_mask_of_another_size_is_a_400_naming_mask(client: OpenAI) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import threading
@@ -215,7 +216,7 @@ def test_concurrent_requests_all_succeed_and_health_stays_fast(server: Server, c
         try:
             response = client.images.generate(model=model, prompt="busy", size=size, quality="hd",
                                               response_format="b64_json")
-            results.append((time.monotonic(), png(__import__("base64").b64decode(response.data[0].b64_json)).size))
+            results.append((time.monotonic(), png(base64.b64decode(response.data[0].b64_json)).size))
         except Exception as exc:  # collected, asserted below
             results.append(exc)
 
