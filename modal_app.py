@@ -21,16 +21,16 @@ from pathlib import Path
 
 import modal
 from fastapi import FastAPI
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from handlers.app import create_app
-from handlers.errors import APIError
-from handlers.job import ImageEvent, Job
-from handlers.modal_engine import ModalEngine
-from handlers.settings import Settings
-from handlers.volume_store import ModalVolumeFiles, VolumeFiles, VolumeImageStore
-from pipelines.catalog import CATALOG, ServedModels
+from handlers.hosts.modal_deployment import ModalDeployment
+from handlers.settings import ServerSettings
+from handlers.stores.volume import ModalVolumeFiles, VolumeFiles, VolumeImageStore
+from pipelines.contract import errors
+from pipelines.contract.catalog import CATALOG, ServedModels
+from pipelines.contract.job import ImageEvent, Job
+from pipelines.modal_engine import ModalEngine
+from pipelines.settings import EngineSettings
 
 log = logging.getLogger("imagegen")
 if not modal.is_local():  # in a container, the log is stdout/stderr: say what loaded where
@@ -38,73 +38,10 @@ if not modal.is_local():  # in a container, the log is stdout/stderr: say what l
 
 # ## Deploy-time knobs
 #
-# Read from the environment when `modal deploy` imports this file, and forwarded to the
-# containers that need them at run time. The defaults suit an interactive API: scale to zero,
-# stay warm five minutes after the last request, answer before Modal's 150 s web limit.
-
-# Modal's GPU types (a ":N" suffix asks for N of them). Checked at deploy time, because a typo
-# would otherwise surface only when the first request for that model fails.
-GPU_TYPES = ("T4", "L4", "A10", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "H100", "H100!", "H200", "B200")
-
-
-class ModalDeployment(BaseSettings):
-    """How this app is deployed (IMAGEGEN_MODAL_*; the models are IMAGEGEN_MODELS, as locally)."""
-
-    model_config = SettingsConfigDict(env_prefix="IMAGEGEN_MODAL_", extra="ignore", populate_by_name=True)
-
-    models: str = Field("sdxl-turbo", validation_alias="IMAGEGEN_MODELS")
-    app_name: str = "imagegen"
-    secret_name: str = "imagegen"
-    gpus: str = ""  # "model=GPU,…": overrides the catalog's GPU for a model, e.g. flux-schnell=H200
-    min_containers: int = Field(0, ge=0)  # per model: warm GPUs kept even when idle (billed)
-    max_containers: int = Field(4, ge=1)  # per model: the cost ceiling under load
-    scaledown_window: int = Field(300, ge=2, le=3600)  # idle seconds before a warm GPU goes
-    timeout: int = Field(300, ge=10, le=86400)  # seconds one job may run on a GPU
-    startup_timeout: int = Field(1200, ge=10, le=86400)  # first start: weights from the Volume
-    gpu_max_inputs: int = Field(4, ge=1, le=1000)  # queued in a warm container, not a cold one
-    web_max_inputs: int = Field(500, ge=1, le=1000)
-    deadline_seconds: float = Field(140.0, gt=0, lt=150)
-    proxy_auth: bool = False  # let Modal's proxy auth guard the endpoint instead of API keys
-
-    @model_validator(mode="after")
-    def _check(self) -> "ModalDeployment":
-        unknown = [name for name in self.model_ids if name not in CATALOG]
-        if unknown or not self.model_ids:
-            raise ValueError(f"IMAGEGEN_MODELS must name catalog models ({', '.join(CATALOG)}); got {self.models!r}")
-        for model_id, gpu in self.gpu_overrides.items():
-            if model_id not in self.model_ids:
-                raise ValueError(f"IMAGEGEN_MODAL_GPUS names {model_id!r}, which is not served ({self.models})")
-            if gpu.split(":")[0].upper() not in GPU_TYPES:
-                raise ValueError(f"IMAGEGEN_MODAL_GPUS: unknown GPU {gpu!r} for {model_id} "
-                                 f"(known: {', '.join(GPU_TYPES)})")
-        if self.min_containers > self.max_containers:
-            raise ValueError(f"min_containers ({self.min_containers}) exceeds max_containers ({self.max_containers})")
-        return self
-
-    @property
-    def model_ids(self) -> list[str]:
-        return [name.strip() for name in self.models.split(",") if name.strip()]
-
-    @property
-    def gpu_overrides(self) -> dict[str, str]:
-        pairs = [item.split("=", 1) for item in self.gpus.split(",") if item.strip()]
-        if any(len(pair) != 2 or not pair[1].strip() for pair in pairs):
-            raise ValueError(f"IMAGEGEN_MODAL_GPUS must be model=GPU pairs, got {self.gpus!r}")
-        return {model.strip(): gpu.strip() for model, gpu in pairs}
-
-    def gpu_for(self, model_id: str) -> str:
-        return self.gpu_overrides.get(model_id) or CATALOG[model_id].gpu
-
-    def forwarded_env(self) -> dict[str, str]:
-        """What the containers must see at run time: the served models and the service settings
-        given at deploy time. API keys are not among them: they live in the Secret."""
-        service = ("IMAGEGEN_MODEL_ALIASES", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_IMAGE_TTL_SECONDS",
-                   "IMAGEGEN_MAX_PROMPT_CHARS")
-        env = {name: os.environ[name] for name in service if name in os.environ}
-        env.update({name: value for name, value in os.environ.items() if name.startswith("IMAGEGEN_MODAL_")})
-        env["IMAGEGEN_MODELS"] = ",".join(self.model_ids)
-        return env
-
+# `ModalDeployment` reads IMAGEGEN_MODELS and IMAGEGEN_MODAL_* when `modal deploy` imports this
+# file (and `scripts/deploy.py` checks them the same way first); the containers that need them
+# at run time get them forwarded. The defaults suit an interactive API: scale to zero, stay
+# warm five minutes after the last request, answer before Modal's 150 s web limit.
 
 deployment = ModalDeployment()
 app = modal.App(deployment.app_name)
@@ -138,6 +75,7 @@ web_image = (
 
 with gpu_image.imports():
     from pipelines.devices import pick_device
+    from pipelines.model_cache import ModelCache
     from pipelines.weights import weights_source
     from pipelines.worker import Worker
 
@@ -165,7 +103,7 @@ secret = modal.Secret.from_name(deployment.secret_name)
 
 @app.cls(
     image=gpu_image,
-    gpu=deployment.gpu_for(deployment.model_ids[0]),
+    gpu=deployment.gpu_for(deployment.models[0]),
     volumes={WEIGHTS_DIR: weights},
     # Weights come from the Volume only: a missing model fails at once, naming itself.
     env={"HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"},
@@ -188,14 +126,14 @@ class ImageWorker:
         # gets the Worker's error (model_load_failed, naming the model) instead of a hang.
         spec = CATALOG.get(self.model_id)
         if spec is None:
-            raise APIError(404, f"The model '{self.model_id}' is not in the catalog.", param="model",
-                           code="model_not_found")
+            raise errors.model_not_found(self.model_id)
         # Loaded in the GPU's dtype (T4s lack fast bf16), so the snapshot holds half the bytes.
         dtype = "float16" if deployment.gpu_for(self.model_id) == "T4" else "bfloat16"
-        self.worker = Worker([spec], cache_dir=Settings().cache_dir, device="cpu", max_loaded=1, dtype=dtype)
+        self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1, dtype=dtype)
+        self.worker = Worker(self.models)
         try:
-            self.worker.load(self.model_id)
-        except APIError:
+            self.models.get(self.model_id)
+        except errors.APIError:
             log.error("%s is not loadable from the weights Volume; fetch it with: "
                       "modal run modal_app.py::download --models %s", self.model_id, self.model_id)
             raise
@@ -205,7 +143,7 @@ class ImageWorker:
     def move_to_gpu(self) -> None:
         device = pick_device("auto")
         if device != "cpu":
-            self.worker.move_to(device)  # a reload (after a failure) goes straight there too
+            self.models.move_to(device)  # a reload (after a failure) goes straight there too
         elif Path("/dev/nvidiactl").exists():
             # torch caches "no CUDA" if it was asked before the snapshot, when no GPU is attached.
             log.error("%s: a GPU is attached but torch sees none; serving on CPU", self.model_id)
@@ -229,16 +167,17 @@ class ImageWorker:
 # wait on GPUs. It refuses to start without API keys unless Modal's proxy auth guards it.
 
 
-def create_web_app(settings: Settings, worker_cls: object, volume: VolumeFiles, config: ModalDeployment) -> FastAPI:
+def create_web_app(settings: ServerSettings, worker_cls: object, volume: VolumeFiles,
+                   config: ModalDeployment) -> FastAPI:
     """The deployed app, from its parts: what `web` serves, and what the tests drive."""
-    if not settings.keys and not config.proxy_auth:
+    if not settings.api_keys and not config.proxy_auth:
         raise RuntimeError(
             f"IMAGEGEN_API_KEYS is empty: refusing to serve an open API on a public URL. Put keys in the "
             f"Modal Secret '{config.secret_name}' (modal secret create {config.secret_name} "
             "IMAGEGEN_API_KEYS=sk-...), or deploy with IMAGEGEN_MODAL_PROXY_AUTH=1 to require Modal "
             "proxy-auth tokens instead."
         )
-    served = ServedModels.from_names(settings.model_names, settings.alias_map)
+    served = ServedModels.from_names(config.models, settings.model_aliases)
     gpus = {spec.id: config.gpu_for(spec.id) for spec in served.specs}
     engine = ModalEngine(worker_cls, gpus, deadline_seconds=config.deadline_seconds)
     store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume)
@@ -255,7 +194,7 @@ def create_web_app(settings: Settings, worker_cls: object, volume: VolumeFiles, 
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
-    return create_web_app(Settings(storage_dir=IMAGES_DIR), ImageWorker, ModalVolumeFiles(images), deployment)
+    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR), ImageWorker, ModalVolumeFiles(images), deployment)
 
 
 # ## Cleanup
@@ -269,7 +208,7 @@ def web() -> FastAPI:
               schedule=modal.Period(minutes=10))
 def cleanup() -> int:
     images.reload()
-    settings = Settings(storage_dir=IMAGES_DIR)
+    settings = ServerSettings(storage_dir=IMAGES_DIR)
     removed = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, ModalVolumeFiles(images)).sweep()
     log.info("deleted %d expired temp images", removed)
     return removed
@@ -302,8 +241,8 @@ def fetch_weights(model_ids: list[str], cache_dir: Path) -> list[str]:
 @app.function(image=gpu_image, volumes={WEIGHTS_DIR: weights}, secrets=[secret], timeout=3600,
               env={**deployment.forwarded_env(), "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"})
 def download(models: str = "") -> list[str]:
-    chosen = [name.strip() for name in models.split(",") if name.strip()] or deployment.model_ids
-    fetched = fetch_weights(chosen, Settings().cache_dir)
+    chosen = [name.strip() for name in models.split(",") if name.strip()] or deployment.models
+    fetched = fetch_weights(chosen, EngineSettings().cache_dir)
     weights.commit()
     for path in fetched:
         log.info("ready: %s", path)

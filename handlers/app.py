@@ -13,13 +13,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 from handlers.auth import BearerAuth
 from handlers.deps import Services
-from handlers.engine import Engine
-from handlers.errors import install_error_handlers
+from handlers.http_errors import install_error_handlers
 from handlers.limits import MB, BodyLimit
 from handlers.routes import health, images, models, temp_images
-from handlers.settings import Settings
-from handlers.store import ImageStore
-from pipelines.catalog import ServedModels
+from handlers.settings import ServerSettings
+from handlers.stores.core import ImageStore
+from pipelines.contract.catalog import ServedModels
+from pipelines.contract.engine import Engine
 
 log = logging.getLogger("imagegen")
 
@@ -35,10 +35,10 @@ async def _sweep_forever(store: ImageStore, every_seconds: float) -> None:
             log.exception("temp image sweep failed")
 
 
-def create_app(settings: Settings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
+def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if not settings.keys:
+        if not settings.api_keys:
             log.warning(
                 "IMAGEGEN_API_KEYS is not set: the API is OPEN to anyone who can reach this port. "
                 "Set it (comma-separated keys) before exposing the server beyond this machine."
@@ -65,8 +65,8 @@ def create_app(settings: Settings, engine: Engine, store: ImageStore, served: Se
     # The last added runs first: CORS (so preflights and 401s carry its headers), then the
     # key, then the body limits, before any route reads the body.
     app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB)
-    app.add_middleware(BearerAuth, keys=settings.keys)
-    if settings.cors_origin_list:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
+    app.add_middleware(BearerAuth, keys=settings.api_keys)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["*"], expose_headers=["x-should-retry", "retry-after"])
     return app

@@ -7,7 +7,8 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.errors import APIError
+from handlers.http_errors import error_response
+from pipelines.contract.errors import APIError
 
 # Temp images are capability URLs (unguessable ids), fetched by browsers and other servers
 # that hold no key, as OpenAI's are.
@@ -42,12 +43,11 @@ class BearerAuth:
         if scope["type"] != "http" or not self._protected(scope["path"]) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        response = APIError(
-            401,
+        response = error_response(APIError(
+            "unauthenticated",
             "Incorrect API key provided. Pass it as 'Authorization: Bearer <key>'.",
             code="invalid_api_key",
-            headers={"www-authenticate": "Bearer"},
-        ).response()
+        ))
         await response(scope, receive, send)
 
     def _protected(self, path: str) -> bool:

@@ -7,15 +7,15 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from handlers.engine import Engine
-from handlers.settings import Settings
-from handlers.store import ImageStore
-from pipelines.catalog import ServedModels
+from handlers.settings import ServerSettings
+from handlers.stores.core import ImageStore
+from pipelines.contract.catalog import ServedModels
+from pipelines.contract.engine import Engine
 
 
 @dataclass(frozen=True)
 class Services:
-    settings: Settings
+    settings: ServerSettings
     engine: Engine
     store: ImageStore
     served: ServedModels

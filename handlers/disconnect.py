@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from starlette.requests import Request
 
-from handlers.errors import APIError
+from pipelines.contract import errors
 
 T = TypeVar("T")
 
@@ -30,6 +30,5 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
     if not task.done():
         task.cancel()
-        # 499 is nginx's "client closed request": logged, never seen by the client.
-        raise APIError(499, "The client closed the request.", code="client_closed_request")
+        raise errors.client_closed()
     return task.result()

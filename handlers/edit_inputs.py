@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from handlers.errors import APIError, invalid
-from handlers.settings import Settings
+from handlers.settings import ServerSettings
+from pipelines.contract import pictures
+from pipelines.contract.errors import APIError, invalid
 
 # What Pillow may open. A JPEG with a second picture (a phone's depth map) opens as MPO, whose
 # first frame is the photo.
@@ -36,7 +37,7 @@ _SIGNATURES = (
 )
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
 
-DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
+DEFAULT_MAX_PIXELS: int = ServerSettings.model_fields["max_image_pixels"].default
 
 
 @dataclass(frozen=True)
@@ -100,46 +101,19 @@ def _too_many_pixels(param: str, size: tuple[int, int] | None, max_pixels: int) 
     return invalid(param, f"The '{param}' image {what}; the limit is {max_pixels:,} pixels.", code="image_too_large")
 
 
-def _has_transparency(image: Image.Image) -> bool:
-    """Alpha, a palette with transparent entries, or a transparent colour key (PNG tRNS)."""
-    return image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-
-
-def _eight_bit(image: Image.Image) -> Image.Image:
-    """16-bit greyscale scaled to 8 bits (Pillow's own conversion clips at 255 instead)."""
-    if image.mode == "I" or image.mode.startswith("I;16"):
-        return image.point(lambda value: value / 256).convert("L")
-    return image
-
-
 def _for_worker(image: Image.Image, data: bytes) -> tuple[Image.Image, bytes]:
     """The image as the Worker will see it (RGB or RGBA) and the bytes to send it."""
     animated = getattr(image, "is_animated", False)
     if image.mode in ("RGB", "RGBA") and "transparency" not in image.info and not animated:
         return image, data
-    alpha = _has_transparency(image)
-    image = _eight_bit(image).convert("RGBA" if alpha else "RGB")
-    return image, _png(image)
-
-
-def _alpha(image: Image.Image) -> Image.Image | None:
-    """The image's alpha channel (palette and colour-key transparency included), or None."""
-    if not _has_transparency(image):
-        return None
-    if image.mode not in ("RGBA", "LA", "PA"):
-        image = _eight_bit(image).convert("RGBA")
-    return image.getchannel("A")
+    alpha = pictures.has_transparency(image)
+    image = pictures.eight_bit(image).convert("RGBA" if alpha else "RGB")
+    return image, pictures.png(image)
 
 
 def _edit_area(alpha: Image.Image) -> Image.Image:
     """White where alpha is exactly 0 (the area to edit), black elsewhere."""
     return alpha.point(lambda a: 255 if a == 0 else 0, mode="L")
-
-
-def _png(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=1)
-    return out.getvalue()
 
 
 def read_edit_input(
@@ -157,7 +131,7 @@ def read_edit_input(
                 "they must be the same size.",
                 code="mask_size_mismatch",
             )
-        alpha = _alpha(mask)
+        alpha = pictures.alpha_channel(mask)
         if alpha is None:
             raise invalid(
                 "mask",
@@ -166,7 +140,7 @@ def read_edit_input(
             )
         mask_area = _edit_area(alpha)
     else:
-        alpha = _alpha(image)
+        alpha = pictures.alpha_channel(image)
         if alpha is not None and alpha.getextrema()[0] == 0:
             mask_area = _edit_area(alpha)
-    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else _png(mask_area))
+    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else pictures.png(mask_area))

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 from typing import Any
 
 from handlers.edit_inputs import EditInput
-from handlers.errors import APIError, invalid
-from handlers.job import Job, TaskName
 from handlers.protocol import (
     MAX_SEED,
     ImageEditForm,
     ImageGenerationRequest,
-    ImageVariationForm,
     ImageRequestBase,
+    ImageVariationForm,
     PromptedRequest,
 )
 from handlers.sizes import Size, parse_size, render_size
-from pipelines.catalog import ModelSpec, ServedModels
+from pipelines.contract import errors
+from pipelines.contract.catalog import ModelSpec, ServedModels
+from pipelines.contract.errors import invalid
+from pipelines.contract.job import Job, TaskName, steps_for_strength
 
 # OpenAI's GPT-image tiers map onto the catalog's three step counts.
 _QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd", "hd": "hd"}
@@ -27,13 +27,7 @@ _QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "au
 def resolve_model(name: str | None, served: ServedModels, task: TaskName) -> ModelSpec:
     spec = served.default if name is None or not name.strip() else served.get(name.strip())
     if spec is None:
-        available = ", ".join(s.id for s in served.specs)
-        raise APIError(
-            404,
-            f"The model '{name}' does not exist or is not served here. Available: {available}.",
-            param="model",
-            code="model_not_found",
-        )
+        raise errors.model_not_found(name, [s.id for s in served.specs])
     if task not in spec.tasks:
         raise invalid("model", f"Model {spec.id} does not support {task}; it supports: {', '.join(spec.tasks)}.",
                       code="unsupported_task")
@@ -100,8 +94,8 @@ def _prompted(
 
 
 def _image_to_image(fields: dict[str, Any], edit: EditInput, strength: float) -> Job:
-    # The pipeline runs int(steps * strength) steps; never let that round down to none.
-    fields["steps"] = max(fields["steps"], math.ceil(1 / strength))
+    # The pipeline runs only a `strength` share of the steps; never let that round down to none.
+    fields["steps"] = steps_for_strength(fields["steps"], strength)
     return Job(**fields, images=(edit.image,), mask=edit.mask, strength=strength)
 
 

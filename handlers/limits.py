@@ -5,7 +5,8 @@ from __future__ import annotations
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from handlers.errors import APIError
+from handlers.http_errors import error_response
+from pipelines.contract.errors import APIError
 
 MB = 1024 * 1024
 # Room for the text fields and the multipart framing, besides the files.
@@ -25,12 +26,12 @@ def _megabytes(size: int) -> str:
 
 def body_too_large(size: int | None, limit: int) -> APIError:
     said = "" if size is None else f" ({_megabytes(size)})"
-    return APIError(413, f"The request body is too large{said}; the limit is {_megabytes(limit)}.",
+    return APIError("too_large", f"The request body is too large{said}; the limit is {_megabytes(limit)}.",
                     code="request_too_large")
 
 
 def file_too_large(field: str, limit: int) -> APIError:
-    return APIError(413, f"The '{field}' file is larger than the {_megabytes(limit)} limit.", param=field,
+    return APIError("too_large", f"The '{field}' file is larger than the {_megabytes(limit)} limit.", param=field,
                     code="file_too_large")
 
 
@@ -104,7 +105,7 @@ class BodyLimit:
             return
         declared, content_type = _headers(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await body_too_large(declared, self.max_body_bytes).response()(scope, receive, send)
+            await error_response(body_too_large(declared, self.max_body_bytes))(scope, receive, send)
             return
 
         files = self._file_sizes(content_type)
@@ -143,7 +144,7 @@ class BodyLimit:
             if refused is None or started:
                 raise
         if refused is not None and not started:
-            await refused.response()(scope, receive, send)
+            await error_response(refused)(scope, receive, send)
 
     def _file_sizes(self, content_type: str) -> _FileSizes | None:
         kind, options = parse_options_header(content_type)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from handlers.errors import invalid
-from pipelines.catalog import ModelSpec
+from pipelines.contract.catalog import ModelSpec
+from pipelines.contract.errors import invalid
 
 # OpenAI's named sizes are always accepted, so unmodified clients work with any model: when
 # one is past a model's bounds the model renders the same shape within them and the result is

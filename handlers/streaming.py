@@ -11,10 +11,12 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from handlers.engine import Engine
-from handlers.errors import APIError
-from handlers.job import ImageEvent, Job
+from handlers.http_errors import error_body
 from handlers.protocol import PromptedRequest, StreamEvent
+from pipelines.contract import errors
+from pipelines.contract.engine import Engine
+from pipelines.contract.errors import APIError
+from pipelines.contract.job import ImageEvent, Job
 
 log = logging.getLogger("imagegen")
 
@@ -60,11 +62,11 @@ async def stream_response(engine: Engine, job: Job, request: PromptedRequest) ->
             async for event in events:
                 yield encode(event)
         except APIError as exc:
-            yield _sse({"type": "error", **exc.body()})
+            yield _sse({"type": "error", **error_body(exc)})
         except Exception:
             log.exception("stream of %s on %s failed", job.task, job.model)
-            yield _sse({"type": "error", **APIError(500, "The server had an error while making the image.",
-                                                     code="internal_error").body()})
+            failed = errors.internal_error("The server had an error while making the image.")
+            yield _sse({"type": "error", **error_body(failed)})
         finally:
             # Also when the client has gone: closing the engine's stream stops the remaining steps.
             await events.aclose()

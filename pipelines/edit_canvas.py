@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from handlers.job import Job
 from pipelines import imaging
+from pipelines.contract import pictures
+from pipelines.contract.job import Job
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,13 @@ class EditCanvas:
     @classmethod
     def of(cls, job: Job) -> EditCanvas:
         output_size, render_size = (job.output_width, job.output_height), (job.width, job.height)
-        original = imaging.decode(job.images[0])
-        original = imaging.resized(original.convert("RGBA" if imaging.has_alpha(original) else "RGB"), output_size)
+        original = pictures.decode(job.images[0])
+        original = original.convert("RGBA" if pictures.has_transparency(original) else "RGB")
+        original = imaging.resized(original, output_size)
         if job.mask is None:
             area = Image.new("L", output_size, 255)
         else:
-            area = imaging.resized(imaging.decode(job.mask).convert("L"), output_size, exact=True)
+            area = imaging.resized(pictures.decode(job.mask).convert("L"), output_size, exact=True)
         return cls(
             original=original,
             area=imaging.resized(area, render_size, exact=True),

@@ -8,8 +8,8 @@ from typing import Any
 
 from PIL import Image
 
-from handlers.job import Job
-
+from pipelines.contract.catalog import FamilyName
+from pipelines.contract.job import Job
 
 # Called after each denoising step with the step's latents (diffusers' callback_on_step_end).
 StepCallback = Callable[[int, Any], None]
@@ -19,7 +19,6 @@ StepCallback = Callable[[int, Any], None]
 class Family:
     """How to load and call one family's pipelines."""
 
-    name: str
     load_options: dict[str, Any]
     takes_negative_prompt: bool
     call_options: dict[str, Any]
@@ -126,11 +125,11 @@ class Family:
 # catalog's models do not ship it.
 _NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
-FAMILIES = {
-    "sd": Family("sd", _NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}),
-    "sdxl": Family("sdxl", {}, takes_negative_prompt=True, call_options={}),
+FAMILIES: dict[FamilyName, Family] = {
+    "sd": Family(_NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}),
+    "sdxl": Family({}, takes_negative_prompt=True, call_options={}),
     # Flux: no negative prompt (guidance is distilled); schnell's T5 context is 256 tokens.
     "flux": Family(
-        "flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
+        {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
     ),
 }

@@ -1,29 +1,8 @@
-"""Pixels: decoding, resizing, keeping what an edit must keep, and encoding fast."""
+"""Pixels on the model side: resizing, and keeping what an edit must keep."""
 
 from __future__ import annotations
 
-import io
-
 from PIL import Image
-
-_SAVE_OPTIONS = {
-    # Pillow's default PNG level is slow; level 1 is several times faster for ~25% more bytes.
-    "png": lambda quality: {"format": "PNG", "compress_level": 1},
-    "jpeg": lambda quality: {"format": "JPEG", "quality": 90 if quality is None else quality},
-    # method=0 is WEBP's fast setting; 100 means lossless, so edits keep their pixels exactly.
-    "webp": lambda quality: {"format": "WEBP", "quality": 90 if quality is None else quality, "method": 0,
-                             "lossless": quality == 100},
-}
-
-
-def decode(data: bytes) -> Image.Image:
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
-
-
-def has_alpha(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
 
 
 def resized(image: Image.Image, size: tuple[int, int], *, exact: bool = False) -> Image.Image:
@@ -42,11 +21,3 @@ def keep_outside(original: Image.Image, generated: Image.Image, area: Image.Imag
     """
     generated = resized(generated, original.size).convert(original.mode)
     return Image.composite(generated, original, resized(area, original.size, exact=True))
-
-
-def encode(image: Image.Image, format: str, compression: int | None = None) -> bytes:
-    if format == "jpeg" and image.mode != "RGB":
-        image = image.convert("RGB")
-    out = io.BytesIO()
-    image.save(out, **_SAVE_OPTIONS[format](compression))
-    return out.getvalue()

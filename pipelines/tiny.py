@@ -12,8 +12,6 @@ from __future__ import annotations
 import pathlib
 from typing import Any
 
-TINY_FAMILIES = ("sd", "sdxl", "flux")
-
 _SEED = 0
 _CLIP_MAX_LEN = 77  # real CLIP context length; SD pipelines read it from the tokenizer
 _T5_MAX_LEN = 512  # Flux's default (and maximum) max_sequence_length
@@ -234,6 +232,7 @@ def _build_flux() -> Any:
 
 
 _BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux}
+TINY_FAMILIES = tuple(_BUILDERS)
 
 
 def build_tiny_model(family: str, dest: pathlib.Path) -> None:

@@ -8,7 +8,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from pipelines.catalog import ModelSpec
+from pipelines.contract.catalog import ModelSpec
 
 # Bump when pipelines/tiny.py changes what it builds, so cached folders are rebuilt.
 TINY_VERSION = 1

@@ -15,7 +15,7 @@ import time
 
 from PIL import Image, ImageFilter
 
-from pipelines.imaging import encode
+from pipelines.contract.pictures import encode
 
 
 def photo_like(size: int) -> Image.Image:

@@ -28,14 +28,16 @@ def main(argv: list[str] | None = None) -> None:
 
     import torch
 
-    from handlers.job import Job
-    from handlers.settings import Settings
-    from pipelines.catalog import lookup
+    from pipelines.contract.catalog import lookup
+    from pipelines.contract.job import Job
+    from pipelines.model_cache import ModelCache
+    from pipelines.settings import EngineSettings
     from pipelines.worker import Worker
 
     spec = lookup(args.model)
-    worker = Worker([spec], cache_dir=Settings().cache_dir, device=args.device, max_loaded=1)
-    model = worker.load(spec.id)
+    models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device=args.device, max_loaded=1)
+    worker = Worker(models)
+    model = models.get(spec.id)
     job = Job(task="generate", model=spec.id, prompt="x", n=1, width=args.size, height=args.size,
               output_width=args.size, output_height=args.size, steps=4, guidance=0.0, seeds=(1,), partial_images=1)
     captured = []
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.median(times) * 1000
 
     full_ms, half_ms = median_ms(full), median_ms(half)
-    print(f"{spec.id} {args.size}x{args.size} on {worker.device}, median of {args.repeat}")
+    print(f"{spec.id} {args.size}x{args.size} on {models.device}, median of {args.repeat}")
     print(f"full-size decode {full_ms:8.1f} ms")
     print(f"half-size decode {half_ms:8.1f} ms   ({full_ms / half_ms:.2f}x faster)")
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as `python scripts/deploy.py`: modal_app lives at the root
+if str(ROOT) not in sys.path:  # run as `python scripts/deploy.py` from a checkout
     sys.path.insert(0, str(ROOT))
 
 # Flag → the environment variable modal_app.py reads for it.
@@ -89,7 +89,7 @@ def check() -> Any:
 
     flags = {variable: f"--{flag.replace('_', '-')}" for flag, variable in FLAGS.items()}
     try:
-        from modal_app import ModalDeployment
+        from handlers.hosts.modal_deployment import ModalDeployment
 
         return ModalDeployment()
     except ValidationError as exc:
@@ -107,9 +107,9 @@ def check() -> Any:
 def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
     steps = [f"secret   {deployment.secret_name}: create with a new API key if missing"]
     if not args.skip_download:
-        steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.model_ids)}")
+        steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.models)}")
     steps.append(f"deploy   modal deploy modal_app.py  (app {deployment.app_name})")
-    for model_id in deployment.model_ids:
+    for model_id in deployment.models:
         steps.append(f"pool     {model_id} on {deployment.gpu_for(model_id)}: {deployment.min_containers} warm, "
                      f"at most {deployment.max_containers}, idle {deployment.scaledown_window} s")
     if deployment.proxy_auth:
@@ -144,7 +144,7 @@ def keep_warm(deployment: Any) -> None:
     import modal
 
     worker = modal.Cls.from_name(deployment.app_name, "ImageWorker")
-    for model_id in deployment.model_ids:
+    for model_id in deployment.models:
         pool = worker.with_options(gpu=deployment.gpu_for(model_id))(model_id=model_id)
         pool.update_autoscaler(min_containers=deployment.min_containers)
 
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     if key:
         print(f"\nCreated Secret '{deployment.secret_name}'. Your API key (shown once):\n\n    {key}\n")
     if not args.skip_download:
-        modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.model_ids))
+        modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.models))
     modal_cli("deploy", "modal_app.py")
     if deployment.min_containers:
         keep_warm(deployment)

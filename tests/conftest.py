@@ -24,8 +24,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from openai import OpenAI  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from handlers.settings import Settings  # noqa: E402
-from pipelines.local_app import create_local_app  # noqa: E402
+from handlers.hosts.local import LocalSettings, create_local_app  # noqa: E402
 from pipelines.tiny import TINY_FAMILIES  # noqa: E402
 from pipelines.weights import tiny_model_dir  # noqa: E402
 
@@ -44,9 +43,9 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def make_settings(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    def make(**overrides) -> Settings:
+    def make(**overrides) -> LocalSettings:
         overrides.setdefault("storage_dir", tmp_path_factory.mktemp("images"))
-        return Settings(cache_dir=cache_dir, **overrides)
+        return LocalSettings(cache_dir=cache_dir, **overrides)
 
     return make
 
@@ -76,7 +75,7 @@ def start_server(env: dict[str, str], log_path: Path, *args: str) -> tuple[subpr
     port = _free_port()
     with log_path.open("wb") as log:  # the child keeps its own handle
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipelines.cli", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", "handlers.hosts.cli", "serve", "--port", str(port), *args],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=log,

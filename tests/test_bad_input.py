@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from handlers.edit_inputs import read_edit_input
-from handlers.errors import APIError
-from pipelines.local_app import create_local_app
+from handlers.hosts.local import create_local_app
+from handlers.http_errors import http_status
+from pipelines.contract.errors import APIError
 from tests.conftest import png, png_bytes
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 
@@ -312,7 +313,7 @@ def test_the_pixel_limit_is_a_parameter() -> None:
     assert read_edit_input(data, None, max_pixels=64 * 64).size == SIZE
     with pytest.raises(APIError) as caught:
         read_edit_input(data, None, max_pixels=64 * 64 - 1)
-    assert (caught.value.status, caught.value.param, caught.value.code) == (400, "image", "image_too_large")
+    assert (http_status(caught.value), caught.value.param, caught.value.code) == (400, "image", "image_too_large")
 
 
 def test_the_pixel_limit_is_the_setting(make_settings) -> None:

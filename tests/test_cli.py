@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, png
+from tests.conftest import png
 
 
 def imagegen(*args: str, cache_dir: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "IMAGEGEN_CACHE_DIR": str(cache_dir)}
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "handlers.hosts.cli", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

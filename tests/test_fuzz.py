@@ -20,8 +20,9 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
 from handlers.edit_inputs import read_edit_input
-from handlers.errors import APIError
-from pipelines.local_app import create_local_app
+from handlers.hosts.local import create_local_app
+from handlers.http_errors import http_status
+from pipelines.contract.errors import APIError
 
 # Every operation in the schema, so a new route cannot go unfuzzed (checked below).
 OPERATIONS = [
@@ -151,7 +152,7 @@ def test_damaged_uploads_are_accepted_whole_or_refused_with_a_400(image: bytes, 
     try:
         edit = read_edit_input(image, mask)
     except APIError as error:
-        assert error.status == 400 and error.param in ("image", "mask"), error.message
+        assert http_status(error) == 400 and error.param in ("image", "mask"), error.message
         return
     # Accepted: the Worker gets an 8-bit RGB or RGBA image of the size it was told.
     decoded = Image.open(io.BytesIO(edit.image))

@@ -141,7 +141,7 @@ def test_an_unknown_model_is_404_model_not_found(client: OpenAI) -> None:
 def test_a_model_that_only_edits_refuses_generation(make_settings) -> None:
     from fastapi.testclient import TestClient
 
-    from pipelines.local_app import create_local_app
+    from handlers.hosts.local import create_local_app
 
     # Served but never loaded: the refusal comes before any weights are needed.
     app = create_local_app(make_settings(models="tiny-sd,sdxl-inpainting"))

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from openai import OpenAI
 
+from handlers.hosts.local import create_local_app
 from handlers.limits import MB, body_limit
-from pipelines.local_app import create_local_app
 from tests.conftest import API_KEY, Server, png_bytes, start_server, stop_server
 from tests.test_edit import noise
 

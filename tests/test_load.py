@@ -15,7 +15,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from pipelines.local_app import create_local_app
+from handlers.hosts.local import create_local_app
 from tests.conftest import Server, start_server, stop_server
 
 LONG = {"model": "tiny-sd", "prompt": "a long one", "size": "1024x1024", "num_inference_steps": 40}
@@ -100,7 +100,9 @@ def test_compatible_requests_share_a_pipeline_call_and_keep_their_seeds(make_set
     bodies = [{"model": "tiny-sdxl", "prompt": f"scene {i}", "size": "64x64", "response_format": "b64_json",
                "seed": 100 + i, "n": 1 + i % 2} for i in range(4)]
     with TestClient(app) as api:
+        calls = app.state.services.engine.worker.calls
         alone = [api.post("/v1/images/generations", json=body).json() for body in bodies]
+        assert calls["tiny-sdxl"] == len(bodies)  # one after another: a pipeline call each
         results: list = [None] * len(bodies)
 
         def post(i: int) -> None:
@@ -111,6 +113,9 @@ def test_compatible_requests_share_a_pipeline_call_and_keep_their_seeds(make_set
             thread.start()
         for thread in threads:
             thread.join()
+        # At once: they arrived within the 300 ms window, so they shared calls (6 images fit in 8).
+        together = calls["tiny-sdxl"] - len(bodies)
+        assert 1 <= together < len(bodies)
     for single, batched in zip(alone, results, strict=True):
         assert len(batched["data"]) == len(single["data"])
         for a, b in zip(single["data"], batched["data"], strict=True):
@@ -130,7 +135,7 @@ def _max_pixel_difference(a: str, b: str) -> int:
 def test_out_of_memory_is_a_503_worth_retrying_and_the_worker_recovers(make_settings) -> None:
     app = create_local_app(make_settings(models="tiny-sd"))
     with TestClient(app) as api:
-        unet = app.state.services.engine.worker.load("tiny-sd").pipe.unet
+        unet = app.state.services.engine.worker.models.get("tiny-sd").pipe.unet
         real_forward = unet.forward
 
         def out_of_memory(*args, **kwargs):
@@ -149,7 +154,7 @@ def test_out_of_memory_is_a_503_worth_retrying_and_the_worker_recovers(make_sett
 def test_a_pipeline_fault_is_a_500_without_retry_and_the_next_request_works(make_settings) -> None:
     app = create_local_app(make_settings(models="tiny-sd"))
     with TestClient(app, raise_server_exceptions=False) as api:
-        unet = app.state.services.engine.worker.load("tiny-sd").pipe.unet
+        unet = app.state.services.engine.worker.models.get("tiny-sd").pipe.unet
         real_forward = unet.forward
         unet.forward = lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("injected fault"))
         failed = api.post("/v1/images/generations", json=SMALL)

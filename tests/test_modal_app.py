@@ -25,8 +25,9 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 import modal_app
-from handlers.errors import APIError
-from handlers.job import Job
+from handlers.http_errors import http_status
+from pipelines.contract.errors import APIError
+from pipelines.contract.job import Job
 from tests.conftest import API_KEY, ROOT, png, png_bytes
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 from tests.test_modal_volume_store import SharedVolume
@@ -219,7 +220,7 @@ def test_a_failed_load_raises_from_the_enter_hook_in_a_form_that_crosses_the_wir
     with pytest.raises(APIError) as caught:
         modal_app.ImageWorker(model_id="no-such-model").run.local(job(model="no-such-model"))
     arrived = across(caught.value)
-    assert (arrived.status, arrived.code, arrived.param) == (404, "model_not_found", "model")
+    assert (http_status(arrived), arrived.code, arrived.param) == (404, "model_not_found", "model")
 
 
 # --- the deployed web app over HTTP, Modal faked at its boundary ----------------------------
@@ -229,8 +230,9 @@ class Front:
     """One web container of the deployment, with the SDK pointed at it."""
 
     def __init__(self, settings: Any, volume: SharedVolume, pools: LocalPools) -> None:
+        # In a deployment IMAGEGEN_MODELS reaches both the front's settings and the deployment's.
         self.app = modal_app.create_web_app(settings, pools, volume.mount(settings.storage_dir),
-                                            modal_app.ModalDeployment())
+                                            modal_app.ModalDeployment(models=settings.models))
         self.http = TestClient(self.app, raise_server_exceptions=False)
         self.sdk = OpenAI(api_key=API_KEY, base_url="http://testserver/v1", http_client=self.http, max_retries=0)
 
@@ -329,9 +331,9 @@ def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(make_settin
     settings = make_settings(models="tiny-sd", storage_dir=tmp_path)
     with pytest.raises(RuntimeError, match="IMAGEGEN_API_KEYS is empty.*IMAGEGEN_MODAL_PROXY_AUTH=1"):
         modal_app.create_web_app(settings, LocalPools(modal_app.ImageWorker), shared.mount(tmp_path),
-                                 modal_app.ModalDeployment())
+                                 modal_app.ModalDeployment(models=settings.models))
     guarded = modal_app.create_web_app(settings, LocalPools(modal_app.ImageWorker), shared.mount(tmp_path),
-                                       modal_app.ModalDeployment(proxy_auth=True))
+                                       modal_app.ModalDeployment(models=settings.models, proxy_auth=True))
     with TestClient(guarded) as http:
         assert http.get("/v1/models").json()["data"][0]["id"] == "tiny-sd"
 

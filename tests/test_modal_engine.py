@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from modal import exception as modal_errors
 
-from handlers.errors import APIError
-from handlers.job import ImageEvent, Job
-from handlers.modal_engine import ModalEngine
+from handlers.http_errors import http_headers, http_status
+from pipelines.contract.errors import APIError
+from pipelines.contract.job import ImageEvent, Job
+from pipelines.modal_engine import ModalEngine
 from tests.conftest import ROOT
 
 JOB = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64, output_height=64,
@@ -102,10 +103,10 @@ def run(behaviour: Behaviour, deadline: float = 5.0) -> APIError:
 )
 def test_modal_failures_become_api_errors(error: BaseException, status: int, code: str, retry: str) -> None:
     failure = run(Behaviour(error=error))
-    assert (failure.status, failure.code, failure.headers["x-should-retry"]) == (status, code, retry)
+    assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (status, code, retry)
     assert "tiny-sd" in failure.message and "Traceback" not in failure.message
     if retry == "true":
-        assert int(failure.headers["retry-after"]) > 0
+        assert int(http_headers(failure)["retry-after"]) > 0
 
 
 def test_an_api_error_from_the_gpu_passes_through_unchanged() -> None:
@@ -117,14 +118,14 @@ def test_a_pool_that_never_answers_is_a_503_by_the_deadline_never_a_hang() -> No
     started = time.monotonic()
     failure = run(Behaviour(hang=True), deadline=0.2)
     assert time.monotonic() - started < 2
-    assert (failure.status, failure.code, failure.headers["x-should-retry"]) == (503, "model_busy", "true")
-    assert failure.headers["retry-after"]
+    assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (503, "model_busy", "true")
+    assert http_headers(failure)["retry-after"]
 
 
 def test_a_model_without_a_pool_is_a_404() -> None:
     with pytest.raises(APIError) as caught:
         asyncio.run(engine(Behaviour()).run(Job(**{**JOB.__dict__, "model": "other"})))
-    assert (caught.value.status, caught.value.code) == (404, "model_not_found")
+    assert (http_status(caught.value), caught.value.code) == (404, "model_not_found")
 
 
 def collect(behaviour: Behaviour, deadline: float = 5.0, take: int | None = None) -> list[ImageEvent]:
@@ -144,7 +145,7 @@ def collect(behaviour: Behaviour, deadline: float = 5.0, take: int | None = None
 def test_a_stream_failing_before_its_first_event_raises_an_api_error() -> None:
     with pytest.raises(APIError) as caught:
         collect(Behaviour(error=modal_errors.InternalFailure("preempted")))
-    assert caught.value.status == 503
+    assert http_status(caught.value) == 503
 
 
 def test_a_stream_that_stalls_mid_way_ends_by_the_deadline() -> None:
@@ -169,7 +170,7 @@ def test_a_caller_that_stops_listening_closes_the_remote_stream() -> None:
     assert behaviour.closed
 
 
-def test_the_modal_side_of_handlers_imports_without_modal_or_torch() -> None:
+def test_the_modal_adapters_import_without_modal_or_torch() -> None:
     """A laptop without Modal (or the torch-less web image) can import them; modal comes lazily."""
     code = (
         "import sys\n"
@@ -178,7 +179,7 @@ def test_the_modal_side_of_handlers_imports_without_modal_or_torch() -> None:
         "        if name.split('.')[0] in ('modal', 'torch', 'diffusers', 'transformers'):\n"
         "            raise ImportError(f'blocked: {name}')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import handlers.modal_engine, handlers.volume_store\n"
+        "import pipelines.modal_engine, handlers.stores.volume\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from handlers.errors import APIError
-from handlers.volume_store import VolumeImageStore, stamped_id
+from handlers.http_errors import http_headers, http_status
+from handlers.stores.core import stamped_id
+from handlers.stores.volume import VolumeImageStore
+from pipelines.contract.errors import APIError
 
 
 class SharedVolume:
@@ -169,4 +171,4 @@ def test_an_unreachable_volume_api_is_a_retryable_503(volume, clock, tmp_path: P
     with pytest.raises(APIError) as read_failed:
         store.get(stamped_id("png", clock()))
     for caught in (put_failed, read_failed):
-        assert caught.value.status == 503 and caught.value.headers["x-should-retry"] == "true"
+        assert http_status(caught.value) == 503 and http_headers(caught.value)["x-should-retry"] == "true"

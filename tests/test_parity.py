@@ -81,11 +81,11 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(make_settings) ->
     """A fault injected into the real pipeline's VAE: the preview decodes, the final decode fails."""
     from fastapi.testclient import TestClient
 
-    from pipelines.local_app import create_local_app
+    from handlers.hosts.local import create_local_app
 
     app = create_local_app(make_settings(models="tiny-sd"))
     with TestClient(app, raise_server_exceptions=False) as api:
-        vae = app.state.services.engine.worker.load("tiny-sd").pipe.vae
+        vae = app.state.services.engine.worker.models.get("tiny-sd").pipe.vae
         real_decode, calls = vae.decode, []
 
         def decode_then_fail(*args, **kwargs):

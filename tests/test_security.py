@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from handlers.auth import key_matches
-from pipelines.local_app import create_local_app
+from handlers.hosts.local import create_local_app
 from tests.conftest import API_KEY, ROOT, Server, png_bytes
 from tests.test_edit import noise
 
@@ -213,8 +213,9 @@ def test_a_store_whose_folder_was_removed_makes_it_again(make_settings, tmp_path
 _WRITE_PAST_A_FILE_SIZE_LIMIT = """
 import json, resource, signal, sys
 from pathlib import Path
-from handlers.errors import APIError
-from handlers.store import LocalImageStore
+from handlers.http_errors import error_body, http_headers, http_status
+from handlers.stores.folder import LocalImageStore
+from pipelines.contract.errors import APIError
 
 store = LocalImageStore(Path(sys.argv[1]), ttl_seconds=60)
 # The kernel refuses writes past 64 KB from here on (EFBIG), as a full disk refuses them (ENOSPC).
@@ -224,7 +225,8 @@ small = store.put(b"fits", "png")
 try:
     store.put(b"x" * 1_000_000, "png")
 except APIError as error:
-    print(json.dumps({"small": small, "status": error.status, "body": error.body(), "headers": error.headers}))
+    print(json.dumps({"small": small, "status": http_status(error), "body": error_body(error),
+                      "headers": http_headers(error)}))
 """
 
 
@@ -233,7 +235,7 @@ def test_a_write_that_fails_half_way_is_a_503_and_leaves_no_half_file(tmp_path: 
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
-    assert outcome["status"] == 503 and outcome["headers"] == {"x-should-retry": "true", "retry-after": "2"}
+    assert outcome["status"] == 503 and outcome["headers"] == {"retry-after": "2", "x-should-retry": "true"}
     assert outcome["body"]["error"]["code"] == "storage_unavailable"
     assert "File too large" in outcome["body"]["error"]["message"]
     assert [path.name for path in tmp_path.iterdir()] == [outcome["small"]]  # nothing half written stays

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from openai import OpenAI
 
-from pipelines.local_app import create_local_app
+from handlers.hosts.local import create_local_app
 from tests.conftest import API_KEY, Server, png
 
 # --- auth -------------------------------------------------------------------------------------
@@ -100,25 +100,43 @@ def _url(client: OpenAI) -> str:
 
 
 def test_an_expired_url_is_404_at_once_and_the_sweep_deletes_it(client: OpenAI, server: Server) -> None:
+    from handlers.stores.core import stamped_id
+
     url = _url(client)
     path = server.storage_dir / url.rsplit("/", 1)[1]
     assert httpx.get(url).status_code == 200
-    two_hours_ago = time.time() - 7200
-    os.utime(path, (two_hours_ago, two_hours_ago))
-    gone = httpx.get(url)
+    # The id carries its creation second: the same image as if it had been made two hours ago.
+    old = path.rename(server.storage_dir / stamped_id("png", time.time() - 7200))
+    gone = httpx.get(url.rsplit("/", 1)[0] + "/" + old.name)
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "image_not_found"
-    assert not path.exists()
+    assert not old.exists()
+
+
+def test_images_named_by_an_older_version_expire_by_their_files_age(client: OpenAI, server: Server) -> None:
+    """Ids without a creation stamp (written before ids carried one) still work, until their TTL."""
+    base = _url(client).rsplit("/", 1)[0]
+    fresh, stale = "A" * 21 + "f.png", "A" * 21 + "s.png"
+    for name in (fresh, stale):
+        (server.storage_dir / name).write_bytes(b"\x89PNG legacy")
+    two_hours_ago = time.time() - 7200
+    os.utime(server.storage_dir / stale, (two_hours_ago, two_hours_ago))
+    assert httpx.get(f"{base}/{fresh}").content == b"\x89PNG legacy"
+    assert httpx.get(f"{base}/{stale}").status_code == 404
+    assert not (server.storage_dir / stale).exists()
 
 
 def test_the_sweep_removes_expired_files(tmp_path: Path) -> None:
-    from handlers.store import LocalImageStore
+    from handlers.stores.folder import LocalImageStore
 
-    store = LocalImageStore(tmp_path, ttl_seconds=60)
-    old, new = store.put(b"old", "png"), store.put(b"new", "png")
-    os.utime(tmp_path / old, (time.time() - 120, time.time() - 120))
+    now = [time.time()]
+    store = LocalImageStore(tmp_path, ttl_seconds=60, clock=lambda: now[0])
+    old = store.put(b"old", "png")
+    now[0] += 100
+    new = store.put(b"new", "png")
     assert store.sweep() == 1
     assert store.get(old) is None and store.get(new) == b"new"
+    assert [path.name for path in tmp_path.iterdir()] == [new]
 
 
 @pytest.mark.parametrize(
@@ -242,18 +260,20 @@ def test_concurrent_requests_all_succeed_and_health_stays_fast(server: Server, c
 
 
 def test_models_stay_warm_within_the_lru_bound(cache_dir: Path) -> None:
-    from handlers.job import Job
-    from pipelines.catalog import CATALOG
+    from pipelines.contract.catalog import CATALOG
+    from pipelines.contract.job import Job
+    from pipelines.model_cache import ModelCache
     from pipelines.worker import Worker
 
-    worker = Worker([CATALOG["tiny-sd"], CATALOG["tiny-sdxl"]], cache_dir=cache_dir, device="cpu", max_loaded=1)
+    models = ModelCache([CATALOG["tiny-sd"], CATALOG["tiny-sdxl"]], cache_dir=cache_dir, device="cpu", max_loaded=1)
+    worker = Worker(models)
     job = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64,
               output_height=64, steps=2, guidance=0.0, seeds=(1,))
     first = worker.run(job)
-    pipe = worker.load("tiny-sd").pipe
-    assert worker.load("tiny-sd").pipe is pipe  # warm: the same pipeline object, not a reload
+    pipe = models.get("tiny-sd").pipe
+    assert models.get("tiny-sd").pipe is pipe  # warm: the same pipeline object, not a reload
     worker.run(Job(**{**job.__dict__, "model": "tiny-sdxl"}))
-    assert worker.loaded() == ["tiny-sdxl"]  # the least recently used went
+    assert models.loaded() == ["tiny-sdxl"]  # the least recently used went
     assert worker.run(job) == first  # reloaded on demand, same pixels for the same seed
 
 
@@ -261,17 +281,17 @@ def test_preload_loads_in_the_background_while_health_answers(make_settings) -> 
     app = create_local_app(make_settings(models="tiny-sd,tiny-flux", preload=True))
     with TestClient(app) as api:
         assert api.get("/health").status_code == 200
-        worker = app.state.services.engine.worker
+        models = app.state.services.engine.worker.models
         deadline = time.monotonic() + 30
-        while sorted(worker.loaded()) != ["tiny-flux", "tiny-sd"] and time.monotonic() < deadline:
+        while sorted(models.loaded()) != ["tiny-flux", "tiny-sd"] and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert sorted(worker.loaded()) == ["tiny-flux", "tiny-sd"]
+        assert sorted(models.loaded()) == ["tiny-flux", "tiny-sd"]
 
 
 def test_a_malformed_alias_setting_is_refused_clearly() -> None:
     from pydantic import ValidationError
 
-    from handlers.settings import Settings
+    from handlers.settings import ServerSettings
 
     with pytest.raises(ValidationError, match="is not name=model"):
-        Settings(model_aliases="dall-e-3")
+        ServerSettings(model_aliases="dall-e-3")

@@ -15,8 +15,6 @@ from starlette.datastructures import FormData, UploadFile
 from handlers.deps import Services, ServicesDep
 from handlers.disconnect import unless_disconnected
 from handlers.edit_inputs import EditInput, read_edit_input
-from handlers.errors import invalid
-from handlers.job import Job, TaskName
 from handlers.jobs import edit_job, generation_job, resolve_model, variation_job
 from handlers.protocol import (
     ErrorResponse,
@@ -32,7 +30,9 @@ from handlers.protocol import (
 )
 from handlers.streaming import stream_response
 from handlers.urls import temp_image_url
-from pipelines.catalog import ModelSpec
+from pipelines.contract.catalog import ModelSpec
+from pipelines.contract.errors import invalid
+from pipelines.contract.job import Job, TaskName
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500, 503)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from handlers.deps import Services, ServicesDep
-from handlers.errors import APIError
 from handlers.protocol import ErrorResponse, Model, ModelCapabilities, ModelList
 from handlers.sizes import format_size
-from pipelines.catalog import ModelSpec
+from pipelines.contract import errors
+from pipelines.contract.catalog import ModelSpec
 
 router = APIRouter(tags=["models"], responses={401: {"model": ErrorResponse}})
 
@@ -49,6 +49,5 @@ async def retrieve_model(model_id: str, services: ServicesDep) -> Model:
     """A served model by id or alias (an alias answers with the model it stands for)."""
     spec = services.served.get(model_id)
     if spec is None:
-        raise APIError(404, f"The model '{model_id}' does not exist or is not served here.", param="model",
-                       code="model_not_found")
+        raise errors.model_not_found(model_id)
     return describe(spec, services)

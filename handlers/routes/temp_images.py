@@ -7,9 +7,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from handlers.deps import ServicesDep
-from handlers.errors import APIError
 from handlers.protocol import ErrorResponse
-from handlers.store import CONTENT_TYPES, IMAGE_ID
+from handlers.stores.core import CONTENT_TYPES, IMAGE_ID
+from pipelines.contract.errors import APIError
 
 router = APIRouter()
 
@@ -23,7 +23,7 @@ router = APIRouter()
 async def get_temp_image(image_id: str, services: ServicesDep) -> Response:
     data = await run_in_threadpool(services.store.get, image_id) if IMAGE_ID.match(image_id) else None
     if data is None:
-        raise APIError(404, "This image does not exist or its URL has expired.", code="image_not_found")
+        raise APIError("not_found", "This image does not exist or its URL has expired.", code="image_not_found")
     return Response(
         data,
         media_type=CONTENT_TYPES[image_id.rsplit(".", 1)[1]],

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 TaskName = Literal["generate", "edit", "variation"]
+
+
+def denoising_steps(steps: int, strength: float) -> int:
+    """The steps an image-to-image run really takes: diffusers skips the first
+    `steps * (1 - strength)` and runs `int(steps * strength)` of them."""
+    return steps if strength >= 1.0 else int(steps * strength)
+
+
+def steps_for_strength(steps: int, strength: float) -> int:
+    """`steps`, raised where needed so that `denoising_steps` is at least one."""
+    return steps if denoising_steps(steps, strength) >= 1 else max(steps, math.ceil(1 / strength))
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from handlers.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job
 
 
 class Engine(Protocol):
     """Runs Jobs. LocalEngine runs them in this process; ModalEngine on a GPU pool.
 
-    Failures are raised as `handlers.errors.APIError` so the routes never translate them.
+    Failures are raised as `pipelines.contract.errors.APIError`, so the routes never translate them.
     """
 
     async def start(self) -> None:

@@ -1,16 +1,14 @@
-"""The model catalog: what each servable model is, as data.
-
-Imported by the web side too, so it must never import torch or diffusers.
-"""
+"""The model catalog: what each servable model is, as data (part of the contract: both sides read it)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-Family = Literal["sd", "sdxl", "flux"]
+FamilyName = Literal["sd", "sdxl", "flux"]
+FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)  # each has an adapter and a tiny model
 Task = Literal["generate", "edit", "variation"]
 
 # OpenAI's model names, so unmodified clients work; each maps to a served model.
@@ -32,7 +30,7 @@ class ModelSpec:
     id: str
     # "hub:<org>/<repo>" (with `revision`), "tiny:<family>", or a local diffusers folder.
     source: str
-    family: Family
+    family: FamilyName
     description: str
     revision: str | None = None
     tasks: tuple[Task, ...] = ("generate", "edit", "variation")
@@ -74,7 +72,7 @@ def _styles(natural_guidance: float, vivid_guidance: float) -> dict[str, Style]:
 
 # The built-in offline models: tiny random-weight pipelines of each family. They make noise,
 # not pictures, but run every code path in seconds on a CPU.
-def _tiny(family: Family, name: str, **overrides: Any) -> ModelSpec:
+def _tiny(family: FamilyName, name: str, **overrides: Any) -> ModelSpec:
     fields: dict[str, Any] = {
         "id": f"tiny-{family}",
         "source": f"tiny:{family}",

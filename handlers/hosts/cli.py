@@ -9,27 +9,28 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from handlers.errors import APIError, from_validation
-from handlers.settings import Settings
-from pipelines.catalog import CATALOG, DEFAULT_MODELS, ServedModels, UnknownModel
+from handlers.hosts.local import LocalSettings, local_worker, served_models
+from handlers.http_errors import from_validation
+from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS, UnknownModel
+from pipelines.contract.errors import APIError
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> LocalSettings:
     """Environment settings, with the command line's choices on top."""
     overrides = {}
     if getattr(args, "model", None):
-        overrides["models"] = ",".join(args.model)
+        overrides["models"] = args.model
     if getattr(args, "device", None):
         overrides["device"] = args.device
     if getattr(args, "preload", False):
         overrides["preload"] = True
-    return Settings(**overrides)
+    return LocalSettings(**overrides)
 
 
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from pipelines.local_app import create_local_app
+    from handlers.hosts.local import create_local_app
 
     app = create_local_app(_settings(args))
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -48,17 +49,16 @@ def generate(args: argparse.Namespace) -> None:
     """One image (or n) straight through the Worker, resolved exactly as the API would."""
     from handlers.jobs import generation_job, resolve_model
     from handlers.protocol import ImageGenerationRequest
-    from pipelines.worker import Worker
 
     settings = _settings(args)
-    served = ServedModels.from_names(settings.model_names, settings.alias_map)
+    served = served_models(settings)
     request = ImageGenerationRequest(
         prompt=args.prompt, model=args.model[0] if args.model else None, n=args.n, size=args.size,
         seed=args.seed, num_inference_steps=args.steps, quality=args.quality,
     )
     spec = resolve_model(request.model, served, "generate")
     job = generation_job(request, spec, settings.max_prompt_chars)
-    worker = Worker([spec], cache_dir=settings.cache_dir, device=settings.device, max_loaded=1)
+    worker = local_worker(served, settings, max_loaded=1)
     out = Path(args.output)
     for index, data in enumerate(worker.run(job)):
         path = out if index == 0 else out.with_name(f"{out.stem}-{index}{out.suffix}")

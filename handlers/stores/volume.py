@@ -15,24 +15,16 @@ a temp directory and a stand-in in tests.
 from __future__ import annotations
 
 import logging
-import os
-import re
-import secrets
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from handlers.store import CONTENT_TYPES, IMAGE_ID, storage_unavailable
+from handlers.stores.core import ImageFolder, stamped_time
+from pipelines.contract.errors import storage_unavailable
 
 log = logging.getLogger("imagegen")
-
-# Creation second, 9 hex digits (good until the year 4147), then 128 random bits. Matches IMAGE_ID.
-_STAMPED_ID = re.compile(r"^(?P<created>[0-9a-f]{9})[A-Za-z0-9_-]{22}\.(png|jpeg|webp)\Z")
-_INCOMING = ".incoming-"
-_CLOCK_SKEW_SECONDS = 60
 
 
 class VolumeFiles(Protocol):
@@ -63,13 +55,7 @@ class ModalVolumeFiles:
             return None
 
 
-def stamped_id(format: str, created: float) -> str:
-    if format not in CONTENT_TYPES:
-        raise ValueError(f"unknown image format {format!r}")
-    return f"{int(created):09x}{secrets.token_urlsafe(16)}.{format}"
-
-
-class VolumeImageStore:
+class VolumeImageStore(ImageFolder):
     """An ImageStore whose files live at the root of a Volume mounted at `root`."""
 
     def __init__(
@@ -80,11 +66,8 @@ class VolumeImageStore:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.root = Path(root)
-        self.ttl_seconds = ttl_seconds
+        super().__init__(root, ttl_seconds, clock=clock)
         self.volume = volume
-        self.clock = clock
-        self.root.mkdir(parents=True, exist_ok=True)
         # Group commit: one commit covers every write finished before it started, so a burst of
         # n images (or of requests) costs a few commits, not n, and each put still returns only
         # once its own file is committed.
@@ -94,15 +77,7 @@ class VolumeImageStore:
         self._committing = threading.Lock()
 
     def put(self, data: bytes, format: str) -> str:
-        image_id = stamped_id(format, self.clock())
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=_INCOMING)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-            os.replace(tmp, self.root / image_id)  # readers never see half an image
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        image_id = self.write(data, format)
         with self._counter:
             self._written += 1
             mine = self._written
@@ -110,7 +85,7 @@ class VolumeImageStore:
         return image_id
 
     def get(self, image_id: str) -> bytes | None:
-        if not self._live(image_id):
+        if not self.live(image_id):
             return None
         try:
             return (self.root / image_id).read_bytes()
@@ -122,31 +97,16 @@ class VolumeImageStore:
             log.exception("reading temp image %s through the Volume API failed", image_id)
             raise storage_unavailable("the Volume is unreachable", reading=True) from None
 
+    def created(self, image_id: str) -> float | None:
+        """Only the id's stamp: a file read through the Volume API has no mtime to fall back on."""
+        return stamped_time(image_id)
+
     def sweep(self) -> int:
         """Delete the expired images this container can see, and commit the deletions."""
-        removed = 0
-        for path in self.root.iterdir():
-            try:
-                if path.name.startswith(_INCOMING):
-                    expired = self.clock() - path.stat().st_mtime > self.ttl_seconds
-                else:
-                    expired = IMAGE_ID.match(path.name) is not None and not self._live(path.name)
-                if expired:
-                    path.unlink(missing_ok=True)
-                    removed += 1
-            except FileNotFoundError:
-                continue
+        removed = super().sweep()
         if removed:
             self.volume.commit()
         return removed
-
-    def _live(self, image_id: str) -> bool:
-        """A well-formed id, created within the TTL (and not in the future: a forged stamp)."""
-        match = _STAMPED_ID.match(image_id)
-        if match is None:
-            return False
-        age = self.clock() - int(match["created"], 16)
-        return -_CLOCK_SKEW_SECONDS <= age <= self.ttl_seconds
 
     def _commit_through(self, write: int) -> None:
         with self._committing:

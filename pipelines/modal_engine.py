@@ -5,7 +5,8 @@ and `.stream.remote_gen.aio(job)`. Everything that can go wrong on the way — t
 cold or saturated, Modal's control plane hiccups, the remote job fails in a way that cannot be
 unpickled here — leaves as one `APIError`, within a deadline, with an honest `x-should-retry`.
 
-`modal` is imported lazily: handlers must import on a laptop that has no Modal installed.
+`modal` is imported lazily: it runs in the web front, which must import on a laptop that has no
+Modal installed, and it needs no torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from handlers.errors import APIError
-from handlers.job import ImageEvent, Job
+from pipelines.contract import errors
+from pipelines.contract.errors import APIError
+from pipelines.contract.job import ImageEvent, Job
 
 log = logging.getLogger("imagegen")
 
@@ -54,7 +56,7 @@ class ModalEngine:
 
     def _pool(self, model_id: str) -> Any:
         if model_id not in self.gpus:
-            raise APIError(404, f"The model '{model_id}' is not served here.", param="model", code="model_not_found")
+            raise errors.model_not_found(model_id)
         if model_id not in self._pools:
             # Lazy on Modal's side too: nothing reaches the control plane until the first call.
             self._pools[model_id] = self.worker_cls.with_options(gpu=self.gpus[model_id])(model_id=model_id)
@@ -93,43 +95,19 @@ class ModalEngine:
 
     def _api_error(self, exc: Exception, job: Job) -> APIError:
         """The one place a failure on the way to or from the GPU pool becomes a client's error."""
-        busy = {"retry-after": str(self.retry_after_seconds)}
         if isinstance(exc, TimeoutError):  # asyncio's, i.e. our deadline (Modal's timeouts are modal.Error)
             log.warning("%s on %s: no answer within %.0f s", job.task, job.model, self.deadline_seconds)
             # Mostly a cold start or a saturated pool: by the retry a container is warm or free.
-            return APIError(
-                503,
-                f"Model {job.model} did not answer within {self.deadline_seconds:.0f} s: its GPUs are starting "
-                "or busy. Try again shortly.",
-                code="model_busy",
-                retryable=True,
-                headers=busy,
-            )
+            return errors.model_busy(job.model, self.deadline_seconds, self.retry_after_seconds)
         kind = _modal_kind(exc)
         if kind == "timeout":
             log.warning("%s on %s ran past the GPU function's timeout: %s", job.task, job.model, exc)
-            return APIError(
-                504,
-                f"Model {job.model} ran past its time limit while making the image.",
-                code="generation_timeout",
-                retryable=False,  # the same job would hit the same limit
-            )
+            return errors.generation_timeout(job.model)
         if kind == "unavailable":
             log.warning("%s on %s: Modal unavailable: %r", job.task, job.model, exc)
-            return APIError(
-                503,
-                f"The GPU pool for {job.model} is unavailable right now. Try again shortly.",
-                code="backend_unavailable",
-                retryable=True,
-                headers=busy,
-            )
+            return errors.backend_unavailable(job.model, self.retry_after_seconds)
         log.error("%s on %s failed remotely: %r", job.task, job.model, exc)
-        return APIError(
-            500,
-            f"Model {job.model} failed while making the image; see the GPU function's log.",
-            code="generation_failed",
-            retryable=False,
-        )
+        return errors.generation_failed(job.model, see="the GPU function's log")
 
 
 def _modal_kind(exc: BaseException) -> str | None:

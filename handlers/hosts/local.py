@@ -1,0 +1,36 @@
+"""Local mode: the app around an in-process Worker and a temp-image folder."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from handlers.app import create_app
+from handlers.settings import ServerSettings
+from handlers.stores.folder import LocalImageStore
+from pipelines.contract.catalog import ServedModels
+from pipelines.local_engine import LocalEngine
+from pipelines.model_cache import ModelCache
+from pipelines.settings import EngineSettings
+from pipelines.worker import Worker
+
+
+class LocalSettings(ServerSettings, EngineSettings):
+    """Both sides' settings: in local mode one process (and one environment) holds both."""
+
+
+def served_models(settings: LocalSettings) -> ServedModels:
+    return ServedModels.from_names(settings.models, settings.model_aliases)
+
+
+def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: int | None = None) -> Worker:
+    cache = ModelCache(served.specs, cache_dir=settings.cache_dir, device=settings.device,
+                       max_loaded=max_loaded or settings.max_loaded_models)
+    return Worker(cache)
+
+
+def create_local_app(settings: LocalSettings | None = None) -> FastAPI:
+    """The app `imagegen serve` runs (also usable as `uvicorn handlers.hosts.local:create_local_app --factory`)."""
+    settings = settings or LocalSettings()
+    served = served_models(settings)
+    store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds)
+    return create_app(settings, LocalEngine(local_worker(served, settings), settings), store, served)

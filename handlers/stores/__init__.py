@@ -1,0 +1,1 @@
+"""Temp images behind capability URLs: one core (`core`), two back ends (`folder`, `volume`)."""

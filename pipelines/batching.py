@@ -1,0 +1,62 @@
+"""Dynamic batching: which waiting jobs may share one pipeline call, and how they are gathered."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from typing import Any, Protocol, TypeVar
+
+from pipelines.contract.job import Job
+
+
+def batch_key(job: Job) -> tuple[Any, ...] | None:
+    """Jobs with equal keys can share one pipeline call; None: this job runs alone."""
+    if job.task != "generate" or job.partial_images:
+        return None
+    return (job.model, job.width, job.height, job.steps, job.guidance)
+
+
+class Waiting(Protocol):
+    """A queued job, and whether its caller has gone."""
+
+    job: Job
+    stop: threading.Event
+
+
+W = TypeVar("W", bound=Waiting)
+
+
+async def next_batch(waiting: deque[W], arrived: asyncio.Event, *, max_images: int, wait_seconds: float) -> list[W]:
+    """The first live job of `waiting`, plus compatible ones up to `max_images` images in all,
+    waiting up to `wait_seconds` for more to arrive (`arrived` is set on each arrival).
+
+    Those taken leave `waiting`; the rest keep their order. Jobs whose callers have gone are
+    skipped at the head and never joined to a batch.
+    """
+    while waiting and waiting[0].stop.is_set():
+        waiting.popleft()
+    if not waiting:
+        return []
+    batch = [waiting.popleft()]
+    key = batch_key(batch[0].job)
+    if key is None:
+        return batch
+    deadline = time.monotonic() + wait_seconds
+    while (room := max_images - sum(each.job.n for each in batch)) > 0:
+        fits = next((each for each in waiting
+                     if not each.stop.is_set() and batch_key(each.job) == key and each.job.n <= room), None)
+        if fits is not None:
+            waiting.remove(fits)
+            batch.append(fits)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        arrived.clear()
+        try:
+            await asyncio.wait_for(arrived.wait(), remaining)
+        except TimeoutError:
+            break
+    return batch

@@ -1,0 +1,131 @@
+"""The model cache: pipelines loaded once, kept warm, the least recently used evicted.
+
+It owns what a loaded model costs: which device and dtype it lives on, moving it when a GPU
+arrives (a Modal snapshot restore), and giving memory back after a load or a failure.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.contract import errors
+from pipelines.contract.catalog import ModelSpec
+from pipelines.devices import pick_device, pick_dtype
+from pipelines.families import FAMILIES, Family
+from pipelines.weights import weights_source
+
+log = logging.getLogger("imagegen")
+
+# One load at a time in the whole process: diffusers' lazy imports and accelerate's
+# meta-device loading are not thread-safe (two models loading at once fail with "cannot
+# import name" or "Cannot copy out of meta tensor").
+_LOADING = threading.RLock()
+
+
+@dataclass
+class LoadedModel:
+    """A model in memory: its base pipeline and, made on first edit, an editor over its weights."""
+
+    family: Family
+    pipe: Any
+    _editor: Any = field(default=None, repr=False)
+
+    def editor(self) -> Any:
+        if self._editor is None:
+            with _LOADING:
+                self._editor = self.family.editor(self.pipe)
+        return self._editor
+
+
+class ModelCache:
+    """The served models' pipelines, loaded on first use (or at preload), at most `max_loaded` at once.
+
+    Thread-safe: loads are serialised process-wide, lookups are not blocked by a load.
+    """
+
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec],
+        *,
+        cache_dir: Path,
+        device: str = "auto",
+        max_loaded: int = 3,
+        dtype: str | None = None,
+    ) -> None:
+        """`dtype` ("bfloat16", "float16", "float32") overrides the device's usual one: loading on
+        the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds."""
+        self.specs = {spec.id: spec for spec in specs}
+        self.cache_dir = Path(cache_dir)
+        self.device = pick_device(device)
+        self.dtype = dtype
+        self.max_loaded = max_loaded
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def get(self, model_id: str) -> LoadedModel:
+        """The model, loading it if needed. A failed load raises and is retried next time.
+
+        `model_id` is one of `specs`: the engines only ever ask for the models they serve.
+        """
+        with self._lock:
+            if model_id in self._loaded:
+                self._loaded.move_to_end(model_id)
+                return self._loaded[model_id]
+        with _LOADING:
+            with self._lock:  # loaded while we waited for our turn?
+                if model_id in self._loaded:
+                    return self._loaded[model_id]
+            model = self._load(self.specs[model_id])
+            with self._lock:
+                self._loaded[model_id] = model
+                while len(self._loaded) > self.max_loaded:
+                    evicted, _ = self._loaded.popitem(last=False)
+                    log.info("evicted %s (more than %d models loaded)", evicted, self.max_loaded)
+            self.free_memory()
+            return model
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        family = FAMILIES[spec.family]
+        try:
+            source, revision = weights_source(spec, self.cache_dir)
+            log.info("loading %s from %s on %s", spec.id, source, self.device)
+            pipe = family.load(source, revision, self._dtype(), self.device)
+        except Exception as exc:
+            log.exception("loading %s failed", spec.id)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise errors.model_load_failed(spec.id, reason) from None
+        return LoadedModel(family=family, pipe=pipe)
+
+    def move_to(self, device: str) -> None:
+        """Move the loaded pipelines (and later loads) to `device`, e.g. once a GPU is attached."""
+        with _LOADING, self._lock:
+            self.device = device
+            for model in self._loaded.values():
+                model.pipe.to(device=device, dtype=self._dtype())  # editors share these modules
+
+    def _dtype(self) -> Any:
+        if self.dtype is None:
+            return pick_dtype(self.device)
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    def free_memory(self) -> None:
+        gc.collect()
+        # Ask CUDA only when we run on it: torch caches its first answer, and an early "no GPU"
+        # (say, while a Modal memory snapshot is taken) would stick after the GPU arrives.
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()

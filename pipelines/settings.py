@@ -1,0 +1,30 @@
+"""The model side's settings: which models, on which device, cached where, queued how. `IMAGEGEN_*`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from pipelines.contract.catalog import DEFAULT_MODELS
+from pipelines.contract.config import ENV_PREFIX, comma_list, user_cache_dir
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    # Comma-separated catalog ids or local diffusers folders; the first is the default model.
+    models: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = list(DEFAULT_MODELS)
+    cache_dir: Path = Field(default_factory=user_cache_dir)
+    device: str = Field("auto", pattern="^(auto|cpu|cuda|mps)(:[0-9]+)?$")
+    preload: bool = False
+    max_loaded_models: int = Field(3, ge=1)
+    # Load: requests waiting per model before new ones get 429 at once; how long one may wait
+    # for its turn before a 503; how many images compatible requests may share in one
+    # pipeline call, and how long a lone request waits for company.
+    max_queue: int = Field(32, ge=1)
+    queue_timeout_seconds: float = Field(120.0, gt=0)
+    max_batch_images: int = Field(8, ge=1)
+    batch_wait_ms: float = Field(10.0, ge=0)
