@@ -27,8 +27,9 @@ from handlers.hosts.modal_deployment import ModalDeployment
 from handlers.settings import ServerSettings
 from handlers.stores.volume import ModalVolumeFiles, VolumeFiles, VolumeImageStore
 from pipelines.contract import errors
-from pipelines.contract.catalog import CATALOG, ServedModels
+from pipelines.contract.catalog import CATALOG
 from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.served import ServedModels
 from pipelines.modal_engine import ModalEngine
 from pipelines.settings import EngineSettings
 

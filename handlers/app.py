@@ -14,12 +14,13 @@ from starlette.middleware.cors import CORSMiddleware
 from handlers.auth import BearerAuth
 from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
+from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.routes import health, images, models, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
-from pipelines.contract.catalog import ServedModels
 from pipelines.contract.engine import Engine
+from pipelines.contract.served import ServedModels
 
 log = logging.getLogger("imagegen")
 
@@ -63,8 +64,10 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     for router in (images.router, models.router, temp_images.router):
         app.include_router(router, prefix="/v1")
     # The last added runs first: CORS (so preflights and 401s carry its headers), then the
-    # key, then the body limits, before any route reads the body.
-    app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB)
+    # key, then the body limits, before any route reads the body; JSON routes read JSON.
+    app.add_middleware(JsonByDefault, paths=("/images/generations",))
+    app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB,
+                       max_body_bytes=settings.max_request_mb * MB)
     app.add_middleware(BearerAuth, keys=settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

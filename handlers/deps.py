@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
-from pipelines.contract.catalog import ServedModels
 from pipelines.contract.engine import Engine
+from pipelines.contract.served import ServedModels
 
 
 @dataclass(frozen=True)

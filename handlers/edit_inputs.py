@@ -45,6 +45,7 @@ class EditInput:
     image: bytes  # PNG, JPEG or WEBP whose decoded mode is RGB or RGBA
     size: tuple[int, int]
     mask: bytes | None  # diffusers convention; None: edit the whole image
+    references: tuple[bytes, ...] = ()  # the other images, as the model may use them (RGB or RGBA)
 
 
 def _sniff(data: bytes) -> str | None:
@@ -117,10 +118,13 @@ def _edit_area(alpha: Image.Image) -> Image.Image:
 
 
 def read_edit_input(
-    image_data: bytes, mask_data: bytes | None, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    image_data: bytes, mask_data: bytes | None, *, references: list[bytes] | tuple[bytes, ...] = (),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EditInput:
-    """The checked image and the area to edit; any problem is a 400 naming `image` or `mask`."""
+    """The checked image, the area of it to edit, and the reference images after it; any
+    problem is a 400 naming `image` or `mask`."""
     image, image_bytes = _for_worker(_open(image_data, "image", max_pixels), image_data)
+    checked = tuple(_for_worker(_open(data, "image", max_pixels), data)[1] for data in references)
     mask_area: Image.Image | None = None
     if mask_data is not None:
         mask = _open(mask_data, "mask", max_pixels)
@@ -143,4 +147,5 @@ def read_edit_input(
         alpha = pictures.alpha_channel(image)
         if alpha is not None and alpha.getextrema()[0] == 0:
             mask_area = _edit_area(alpha)
-    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else pictures.png(mask_area))
+    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else pictures.png(mask_area),
+                     references=checked)

@@ -70,7 +70,8 @@ def from_validation(problems: list[Any]) -> APIError:
         if param is None:
             return invalid(None, "The request body is missing or not a JSON object.", code="invalid_request")
         return invalid(param, f"Missing required parameter: '{param}'.", code="missing_required_parameter")
-    message = first.get("msg", "Invalid value")
+    # pydantic prefixes our validators' messages with their exception's name; the caller needs the reason.
+    message = first.get("msg", "Invalid value").removeprefix("Value error, ")
     if param is None and kind in ("model_type", "dict_type", "model_attributes_type"):
         return invalid(None, "The request body must be a JSON object.", code="invalid_request")
     if param is None:

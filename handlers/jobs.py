@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from typing import Any
 
 from handlers.edit_inputs import EditInput
@@ -16,22 +17,48 @@ from handlers.protocol import (
 )
 from handlers.sizes import Size, parse_size, render_size
 from pipelines.contract import errors
-from pipelines.contract.catalog import ModelSpec, ServedModels
+from pipelines.contract.catalog import ModelSpec
 from pipelines.contract.errors import invalid
 from pipelines.contract.job import Job, TaskName, steps_for_strength
+from pipelines.contract.served import Need, ServedModels, is_gpt_image_name
 
-# OpenAI's GPT-image tiers map onto the catalog's three step counts.
-_QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd", "hd": "hd"}
+# Every quality OpenAI takes, onto the catalog's three step counts: more steps, never fewer,
+# as the quality rises (low < medium = standard = auto < high = hd = xhigh = max).
+QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd",
+                "hd": "hd", "xhigh": "hd", "max": "hd"}
 
 
-def resolve_model(name: str | None, served: ServedModels, task: TaskName) -> ModelSpec:
-    spec = served.default if name is None or not name.strip() else served.get(name.strip())
+def resolve_model(name: str | None, served: ServedModels, task: TaskName, needs: Collection[Need] = ()) -> ModelSpec:
+    """The served model `name` stands for (the default when omitted), able to do `task`."""
+    spec = served.get(name, needs)
     if spec is None:
         raise errors.model_not_found(name, [s.id for s in served.specs])
     if task not in spec.tasks:
         raise invalid("model", f"Model {spec.id} does not support {task}; it supports: {', '.join(spec.tasks)}.",
                       code="unsupported_task")
     return spec
+
+
+def check_input_images(spec: ModelSpec, count: int, served: ServedModels) -> None:
+    """At most the model's own bound, and a 400 that says which served models take more."""
+    if count <= spec.max_input_images:
+        return
+    takers = [f"{each.id} (up to {each.max_input_images})" for each in served.having("references")]
+    where = (f"Models here that take several: {', '.join(takers)}." if takers else
+             "No model served here takes several; serve one that does (see `imagegen models`).")
+    limit = spec.max_input_images
+    raise invalid("image", f"Model {spec.id} takes at most {limit} input image{'s' if limit > 1 else ''}; "
+                  f"{count} were sent. {where}", code="too_many_images")
+
+
+def response_format(request: ImageRequestBase, server_default: str) -> str:
+    """An explicit `response_format` wins; else the server's setting; else OpenAI's rule: GPT image
+    models answer b64_json (clients written for them read nothing else), other names a URL."""
+    if request.response_format is not None:
+        return request.response_format
+    if server_default != "auto":
+        return server_default
+    return "b64_json" if is_gpt_image_name(request.model or "") else "url"
 
 
 def _seeds(seed: int | None, n: int) -> tuple[int, ...]:
@@ -68,7 +95,7 @@ def _resolve(
         "prompt": prompt,
         "negative_prompt": request.negative_prompt or None,
         "n": request.n,
-        "steps": request.num_inference_steps or spec.steps[_QUALITY_TIER[request.quality or "standard"]],
+        "steps": request.num_inference_steps or spec.steps[QUALITY_TIER[request.quality or "standard"]],
         "guidance": guidance if request.guidance_scale is None else request.guidance_scale,
         "seeds": _seeds(request.seed, request.n),
         "width": width,
@@ -96,7 +123,7 @@ def _prompted(
 def _image_to_image(fields: dict[str, Any], edit: EditInput, strength: float) -> Job:
     # The pipeline runs only a `strength` share of the steps; never let that round down to none.
     fields["steps"] = steps_for_strength(fields["steps"], strength)
-    return Job(**fields, images=(edit.image,), mask=edit.mask, strength=strength)
+    return Job(**fields, images=(edit.image, *edit.references), mask=edit.mask, strength=strength)
 
 
 def generation_job(request: ImageGenerationRequest, spec: ModelSpec, max_prompt_chars: int) -> Job:
@@ -108,8 +135,10 @@ def edit_job(request: ImageEditForm, edit: EditInput, spec: ModelSpec, max_promp
     """An edit: the output has the requested size, else the input's; kept pixels stay exact."""
     output = parse_size(request.size, spec) or edit.size
     fields = _prompted("edit", request, spec, output, max_prompt_chars)
-    # A transparent hole is repainted from scratch; a whole-image edit keeps the composition.
-    return _image_to_image(fields, edit, 1.0 if edit.mask is not None else spec.edit_strength)
+    # A transparent hole is repainted from scratch, and an instruction edit is the model's own;
+    # a whole-image edit elsewhere keeps the composition by denoising only part of the way.
+    whole = edit.mask is None and not spec.instruction_edits
+    return _image_to_image(fields, edit, spec.edit_strength if whole else 1.0)
 
 
 def variation_job(request: ImageVariationForm, edit: EditInput, spec: ModelSpec) -> Job:
@@ -117,3 +146,14 @@ def variation_job(request: ImageVariationForm, edit: EditInput, spec: ModelSpec)
     output = parse_size(request.size, spec) or edit.size
     fields = _resolve("variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance)
     return _image_to_image(fields, EditInput(image=edit.image, size=edit.size, mask=None), spec.variation_strength)
+
+
+def edit_needs(edit: EditInput) -> list[Need]:
+    """What an edit asks of a model an OpenAI name stands for: references for several images,
+    instructions for an edit with nothing marked (what GPT image models do with one)."""
+    needs: list[Need] = []
+    if edit.references:
+        needs.append("references")
+    if edit.mask is None:
+        needs.append("instructions")
+    return needs

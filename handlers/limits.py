@@ -9,15 +9,6 @@ from handlers.http_errors import error_response
 from pipelines.contract.errors import APIError
 
 MB = 1024 * 1024
-# Room for the text fields and the multipart framing, besides the files.
-FIELDS_BYTES = 1 * MB
-# The most files a request carries: an image and its mask.
-FILES_PER_REQUEST = 2
-
-
-def body_limit(max_file_bytes: int) -> int:
-    """The largest request body: every file at its limit, plus the fields."""
-    return FILES_PER_REQUEST * max_file_bytes + FIELDS_BYTES
 
 
 def _megabytes(size: int) -> str:
@@ -94,10 +85,10 @@ class BodyLimit:
     limit is passed the app's own answer (the form parser's error, say) is replaced by the 413.
     """
 
-    def __init__(self, app: ASGIApp, max_file_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_file_bytes: int, max_body_bytes: int) -> None:
         self.app = app
         self.max_file_bytes = max_file_bytes
-        self.max_body_bytes = body_limit(max_file_bytes)
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

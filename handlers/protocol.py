@@ -9,10 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_PROMPT_CHARS = 32_000  # the hard ceiling; the server's own limit is a setting below it
 MAX_SEED = 2**32 - 1
 
-Quality = Literal["standard", "hd", "low", "medium", "high", "auto"]
+Quality = Literal["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"]
 StyleName = Literal["natural", "vivid"]
 ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+OUTPUT_FORMATS = ("png", "jpeg", "webp")
 Background = Literal["transparent", "opaque", "auto"]
 
 
@@ -47,9 +48,13 @@ class ImageRequestBase(_Extensions):
         description="`auto`, an OpenAI size such as `1024x1024`, or any `WxH` within the model's bounds.",
     )
     quality: Quality | None = Field(
-        None, description="`standard`/`medium`/`auto` and `hd`/`high` pick the model's step counts; `low` fewer."
+        None, description="Picks the model's step count: `low` fewest; `medium`/`standard`/`auto` the model's own; "
+        "`high`/`hd`/`xhigh`/`max` most.",
     )
-    response_format: ResponseFormat | None = Field(None, description="`url` (default) or `b64_json`.")
+    response_format: ResponseFormat | None = Field(
+        None, description="`url` or `b64_json`. Omitted: `b64_json` for GPT image model names (`gpt-image*`, "
+        "`chatgpt-image*`), as OpenAI answers them, `url` for any other name (unless the server says otherwise).",
+    )
     output_format: OutputFormat = Field("png", description="Encoding of the images: `png`, `jpeg` or `webp`.")
     output_compression: int | None = Field(
         None, ge=0, le=100, description="Quality 0-100 for `jpeg` and `webp` (default 90); ignored for `png`."
@@ -60,6 +65,13 @@ class ImageRequestBase(_Extensions):
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
     user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")
 
+
+    @field_validator("output_format", mode="before")
+    @classmethod
+    def _encodable(cls, value: object) -> object:
+        if isinstance(value, str) and value not in OUTPUT_FORMATS:
+            raise ValueError(f"this server encodes {', '.join(OUTPUT_FORMATS)}; {value!r} is not available")
+        return value
 
     @field_validator("*")
     @classmethod
@@ -105,9 +117,11 @@ class ImageVariationForm(ImageRequestBase):
 class ImageEditFiles(BaseModel):
     """The file parts of an edit, for the OpenAPI schema only (the route reads the form itself)."""
 
-    image: bytes = Field(description="The image to edit (PNG, JPEG or WEBP). Also accepted as `image[]`.")
+    image: bytes = Field(description="The image to edit (PNG, JPEG or WEBP); up to 16 as `image[]` on a model that "
+                         "takes references: the first is edited, the others are what the prompt refers to.")
     mask: bytes | None = Field(
-        None, description="PNG whose fully transparent pixels (alpha = 0) mark the area to edit; the image's size."
+        None, description="PNG whose fully transparent pixels (alpha = 0) mark the area of the first image to edit; "
+        "that image's size.",
     )
 
 
@@ -121,6 +135,7 @@ class Image(BaseModel):
     url: str | None = None
     b64_json: str | None = None
     revised_prompt: str | None = None
+    seed: int | None = Field(None, description="The seed this image was made with: send it again to remake it.")
 
 
 class ImagesResponse(BaseModel):
@@ -149,6 +164,7 @@ class StreamEvent(BaseModel):
     background: Literal["transparent", "opaque", "auto"]
     partial_image_index: int | None = None
     image_index: int = Field(description="Which of the request's n images this event is about (0-based).")
+    seed: int = Field(description="The seed this image is made with.")
 
 
 class ModelCapabilities(BaseModel):
@@ -161,6 +177,10 @@ class ModelCapabilities(BaseModel):
     max_n: int
     family: str
     negative_prompt: bool
+    max_input_images: int = Field(description="Images an edit takes: the first is edited, the others are references.")
+    edits: Literal["instruction", "image_to_image"] = Field(
+        description="What an edit without a mask does: follow the prompt as an instruction, or re-imagine the image."
+    )
 
 
 class Model(BaseModel):

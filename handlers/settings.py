@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -30,9 +30,15 @@ class ServerSettings(BaseSettings):
     # not listed here stand for the default model.
     model_aliases: ModelAliases = {}
     max_prompt_chars: int = Field(4000, ge=1)
-    # Bad input: each uploaded file at most this many MB (413); each image at most this many
-    # pixels, read from its header before decoding (400). Pillow's own bomb guard is the ceiling.
+    # Without `response_format`: "auto" answers b64_json for GPT image names (gpt-image*,
+    # chatgpt-image*), as OpenAI does, and a URL for every other name; or always one of them.
+    response_format: Literal["auto", "url", "b64_json"] = "auto"
+    # Bad input: each uploaded file at most this many MB, a whole request at most this many
+    # (413, before the body is read where it declares its length); each image at most this
+    # many pixels, read from its header before decoding (400). Pillow's bomb guard is the ceiling.
     max_upload_mb: int = Field(50, ge=1)
+    # Room for 16 phone photos (an edit takes up to 16 images), or two files at the upload cap.
+    max_request_mb: int = Field(128, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, le=89_478_485)
     # Comma-separated origins browsers may call from (e.g. https://app.example.com, or *). Empty: CORS off.
     cors_origins: CommaList = []

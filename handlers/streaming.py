@@ -45,6 +45,7 @@ async def stream_response(engine: Engine, job: Job, request: PromptedRequest) ->
             created_at=int(time.time()),
             partial_image_index=event.partial_index,
             image_index=event.image_index,
+            seed=job.seeds[event.image_index],
             **settings,
         )
         return _sse(payload.model_dump(exclude_none=True))

@@ -20,6 +20,7 @@ class EditCanvas:
     area: Image.Image  # at render size, white = repaint
     output_area: Image.Image
     image: Image.Image  # the original at render size, RGB, for the pipeline
+    references: tuple[Image.Image, ...] = ()  # the other images, RGB, as sent (a model that uses them sizes them)
 
     @classmethod
     def of(cls, job: Job) -> EditCanvas:
@@ -36,6 +37,7 @@ class EditCanvas:
             area=imaging.resized(area, render_size, exact=True),
             output_area=area,
             image=imaging.resized(original.convert("RGB"), render_size),
+            references=tuple(pictures.decode(data).convert("RGB") for data in job.images[1:]),
         )
 
     def keep_outside(self, generated: Image.Image, size: tuple[int, int] | None = None) -> Image.Image:

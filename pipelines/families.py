@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from pipelines.contract.catalog import FamilyName
 from pipelines.contract.job import Job
+
+if TYPE_CHECKING:  # the cache holds families; a family only reads what the cache loaded
+    from pipelines.edit_canvas import EditCanvas
+    from pipelines.model_cache import LoadedModel
 
 # Called after each denoising step with the step's latents (diffusers' callback_on_step_end).
 StepCallback = Callable[[int, Any], None]
@@ -94,31 +98,78 @@ class Family:
         """`job`'s images; with `batch`, the images of every job in it (same size, steps, guidance)."""
         return pipe(**self._common(job, generators, on_step, batch)).images
 
-    def inpaint(
+    def edit(
         self,
-        pipe: Any,
+        model: LoadedModel,
         job: Job,
-        image: Image.Image,
-        area: Image.Image,
+        canvas: EditCanvas,
         generators: list[Any],
         on_step: StepCallback | None = None,
     ) -> list[Image.Image]:
-        """Repaint `area` (white) of `image`; both already at the render size."""
+        """Repaint the canvas's area (white) of its image, at the render size, with an inpainting
+        pipeline over the loaded weights."""
         options = self._common(job, generators, on_step)
-        return pipe(**options, image=image, mask_image=area, strength=job.strength).images
+        return model.editor()(**options, image=canvas.image, mask_image=canvas.area, strength=job.strength).images
 
     def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
         """Cheap previews of in-progress latents: decoded at half size where that still has detail."""
-        import torch.nn.functional as F
-
         if self.packed_latents:
             latents = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor)
-        if min(latents.shape[-2:]) >= 16:  # a half-size decode costs about a quarter
-            latents = F.interpolate(latents, scale_factor=0.5, mode="bilinear")
         config = pipe.vae.config
-        latents = latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
-        decoded = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
-        return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+        return _decode_small(pipe, latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0))
+
+
+class ReferenceFamily(Family):
+    """FLUX.2 [klein]: one pipeline generates and edits. An edit's images are what it conditions
+    on (the first is the one being edited, the others references), and the prompt is an
+    instruction. It has no inpainting pipeline: the canvas keeps the pixels outside the area."""
+
+    def edit(
+        self,
+        model: LoadedModel,
+        job: Job,
+        canvas: EditCanvas,
+        generators: list[Any],
+        on_step: StepCallback | None = None,
+    ) -> list[Image.Image]:
+        options = self._common(job, generators, on_step)
+        references = [_conditionable(image) for image in canvas.references]
+        return model.pipe(**options, image=[canvas.image, *references]).images
+
+    def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
+        """As the pipeline's own final decode: unpack the 2x2 patches, undo the latent batch norm."""
+        import torch
+
+        rows, columns = job.height // (pipe.vae_scale_factor * 2), job.width // (pipe.vae_scale_factor * 2)
+        latents = latents.reshape(latents.shape[0], rows, columns, latents.shape[-1]).permute(0, 3, 1, 2)
+        norm = pipe.vae.bn
+        std = torch.sqrt(norm.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
+        latents = latents * std.to(latents.dtype) + norm.running_mean.view(1, -1, 1, 1).to(latents.dtype)
+        return _decode_small(pipe, pipe._unpatchify_latents(latents))
+
+
+# What FLUX.2's image processor takes as a condition image: each side at least 64 px, and an
+# aspect of at most 8:1. A reference outside that is resized to fit rather than refused.
+_MIN_CONDITION_SIDE = 64
+_MAX_CONDITION_ASPECT = 8
+
+
+def _conditionable(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    width, height = max(width, height // _MAX_CONDITION_ASPECT), max(height, width // _MAX_CONDITION_ASPECT)
+    scale = max(1.0, _MIN_CONDITION_SIDE / min(width, height))
+    size = (round(width * scale), round(height * scale))
+    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+
+
+def _decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
+    """VAE latents as images, at half size where that still has detail (a quarter of the cost)."""
+    import torch.nn.functional as F
+
+    if min(latents.shape[-2:]) >= 16:
+        latents = F.interpolate(latents, scale_factor=0.5, mode="bilinear")
+    decoded = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
+    return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
 
 
 # Loaded without the safety checker: it needs separate weights from the hub, and the
@@ -132,4 +183,6 @@ FAMILIES: dict[FamilyName, Family] = {
     "flux": Family(
         {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
     ),
+    # FLUX.2 [klein]: step- and guidance-distilled, Qwen3 prompts; no negative prompt.
+    "flux2": ReferenceFamily({}, takes_negative_prompt=False, call_options={}),
 }

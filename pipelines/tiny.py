@@ -92,11 +92,16 @@ def _t5_text_encoder(vocab_size: int) -> Any:
     return T5EncoderModel(config).eval()
 
 
-def _vae(latent_channels: int, **kwargs: Any) -> Any:
+def tiny_vae(latent_channels: int, vae_class: Any = None, **kwargs: Any) -> Any:
+    """A 4-level VAE (scale factor 8, as the real ones) of `vae_class` (AutoencoderKL by default)."""
     from diffusers import AutoencoderKL
 
+    if vae_class is None:
+        # Everything runs in float32 here; upcasting (SDXL img2img/inpaint) would only
+        # re-cast the VAE and log a warning on every call.
+        vae_class, kwargs = AutoencoderKL, {"force_upcast": False, **kwargs}
     _seeded()
-    return AutoencoderKL(
+    return vae_class(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * len(_VAE_CHANNELS),
@@ -108,9 +113,6 @@ def _vae(latent_channels: int, **kwargs: Any) -> Any:
         # Mid-block self-attention is quadratic in latent pixels: 1024x1024 would be
         # a 16k x 16k attention matrix on CPU for no benefit in a tiny model.
         mid_block_add_attention=False,
-        # Everything runs in float32 here; upcasting (SDXL img2img/inpaint) would only
-        # re-cast the VAE and log a warning on every call.
-        force_upcast=False,
         **kwargs,
     )
 
@@ -155,7 +157,7 @@ def _build_sd() -> Any:
     from diffusers import StableDiffusionPipeline
 
     return StableDiffusionPipeline(
-        vae=_vae(4, scaling_factor=0.18215),
+        vae=tiny_vae(4, scaling_factor=0.18215),
         text_encoder=_clip_text_encoder(with_projection=False),
         tokenizer=_clip_tokenizer(),
         unet=_unet(sample_size=64, cross_attention_dim=_TEXT_DIM),
@@ -181,7 +183,7 @@ def _build_sdxl() -> Any:
         projection_class_embeddings_input_dim=6 * time_embed_dim + _TEXT_DIM,
     )
     return StableDiffusionXLPipeline(
-        vae=_vae(4, scaling_factor=0.13025),
+        vae=tiny_vae(4, scaling_factor=0.13025),
         text_encoder=_clip_text_encoder(with_projection=False),
         text_encoder_2=_clip_text_encoder(with_projection=True),
         tokenizer=_clip_tokenizer(),
@@ -219,7 +221,7 @@ def _build_flux() -> Any:
         max_image_seq_len=4096,
     )
     # FLUX.1 VAE: 16 latent channels, no quant convs, shift + scale normalisation.
-    vae = _vae(16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False)
+    vae = tiny_vae(16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False)
     return FluxPipeline(
         scheduler=scheduler,
         vae=vae,
@@ -231,7 +233,13 @@ def _build_flux() -> Any:
     )
 
 
-_BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux}
+def _build_flux2() -> Any:
+    from pipelines.tiny_flux2 import build_flux2
+
+    return build_flux2()
+
+
+_BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux, "flux2": _build_flux2}
 TINY_FAMILIES = tuple(_BUILDERS)
 
 

@@ -88,7 +88,7 @@ class Worker:
                     batch = jobs if len(jobs) > 1 else None
                     images = model.family.text_to_image(model.pipe, lead, generators, on_step, batch)
                 else:
-                    images = model.family.inpaint(model.editor(), lead, edit.image, edit.area, generators, on_step)
+                    images = model.family.edit(model, lead, edit, generators, on_step)
             except Stopped as stopped:
                 log.info("%s", stopped)
                 raise
@@ -133,7 +133,7 @@ class Worker:
                 raise Stopped(job.model, step + 1, job.steps)
             if on_partial is None or step + 1 not in preview_steps:
                 return
-            previews = model.family.preview(model.editor() if edit else model.pipe, latents, job)
+            previews = model.family.preview(model.pipe, latents, job)  # the editors share its VAE
             for index, preview in enumerate(previews):
                 if edit is not None:
                     preview = edit.keep_outside(preview, preview.size)

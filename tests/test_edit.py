@@ -50,7 +50,7 @@ def edit_b64(client: OpenAI, **kwargs) -> list[Image.Image]:
     return [png(base64.b64decode(item.b64_json)) for item in response.data]
 
 
-@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl", "tiny-flux"])
+@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2"])
 def test_a_mask_edits_only_its_transparent_area(client: OpenAI, model: str) -> None:
     original = noise((96, 64))
     (result,) = edit_b64(
@@ -63,7 +63,7 @@ def test_a_mask_edits_only_its_transparent_area(client: OpenAI, model: str) -> N
     assert inside(box, HOLE), f"pixels outside the mask changed: {box}"
 
 
-@pytest.mark.parametrize("model", ["tiny-sd", "tiny-flux"])
+@pytest.mark.parametrize("model", ["tiny-sd", "tiny-flux", "tiny-flux2"])
 def test_without_a_mask_the_images_own_transparency_is_the_area(client: OpenAI, model: str) -> None:
     original = noise((100, 60), "RGBA")  # an odd size: rendered at the model's multiple, resized back
     alpha = Image.new("L", original.size, 255)

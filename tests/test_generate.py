@@ -32,7 +32,7 @@ def test_the_readme_example_gives_a_fetchable_url(client: OpenAI) -> None:
     assert png(fetched.content).size == (1024, 1024)
 
 
-@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl", "tiny-flux"])
+@pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2"])
 def test_b64_json_images_have_the_requested_size(client: OpenAI, model: str) -> None:
     response = client.images.generate(model=model, prompt="a red fox", size="128x64", n=2, response_format="b64_json")
     images = [png(data) for data in b64_images(response)]

@@ -34,7 +34,7 @@ def test_openai_sizes_and_sizes_within_bounds_are_taken(text: str, size: tuple[i
     assert parse_size(text, SD_TURBO) == size
 
 
-@pytest.mark.parametrize("text", ["100x100", "650x384", "1024", "big", "0x0", "800x512"])
+@pytest.mark.parametrize("text", ["100x100", "650x384", "1024", "big", "0x0", "808x512", "3856x2160", "1600x512"])
 def test_other_sizes_are_a_400_that_lists_what_is_valid(text: str) -> None:
     with pytest.raises(APIError) as caught:
         parse_size(text, SD_TURBO)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from handlers.hosts.local import create_local_app
-from handlers.limits import MB, body_limit
+from handlers.limits import MB
 from tests.conftest import API_KEY, Server, png_bytes, start_server, stop_server
 from tests.test_edit import noise
 
@@ -26,11 +26,12 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 @pytest.fixture(scope="module")
 def small_limits(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real server whose uploads are capped at 1 MB (so bodies at 3 MB)."""
+    """A real server whose uploads are capped at 1 MB, and whole requests at 3 MB."""
     storage = tmp_path_factory.mktemp("limits-images")
     log_path = tmp_path_factory.mktemp("limits-log") / "server.log"
     env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(storage),
-           "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_MAX_UPLOAD_MB": "1", "IMAGEGEN_MODELS": "tiny-sd"}
+           "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_MAX_UPLOAD_MB": "1", "IMAGEGEN_MAX_REQUEST_MB": "3",
+           "IMAGEGEN_MODELS": "tiny-sd"}
     process, url = start_server(env, log_path)
     yield Server(url=url, storage_dir=storage, log_path=log_path)
     stop_server(process)
@@ -87,7 +88,7 @@ def test_a_declared_length_past_the_limit_is_refused_before_any_body_is_sent(ser
 
 def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_limits: Server) -> None:
     """No Content-Length: the server counts as it reads and answers while the client is still sending."""
-    limit = body_limit(1 * MB)
+    limit = 3 * MB
     sent = 0
     with _connect(small_limits.url) as sock:
         sock.sendall(
@@ -142,7 +143,7 @@ def test_the_key_is_checked_before_the_body_limit(small_limits: Server) -> None:
 
 @pytest.fixture(scope="module")
 def capped(make_settings) -> Iterator[TestClient]:
-    with TestClient(create_local_app(make_settings(max_upload_mb=1, models="tiny-sd")),
+    with TestClient(create_local_app(make_settings(max_upload_mb=1, max_request_mb=3, models="tiny-sd")),
                     raise_server_exceptions=False) as api:
         yield api
 

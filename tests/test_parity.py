@@ -207,7 +207,7 @@ def test_a_transparent_background_is_refused_naming_the_limit(client: OpenAI) ->
     assert "tiny-sd" in caught.value.body["message"]
 
 
-@pytest.mark.parametrize("quality", ["low", "medium", "high", "auto", "standard", "hd"])
+@pytest.mark.parametrize("quality", ["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"])
 def test_every_quality_tier_is_accepted(client: OpenAI, quality: str) -> None:
     response = client.images.generate(model="tiny-sd", prompt="x", size="64x64", quality=quality,
                                       response_format="b64_json")

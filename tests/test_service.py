@@ -64,21 +64,24 @@ def test_an_open_server_warns_loudly(cache_dir: Path, tmp_path: Path) -> None:
 
 def test_models_list_has_openai_shape_and_capabilities(client: OpenAI) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == ["tiny-sd", "tiny-sdxl", "tiny-flux"]
+    assert [m.id for m in models.data] == ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2"]
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["owned_by"] and isinstance(first["created"], int)
     assert first["type"] == "image_generation"
     assert first["capabilities"]["max_n"] == 10
     assert first["capabilities"]["default_size"] == "512x512"
-    assert "dall-e-3" in first["aliases"]
+    assert {"gpt-image*", "chatgpt-image*", "dall-e*"} <= set(first["aliases"])  # every name of those families
     assert [m.id for m in client.models.list(extra_query={"type": "image_generation"}).data] == [
-        "tiny-sd", "tiny-sdxl", "tiny-flux"]
+        "tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2"]
     assert client.models.list(extra_query={"type": "chat"}).data == []
 
 
 def test_models_retrieve_by_id_and_alias(client: OpenAI) -> None:
     assert client.models.retrieve("tiny-flux").capabilities["size_multiple"] == 16
-    assert client.models.retrieve("gpt-image-1").id == "tiny-sd"
+    # OpenAI's names of today and tomorrow, no configuration needed.
+    for name in ("gpt-image-1", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst-2026-09-08",
+                 "gpt-image-9-turbo", "chatgpt-image-latest", "dall-e-3"):
+        assert client.models.retrieve(name).id == "tiny-sd"
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("nope")
     assert caught.value.body["code"] == "model_not_found"

@@ -42,7 +42,8 @@ def models(_: argparse.Namespace) -> None:
         default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
         size = f"{spec.default_size[0]}x{spec.default_size[1]}"
         print(f"{spec.id:<18} {spec.family:<6} {','.join(spec.tasks):<14} {size:<13} {spec.description}{default}")
-    print("\nAny local diffusers folder (SD, SDXL or Flux) can be served too: imagegen serve --model /path/to/folder")
+    print("\nAny local diffusers folder (SD, SDXL, FLUX.1 or FLUX.2 [klein]) can be served too: "
+          "imagegen serve --model /path/to/folder")
 
 
 def generate(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from handlers.app import create_app
 from handlers.settings import ServerSettings
 from handlers.stores.folder import LocalImageStore
-from pipelines.contract.catalog import ServedModels
+from pipelines.contract.served import ServedModels
 from pipelines.local_engine import LocalEngine
 from pipelines.model_cache import ModelCache
 from pipelines.settings import EngineSettings

@@ -15,7 +15,15 @@ from starlette.datastructures import FormData, UploadFile
 from handlers.deps import Services, ServicesDep
 from handlers.disconnect import unless_disconnected
 from handlers.edit_inputs import EditInput, read_edit_input
-from handlers.jobs import edit_job, generation_job, resolve_model, variation_job
+from handlers.jobs import (
+    check_input_images,
+    edit_job,
+    edit_needs,
+    generation_job,
+    resolve_model,
+    response_format,
+    variation_job,
+)
 from handlers.protocol import (
     ErrorResponse,
     Image,
@@ -39,20 +47,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _STREAMED = {200: {"content": {"text/event-stream": {"schema": StreamEvent.model_json_schema()}}}}
 router = APIRouter(tags=["images"], responses=_ERRORS)
+MAX_INPUT_IMAGES = 16  # OpenAI's bound; each model's own may be lower
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 Form = TypeVar("Form", bound=ImageRequestBase)
 
 
 async def _respond(encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request,
                    services: Services) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
-    if request.response_format == "b64_json":
-        data = [Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt) for image in encoded]
-    else:
-        data = []
-        for image in encoded:
+    data = []
+    for image, seed in zip(encoded, job.seeds, strict=True):
+        if response_format(request, services.settings.response_format) == "b64_json":
+            data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
+        else:
             image_id = await run_in_threadpool(services.store.put, image, job.output_format)
             url = temp_image_url(http, services.settings.public_url, image_id)
-            data.append(Image(url=url, revised_prompt=revised_prompt))
+            data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
     return ImagesResponse(
         created=int(time.time()),
         data=data,
@@ -96,25 +106,30 @@ async def _files(form: FormData, names: tuple[str, ...], param: str) -> list[byt
 async def _read_form(
     request: Request, model: type[Form], services: Services, task: TaskName
 ) -> tuple[Form, ModelSpec, EditInput]:
-    """The multipart fields (validated), the model, and the checked image and mask."""
+    """The multipart fields (validated), the model, and the checked images and mask."""
+    if not request.headers.get("content-type", "").lower().startswith(_FORMS):
+        raise invalid(None, f"{request.url.path} takes multipart/form-data, as the OpenAI SDKs send it: the image "
+                      "files and the other fields as form parts (curl: -F image=@photo.png -F prompt=...), not JSON.",
+                      code="invalid_content_type")
     async with request.form() as form:
         fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
         for name in ("image", "image[]", "mask"):
             fields.pop(name, None)
         body = model.model_validate(fields)
-        spec = resolve_model(body.model, services.served, task)
+        resolve_model(body.model, services.served, task)  # an unknown model fails before any decoding
         images = await _files(form, ("image", "image[]"), "image")
         masks = await _files(form, ("mask",), "mask") if task == "edit" else []
     if not images:
         raise invalid("image", "Missing required parameter: 'image'.", code="missing_required_parameter")
-    if len(images) > spec.max_input_images:
-        limit = spec.max_input_images
-        raise invalid("image", f"Model {spec.id} takes at most {limit} input image{'s' if limit > 1 else ''}; "
-                      f"{len(images)} were sent.", code="too_many_images")
+    if len(images) > MAX_INPUT_IMAGES:
+        raise invalid("image", f"An edit takes at most {MAX_INPUT_IMAGES} images; {len(images)} were sent.",
+                      code="too_many_images")
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
-    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None,
+    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None, references=images[1:],
                                    max_pixels=services.settings.max_image_pixels)
+    spec = resolve_model(body.model, services.served, task, edit_needs(edit) if task == "edit" else ())
+    check_input_images(spec, len(images), services.served)
     return body, spec, edit
 
 

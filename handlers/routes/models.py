@@ -30,6 +30,8 @@ def describe(spec: ModelSpec, services: Services) -> Model:
             max_n=spec.max_n,
             family=spec.family,
             negative_prompt=spec.negative_prompt,
+            max_input_images=spec.max_input_images,
+            edits="instruction" if spec.instruction_edits else "image_to_image",
         ),
     )
 

@@ -7,13 +7,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-FamilyName = Literal["sd", "sdxl", "flux"]
+FamilyName = Literal["sd", "sdxl", "flux", "flux2"]
 FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)  # each has an adapter and a tiny model
 Task = Literal["generate", "edit", "variation"]
-
-# OpenAI's model names, so unmodified clients work; each maps to a served model.
-OPENAI_MODEL_NAMES = ("dall-e-2", "dall-e-3", "gpt-image-1", "gpt-image-1-mini")
-
 
 @dataclass(frozen=True)
 class Style:
@@ -54,8 +50,11 @@ class ModelSpec:
     # for variations: how far from the input the result may wander.
     edit_strength: float = 0.6
     variation_strength: float = 0.7
-    # Input images an edit may take (several only for models that use references).
+    # Input images an edit may take: several only for models that use the others as references.
     max_input_images: int = 1
+    # An edit with no mask (and no transparency) follows its prompt as an instruction on a
+    # model that can ("make it night"); elsewhere it re-imagines the image (image-to-image).
+    instruction_edits: bool = False
     # Whether the model can make a transparent background.
     transparent_background: bool = False
     gpu: str = "L4"
@@ -94,6 +93,9 @@ TINY = (
     _tiny("sdxl", "SDXL"),
     # Built like FLUX.1-dev: guidance is a model input, and there is no negative prompt.
     _tiny("flux", "FLUX", multiple=16, styles=_styles(3.5, 5.0), negative_prompt=False),
+    # Built like FLUX.2 [klein]: edits follow the prompt as an instruction, with references.
+    _tiny("flux2", "FLUX.2 [klein]", multiple=16, styles=_styles(1.0, 1.0), negative_prompt=False,
+          max_input_images=4, instruction_edits=True),
 )
 
 # Real models, pinned to a hub revision so a deploy never changes under us.
@@ -162,6 +164,27 @@ REAL = (
         max_n=4,
         gpu="H100",
     ),
+    ModelSpec(
+        id="flux2-klein",
+        source="hub:black-forest-labs/FLUX.2-klein-4B",
+        # The commit public deployments pin; the model card's own page could not be read from here.
+        revision="e7b7dc27f91deacad38e78976d1f2b499d76a294",
+        family="flux2",
+        description="FLUX.2 [klein] 4B (1024px): 4-step generation, and edits that follow an instruction with up "
+        "to 3 reference images. Apache-2.0.",
+        sizes=((1024, 1024), (1536, 1024), (1024, 1536), (1024, 768), (768, 1024), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=2048,
+        multiple=16,
+        steps={"low": 2, "standard": 4, "hd": 4},  # distilled to 4 steps; more do not help
+        styles=_styles(1.0, 1.0),  # guidance-distilled: the pipeline ignores guidance
+        negative_prompt=False,
+        max_n=4,
+        max_input_images=4,
+        instruction_edits=True,
+        gpu="L40S",
+    ),
 )
 
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (*TINY, *REAL)}
@@ -178,6 +201,7 @@ _FAMILY_BY_PIPELINE = {
     "FluxPipeline": "flux",
     "FluxImg2ImgPipeline": "flux",
     "FluxInpaintPipeline": "flux",
+    "Flux2KleinPipeline": "flux2",
 }
 
 
@@ -218,37 +242,3 @@ def lookup(name: str) -> ModelSpec:
     if path.is_dir():
         return spec_for_folder(path)
     raise UnknownModel(f"unknown model {name!r}: not a catalog id ({', '.join(CATALOG)}) nor a diffusers folder")
-
-
-@dataclass(frozen=True)
-class ServedModels:
-    """The models one server serves, and the names (OpenAI's, say) that stand for them."""
-
-    specs: tuple[ModelSpec, ...]
-    aliases: dict[str, str]
-
-    @classmethod
-    def from_names(cls, names: list[str], aliases: dict[str, str] | None = None) -> ServedModels:
-        specs = tuple(lookup(name) for name in names)
-        if not specs:
-            raise UnknownModel("no models to serve")
-        ids = [spec.id for spec in specs]
-        resolved = {name: specs[0].id for name in OPENAI_MODEL_NAMES}
-        # A model served by path answers to its folder name and to the path it was given as.
-        resolved.update({name: spec.id for name, spec in zip(names, specs) if name != spec.id})
-        for alias, target in (aliases or {}).items():
-            if target not in ids:
-                raise UnknownModel(f"alias {alias!r} points at {target!r}, which is not served ({', '.join(ids)})")
-            resolved[alias] = target
-        return cls(specs=specs, aliases=resolved)
-
-    @property
-    def default(self) -> ModelSpec:
-        return self.specs[0]
-
-    def get(self, name: str) -> ModelSpec | None:
-        name = self.aliases.get(name, name)
-        return next((spec for spec in self.specs if spec.id == name), None)
-
-    def aliases_of(self, model_id: str) -> list[str]:
-        return sorted(alias for alias, target in self.aliases.items() if target == model_id)
