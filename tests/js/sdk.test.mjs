@@ -69,3 +69,18 @@ test("errors arrive as typed SDK errors naming the field", async () => {
   );
   await assert.rejects(client.images.generate({ model: "nope", prompt: "x" }), OpenAI.NotFoundError);
 });
+
+test("a GPT image model name without response_format answers b64_json, with its seed", async () => {
+  const response = await client.images.generate({ model: "gpt-image-2", prompt: "a lighthouse", size: "64x64" });
+  assert.equal(response.data[0].url, undefined);
+  assert.deepEqual(pngSize(Buffer.from(response.data[0].b64_json, "base64")), [64, 64]);
+  assert.ok(Number.isInteger(response.data[0].seed));
+});
+
+test("an edit with a list of two images sends image[] twice and edits the first", async () => {
+  const photo = await readFile(process.env.IMAGEGEN_IMAGE);
+  const images = [await toFile(photo, "photo.png", { type: "image/png" }),
+    await toFile(photo, "reference.png", { type: "image/png" })];
+  const response = await client.images.edit({ model: "gpt-image-2", image: images, prompt: "the same, at night" });
+  assert.deepEqual(pngSize(Buffer.from(response.data[0].b64_json, "base64")), [96, 64]);
+});
