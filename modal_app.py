@@ -55,7 +55,7 @@ app = modal.App(deployment.app_name)
 # transformers, so the front cold-starts fast. Both carry our two packages.
 
 WEB_PACKAGES = ("fastapi==0.165.0", "pydantic==2.14.3", "pydantic-settings==2.16.3", "python-multipart==0.0.34",
-                "pillow==13.0.0")
+                "pillow==13.0.0", "prometheus-client==0.26.0")
 MODEL_PACKAGES = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0",
                   "safetensors==0.8.0", "huggingface_hub==2.4.0")
 WEIGHTS_DIR = "/weights"
@@ -181,7 +181,8 @@ def create_web_app(settings: ServerSettings, worker_cls: object, volume: VolumeF
     served = ServedModels.from_names(config.models, settings.model_aliases)
     gpus = {spec.id: config.gpu_for(spec.id) for spec in served.specs}
     engine = ModalEngine(worker_cls, gpus, deadline_seconds=config.deadline_seconds)
-    store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume)
+    store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
+                             max_bytes=settings.storage_max_bytes)
     return create_app(settings, engine, store, served)
 
 

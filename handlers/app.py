@@ -16,7 +16,8 @@ from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
-from handlers.routes import health, images, models, temp_images
+from handlers.metrics import metrics_registry
+from handlers.routes import health, images, metrics, models, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine
@@ -58,9 +59,11 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.services = Services(settings=settings, engine=engine, store=store, served=served)
+    app.state.services = Services(settings=settings, engine=engine, store=store, served=served,
+                                  metrics=metrics_registry(store, settings.storage_max_bytes))
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (images.router, models.router, temp_images.router):
         app.include_router(router, prefix="/v1")
     # The last added runs first: CORS (so preflights and 401s carry its headers), then the
@@ -71,5 +74,5 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     app.add_middleware(BearerAuth, keys=settings.api_keys)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"], expose_headers=["x-should-retry", "retry-after"])
+                           allow_headers=["*"], expose_headers=["x-should-retry", "retry-after", "retry-after-ms"])
     return app

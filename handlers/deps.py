@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
 
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
@@ -19,6 +20,7 @@ class Services:
     engine: Engine
     store: ImageStore
     served: ServedModels
+    metrics: CollectorRegistry
 
 
 def get_services(request: Request) -> Services:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -41,7 +42,9 @@ def http_headers(error: APIError) -> dict[str, str]:
     if error.kind == "unauthenticated":
         headers["www-authenticate"] = "Bearer"
     if error.retry_after is not None:
-        headers["retry-after"] = str(error.retry_after)
+        # Whole seconds, as HTTP has it; the OpenAI SDKs read the exact wait from retry-after-ms.
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+        headers["retry-after-ms"] = str(max(1, round(error.retry_after * 1000)))
     # The SDKs retry 408, 409, 429 and 5xx unless told not to.
     if error.retryable is not None:
         headers["x-should-retry"] = "true" if error.retryable else "false"

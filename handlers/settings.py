@@ -26,6 +26,11 @@ class ServerSettings(BaseSettings):
     public_url: str = ""
     image_ttl_seconds: int = Field(3600, ge=1)
     storage_dir: Path = Field(default_factory=lambda: user_cache_dir() / "images")
+    # The most bytes of live temp images kept at once (2 GiB: about 12,000 PNGs at 256x256, 3,500
+    # at 512x512). A new image that does not fit is a retryable 503, or with "b64" comes back
+    # inline instead of behind a URL; images already handed out keep their URLs until they expire.
+    storage_max_bytes: int = Field(2 * 2**30, ge=1)
+    storage_full: Literal["error", "b64"] = "error"
     # Comma-separated name=model pairs, e.g. "dall-e-3=flux-schnell". OpenAI's model names
     # not listed here stand for the default model.
     model_aliases: ModelAliases = {}
@@ -40,5 +45,8 @@ class ServerSettings(BaseSettings):
     # Room for 16 phone photos (an edit takes up to 16 images), or two files at the upload cap.
     max_request_mb: int = Field(128, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, le=89_478_485)
+    # On SIGTERM the server is gone within this many seconds: running jobs finish, waiting ones
+    # that could not get a retryable 503 at once. Under the usual 30 s kill grace (Kubernetes, Docker).
+    shutdown_timeout_seconds: float = Field(25.0, gt=0)
     # Comma-separated origins browsers may call from (e.g. https://app.example.com, or *). Empty: CORS off.
     cors_origins: CommaList = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -12,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from pipelines.batching import next_batch
+from pipelines.batching import batch_pixels, next_batch
 from pipelines.bridge import EventBridge
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
@@ -21,6 +20,13 @@ from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
 
 log = logging.getLogger("imagegen")
+
+# The shortest wait a busy answer asks for: a slot may free sooner, but not much sooner than a
+# retry can travel, and a client told 0 would just spin.
+RETRY_FLOOR_SECONDS = 0.5
+_LOADING_RETRY_SECONDS = 2.0
+# How fast the estimate of a batch's run time follows the latest batches.
+_DECAY = 0.3
 
 
 @dataclass(eq=False)
@@ -41,8 +47,23 @@ class _ModelQueue:
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imagegen-{model_id}")
         self.waiting: deque[_Ticket] = deque()
         self.arrived = asyncio.Event()
-        self.seconds_per_job = 1.0  # a running estimate, for Retry-After
         self.feeder: asyncio.Task[None] | None = None
+        # For Retry-After: recent batches' run time (decayed; a model's load is not counted), and
+        # when the running one started.
+        self.batch_seconds: float | None = None
+        self.running_since: float | None = None
+
+    def until_a_place_frees(self) -> float:
+        """Seconds until the first waiting job leaves the queue: when the running batch ends."""
+        if self.batch_seconds is None or self.running_since is None:
+            return RETRY_FLOOR_SECONDS
+        remaining = self.batch_seconds - (time.monotonic() - self.running_since)
+        return max(RETRY_FLOOR_SECONDS, remaining)
+
+    def ran(self, seconds: float) -> None:
+        self.running_since = None
+        self.batch_seconds = seconds if self.batch_seconds is None else (
+            (1 - _DECAY) * self.batch_seconds + _DECAY * seconds)
 
 
 class LocalEngine:
@@ -53,7 +74,9 @@ class LocalEngine:
     def __init__(self, worker: Worker, settings: EngineSettings) -> None:
         self.worker = worker
         self.settings = settings
+        self.max_batch_pixels = settings.max_batch_pixels or batch_pixels(worker.models.device)
         self._queues: dict[str, _ModelQueue] = {}
+        self._draining = False
 
     async def start(self) -> None:
         self._queues = {model_id: _ModelQueue(model_id) for model_id in self.worker.models.specs}
@@ -98,15 +121,33 @@ class LocalEngine:
             self._drop(ticket)
             outcome.cancel()
 
+    def drain(self, seconds: float) -> None:
+        self._draining = True
+        for model_id, queue in self._queues.items():
+            # What can still run: the time left after the running batch, a batch per waiting
+            # job at the recent pace, with a fifth kept back for answering. No pace known yet:
+            # nothing waiting can be promised.
+            left = 0.8 * seconds - (queue.until_a_place_frees() if queue.running_since is not None else 0.0)
+            fitting = int(left // queue.batch_seconds) if queue.batch_seconds and left > 0 else 0
+            refused = list(queue.waiting)[fitting:]
+            for ticket in refused:
+                queue.waiting.remove(ticket)
+                if not ticket.future.done():
+                    ticket.future.set_exception(errors.shutting_down())
+            log.info("shutting down within %.0f s: %s keeps %d waiting, refused %d", seconds, model_id,
+                     len(queue.waiting), len(refused))
+
     def _enqueue(self, job: Job, on_partial: Callable[[ImageEvent], None] | None = None) -> _Ticket:
         queue = self._queues.get(job.model)
         if queue is None:
             raise errors.model_not_found(job.model)
+        if self._draining:
+            raise errors.shutting_down()
         if len(queue.waiting) >= self.settings.max_queue:
-            retry = min(60, max(1, math.ceil(queue.seconds_per_job * len(queue.waiting))))
             if job.model not in self.worker.models.loaded():
-                raise errors.model_loading(job.model, len(queue.waiting), retry)
-            raise errors.queue_full(job.model, len(queue.waiting), retry)
+                # A first load has no estimate: a few seconds, asked again until it is done.
+                raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
+            raise errors.queue_full(job.model, len(queue.waiting), queue.until_a_place_frees())
         ticket = _Ticket(job=job, future=asyncio.get_running_loop().create_future(), on_partial=on_partial)
         queue.waiting.append(ticket)
         queue.arrived.set()
@@ -132,14 +173,14 @@ class LocalEngine:
                 queue.arrived.clear()
                 await queue.arrived.wait()
             batch = await next_batch(queue.waiting, queue.arrived, max_images=self.settings.max_batch_images,
+                                     max_pixels=self.max_batch_pixels,
                                      wait_seconds=self.settings.batch_wait_ms / 1000)
             if not batch:
                 continue
             for ticket in batch:
                 ticket.started = True
-            began = time.monotonic()
             try:
-                results = await asyncio.get_running_loop().run_in_executor(queue.thread, self._run, batch)
+                results = await asyncio.get_running_loop().run_in_executor(queue.thread, self._run, queue, batch)
             except asyncio.CancelledError:  # the engine is closing
                 for ticket in batch:
                     ticket.future.cancel()
@@ -149,23 +190,31 @@ class LocalEngine:
                     if not ticket.future.done():
                         ticket.future.set_exception(_public(exc, ticket.job))
                 continue
-            finally:
-                queue.seconds_per_job = 0.8 * queue.seconds_per_job + 0.2 * (time.monotonic() - began)
             for ticket, images in zip(batch, results, strict=True):
                 if not ticket.future.done():
                     ticket.future.set_result(images)
 
-    def _run(self, batch: list[_Ticket]) -> list[list[bytes]]:
+    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[list[bytes]]:
         """In the model's thread. Stops early only when every caller in the batch has gone."""
 
         def cancelled() -> bool:
             return all(ticket.stop.is_set() for ticket in batch)
 
-        if len(batch) == 1:
-            ticket = batch[0]
-            return [self.worker.run(ticket.job, on_partial=ticket.on_partial, cancelled=cancelled)]
-        log.info("batching %d requests (%d images) on %s", len(batch), sum(t.job.n for t in batch), batch[0].job.model)
-        return self.worker.run_batch([ticket.job for ticket in batch], cancelled=cancelled)
+        self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
+        queue.running_since = began = time.monotonic()
+        try:
+            if len(batch) == 1:
+                ticket = batch[0]
+                results = [self.worker.run(ticket.job, on_partial=ticket.on_partial, cancelled=cancelled)]
+            else:
+                log.info("batching %d requests (%d images) on %s", len(batch), sum(t.job.n for t in batch),
+                         batch[0].job.model)
+                results = self.worker.run_batch([ticket.job for ticket in batch], cancelled=cancelled)
+        except BaseException:
+            queue.running_since = None  # a stopped or failed run says nothing about the next one's length
+            raise
+        queue.ran(time.monotonic() - began)
+        return results
 
     async def close(self) -> None:
         feeders = [queue.feeder for queue in self._queues.values() if queue.feeder is not None]

@@ -47,14 +47,22 @@ class ModalEngine:
         self.deadline_seconds = deadline_seconds
         self.retry_after_seconds = retry_after_seconds
         self._pools: dict[str, Any] = {}
+        self._draining = False
 
     async def start(self) -> None:
         """Nothing to start: the pools scale from zero (or are kept warm) on Modal's side."""
+
+    def drain(self, seconds: float) -> None:
+        """Nothing waits here (the GPU pools queue on Modal's side): in-flight calls end by their
+        deadline, so only new jobs are refused."""
+        self._draining = True
 
     async def close(self) -> None:
         """Nothing to free: in-flight calls end with their requests."""
 
     def _pool(self, model_id: str) -> Any:
+        if self._draining:
+            raise errors.shutting_down()
         if model_id not in self.gpus:
             raise errors.model_not_found(model_id)
         if model_id not in self._pools:

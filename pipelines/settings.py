@@ -22,9 +22,13 @@ class EngineSettings(BaseSettings):
     preload: bool = False
     max_loaded_models: int = Field(3, ge=1)
     # Load: requests waiting per model before new ones get 429 at once; how long one may wait
-    # for its turn before a 503; how many images compatible requests may share in one
-    # pipeline call, and how long a lone request waits for company.
+    # for its turn before a 503.
     max_queue: int = Field(32, ge=1)
     queue_timeout_seconds: float = Field(120.0, gt=0)
+    # Batching: compatible requests that waited while the model was busy share its next
+    # pipeline call, up to this many images and this many rendered pixels in all (images x
+    # width x height). A request that finds the model idle runs at once, unless it is told to
+    # wait this long for company.
     max_batch_images: int = Field(8, ge=1)
-    batch_wait_ms: float = Field(10.0, ge=0)
+    max_batch_pixels: int | None = Field(None, ge=1)  # None: what pays on the device (batching.py)
+    batch_wait_ms: float = Field(0.0, ge=0)

@@ -25,8 +25,10 @@ def tickets(*jobs: Job) -> deque[Ticket]:
     return deque(Ticket(job) for job in jobs)
 
 
-def gather(waiting: deque[Ticket], *, max_images: int = 8, wait_seconds: float = 0.0) -> list[Ticket]:
-    return asyncio.run(next_batch(waiting, asyncio.Event(), max_images=max_images, wait_seconds=wait_seconds))
+def gather(waiting: deque[Ticket], *, max_images: int = 8, max_pixels: int = 10**9,
+           wait_seconds: float = 0.0) -> list[Ticket]:
+    return asyncio.run(next_batch(waiting, asyncio.Event(), max_images=max_images, max_pixels=max_pixels,
+                                  wait_seconds=wait_seconds))
 
 
 def test_only_generations_of_the_same_shape_share_a_call() -> None:
@@ -46,6 +48,15 @@ def test_compatible_waiting_jobs_join_up_to_the_image_limit_and_the_rest_keep_th
     batch = gather(waiting, max_images=8)
     assert batch == [first, four, two]  # 2 + 4 + 2 = 8; the 3 does not fit
     assert list(waiting) == [other, three]
+
+
+def test_a_batch_renders_at_most_its_pixel_budget_but_the_first_job_always_runs() -> None:
+    big = replace(GENERATE, width=512, height=512)
+    waiting = tickets(replace(big, n=3), replace(big, n=2), replace(big, n=1), replace(big, n=1))
+    first, two, one, another = waiting
+    assert gather(waiting, max_pixels=4 * 512 * 512) == [first, one]  # 3 + 1 images fit; 2 more would not
+    assert gather(waiting, max_pixels=512 * 512) == [two]  # over the budget on its own: still runs, alone
+    assert list(waiting) == [another]
 
 
 def test_an_edit_runs_alone_even_with_company_waiting() -> None:
@@ -75,7 +86,7 @@ def test_the_window_takes_what_arrives_within_it_and_no_later() -> None:
 
         late = asyncio.create_task(arrive())
         began = time.monotonic()
-        batch = await next_batch(waiting, arrived, max_images=2, wait_seconds=wait_seconds)
+        batch = await next_batch(waiting, arrived, max_images=2, max_pixels=10**9, wait_seconds=wait_seconds)
         took = time.monotonic() - began
         await late
         return len(batch), took

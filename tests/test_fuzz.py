@@ -27,6 +27,7 @@ from pipelines.contract.errors import APIError
 # Every operation in the schema, so a new route cannot go unfuzzed (checked below).
 OPERATIONS = [
     ("GET", "/health"),
+    ("GET", "/metrics"),
     ("POST", "/v1/images/generations"),
     ("POST", "/v1/images/edits"),
     ("POST", "/v1/images/variations"),

@@ -208,3 +208,65 @@ def test_the_load_script_loses_nothing(server: Server) -> None:
     (row,) = load.main(["--url", server.url, "--key", API_KEY, "--bursts", "12", "--size", "64x64"])
     assert row["sent"] == "12" and row["lost"] == "0" and row["errors"] == "0"
     assert int(row["200"]) + int(row["429/503"]) == 12
+
+
+MID = {"model": "tiny-sd", "prompt": "a mid one", "size": "1024x1024", "num_inference_steps": 20}
+
+
+def test_retry_after_says_when_a_place_really_frees(cache_dir: Path, tmp_path: Path) -> None:
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_MAX_QUEUE": "1"}
+    process, url = start_server(env, tmp_path / "server.log")
+    try:
+        for _ in range(2):  # the engine learns how long such a job runs
+            assert httpx.post(f"{url}/v1/images/generations", json=MID, timeout=60).status_code == 200
+        running, waiting, finished = [], [], []
+        holder = threading.Thread(target=lambda: (running.append(httpx.post(f"{url}/v1/images/generations",
+                                                                            json=MID, timeout=60)),
+                                                  finished.append(time.monotonic())))
+        holder.start()
+        time.sleep(0.4)
+        queued = _post_in_background(url, SMALL, waiting)
+        time.sleep(0.3)
+        refused = httpx.post(f"{url}/v1/images/generations", json=SMALL, timeout=30)
+        told_at = time.monotonic()
+        assert refused.status_code == 429
+        told = int(refused.headers["retry-after-ms"]) / 1000
+        assert int(refused.headers["retry-after"]) == max(1, -(-told // 1))  # the same, in whole seconds
+        holder.join()
+        queued.join()
+        # The place frees when the running job ends and the waiting one starts.
+        actual = finished[0] - told_at
+        assert actual / 2 <= told <= actual * 2, (told, actual)
+        assert running[0].status_code == 200 and waiting[0].status_code == 200
+    finally:
+        stop_server(process)
+
+
+def test_shutdown_answers_what_cannot_finish_and_exits_within_its_bound(cache_dir: Path, tmp_path: Path) -> None:
+    bound = 4.0
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_SHUTDOWN_TIMEOUT_SECONDS": str(bound)}
+    process, url = start_server(env, tmp_path / "server.log")
+    try:
+        assert httpx.post(f"{url}/v1/images/generations", json=MID, timeout=60).status_code == 200
+        answers: list = []
+        threads = [_post_in_background(url, MID, answers)]
+        time.sleep(0.5)  # the first one runs
+        threads += [_post_in_background(url, MID, answers) for _ in range(5)]
+        time.sleep(0.5)  # the others wait
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=bound + 10)
+        exited = time.monotonic() - signalled
+        for thread in threads:
+            thread.join()
+    finally:
+        if process.poll() is None:
+            stop_server(process)
+    assert exited <= bound + 1.5, f"the process took {exited:.1f} s to stop"
+    statuses = sorted(answer.status_code for answer in answers)  # no request lost: each one answered
+    assert statuses.count(200) >= 1 and statuses.count(503) >= 1 and set(statuses) <= {200, 503}, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert answer.json()["error"]["code"] == "shutting_down" and answer.headers["x-should-retry"] == "true"

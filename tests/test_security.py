@@ -235,7 +235,8 @@ def test_a_write_that_fails_half_way_is_a_503_and_leaves_no_half_file(tmp_path: 
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
-    assert outcome["status"] == 503 and outcome["headers"] == {"retry-after": "2", "x-should-retry": "true"}
+    assert outcome["status"] == 503
+    assert outcome["headers"] == {"retry-after": "2", "retry-after-ms": "2000", "x-should-retry": "true"}
     assert outcome["body"]["error"]["code"] == "storage_unavailable"
     assert "File too large" in outcome["body"]["error"]["message"]
     assert [path.name for path in tmp_path.iterdir()] == [outcome["small"]]  # nothing half written stays

@@ -30,10 +30,14 @@ def _settings(args: argparse.Namespace) -> LocalSettings:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from handlers.hosts.draining import DrainingServer
     from handlers.hosts.local import create_local_app
 
-    app = create_local_app(_settings(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    settings = _settings(args)
+    app = create_local_app(settings)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
+    DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
 
 
 def models(_: argparse.Namespace) -> None:

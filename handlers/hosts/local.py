@@ -32,5 +32,5 @@ def create_local_app(settings: LocalSettings | None = None) -> FastAPI:
     """The app `imagegen serve` runs (also usable as `uvicorn handlers.hosts.local:create_local_app --factory`)."""
     settings = settings or LocalSettings()
     served = served_models(settings)
-    store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds)
+    store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds, max_bytes=settings.storage_max_bytes)
     return create_app(settings, LocalEngine(local_worker(served, settings), settings), store, served)

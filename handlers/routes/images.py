@@ -39,7 +39,7 @@ from handlers.protocol import (
 from handlers.streaming import stream_response
 from handlers.urls import temp_image_url
 from pipelines.contract.catalog import ModelSpec
-from pipelines.contract.errors import invalid
+from pipelines.contract.errors import APIError, invalid
 from pipelines.contract.job import Job, TaskName
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -56,13 +56,20 @@ async def _respond(encoded: list[bytes], job: Job, request: ImageRequestBase, ht
                    services: Services) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
     data = []
+    inline = response_format(request, services.settings.response_format) == "b64_json"
     for image, seed in zip(encoded, job.seeds, strict=True):
-        if response_format(request, services.settings.response_format) == "b64_json":
-            data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
-        else:
-            image_id = await run_in_threadpool(services.store.put, image, job.output_format)
-            url = temp_image_url(http, services.settings.public_url, image_id)
-            data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
+        if not inline:
+            try:
+                image_id = await run_in_threadpool(services.store.put, image, job.output_format)
+            except APIError as error:
+                if error.code != "storage_full" or services.settings.storage_full != "b64":
+                    raise
+                inline = True  # the store is full and the server says: rather inline than refused
+            else:
+                url = temp_image_url(http, services.settings.public_url, image_id)
+                data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
+                continue
+        data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
     return ImagesResponse(
         created=int(time.time()),
         data=data,

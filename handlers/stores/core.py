@@ -13,10 +13,13 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+from pipelines.contract.errors import storage_full
 
 # Any id this server ever handed out (older, unstamped ones included). \Z, not $: `$` also
 # matches before a trailing newline.
@@ -25,6 +28,8 @@ _STAMPED_ID = re.compile(r"^(?P<created>[0-9a-f]{9})[A-Za-z0-9_-]{22}\.(png|jpeg
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 INCOMING = ".incoming-"  # a write in progress; renamed into place when complete
 _CLOCK_SKEW_SECONDS = 60
+# Past this share of the quota, expired images are deleted before a write, not at the next sweep.
+_NEAR_QUOTA = 0.9
 
 
 class ImageStore(Protocol):
@@ -38,6 +43,10 @@ class ImageStore(Protocol):
 
     def sweep(self) -> int:
         """Delete expired images; return how many."""
+        ...
+
+    def usage(self) -> tuple[int, int]:
+        """(bytes, files) of the images held now."""
         ...
 
 
@@ -54,30 +63,88 @@ def stamped_time(image_id: str) -> int | None:
 
 
 class ImageFolder:
-    """Images as files in one folder, each written atomically and live for `ttl_seconds`."""
+    """Images as files in one folder, each written atomically and live for `ttl_seconds`, at most
+    `max_bytes` of them at once: a URL once returned works until its TTL, so when a new image
+    does not fit even after the expired ones are gone, it is the new image that is refused."""
 
-    def __init__(self, root: Path, ttl_seconds: int, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, root: Path, ttl_seconds: int, *, max_bytes: int | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
         self.ttl_seconds = ttl_seconds
+        self.max_bytes = max_bytes
         self.clock = clock
         self.root.mkdir(parents=True, exist_ok=True)
+        self._counting = threading.Lock()
+        self._bytes = self._files = 0
+        for path in self.root.iterdir():
+            if IMAGE_ID.match(path.name):
+                self._count(path.stat().st_size, 1)
+
+    def usage(self) -> tuple[int, int]:
+        with self._counting:
+            return self._bytes, self._files
+
+    def _count(self, size: int, files: int) -> None:
+        with self._counting:
+            self._bytes += size
+            self._files += files
 
     def write(self, data: bytes, format: str) -> str:
         """The new image's id, once its file is complete (readers never see half an image)."""
+        self._reserve(len(data))
         image_id = stamped_id(format, self.clock())
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=INCOMING)
-        except FileNotFoundError:  # the folder was removed under us (a tmp cleaner): make it again
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=INCOMING)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-            os.replace(tmp, self.root / image_id)
+            try:
+                fd, tmp = tempfile.mkstemp(dir=self.root, prefix=INCOMING)
+            except FileNotFoundError:  # the folder was removed under us (a tmp cleaner): make it again
+                self.root.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=self.root, prefix=INCOMING)
+            try:
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                os.replace(tmp, self.root / image_id)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            self._count(-len(data), 0)
             raise
+        self._count(0, 1)
         return image_id
+
+    def _reserve(self, size: int) -> None:
+        """Count `size` bytes in before writing them; near the quota, delete the expired images
+        first; past it, refuse (a 503 saying when the oldest image will have expired)."""
+        if self.max_bytes is None:
+            self._count(size, 0)
+            return
+        with self._counting:
+            if self._bytes + size <= self.max_bytes * _NEAR_QUOTA:
+                self._bytes += size
+                return
+        self.sweep()
+        with self._counting:
+            if self._bytes + size <= self.max_bytes:
+                self._bytes += size
+                return
+        raise storage_full(self.max_bytes, self._until_room())
+
+    def _until_room(self) -> float:
+        """Seconds until the oldest image expires, which is when room comes back."""
+        created = [self.created(path.name) for path in self.root.iterdir() if IMAGE_ID.match(path.name)]
+        oldest = min((moment for moment in created if moment is not None), default=self.clock())
+        return min(60.0, max(1.0, oldest + self.ttl_seconds - self.clock()))
+
+    def delete(self, path: Path) -> bool:
+        """Delete one stored file, keeping the count; False if it was already gone."""
+        try:
+            size = path.stat().st_size
+            os.unlink(path)
+        except FileNotFoundError:
+            return False
+        if IMAGE_ID.match(path.name):
+            self._count(-size, -1)
+        return True
 
     def live(self, image_id: str) -> bool:
         """A well-formed id, created within the TTL (and not in the future: a forged stamp)."""
@@ -109,8 +176,7 @@ class ImageFolder:
                     expired = not self._fresh(path.stat().st_mtime)
                 else:
                     expired = IMAGE_ID.match(path.name) is not None and not self.live(path.name)
-                if expired:
-                    path.unlink(missing_ok=True)
+                if expired and self.delete(path):
                     removed += 1
             except FileNotFoundError:
                 continue

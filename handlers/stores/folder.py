@@ -14,6 +14,7 @@ class LocalImageStore(ImageFolder):
     """An ImageStore in one local folder; a failing disk is a 503, never a URL that 404s."""
 
     def put(self, data: bytes, format: str) -> str:
+        """The new image's id; a 503 when it does not fit the quota or the disk refuses it."""
         try:
             return self.write(data, format)
         except OSError as exc:
@@ -24,7 +25,7 @@ class LocalImageStore(ImageFolder):
         path = self.root / image_id
         if not self.live(image_id):
             if self.created(image_id) is not None:  # expired: its file goes now, before any sweep
-                path.unlink(missing_ok=True)
+                self.delete(path)
             return None
         try:
             return path.read_bytes()

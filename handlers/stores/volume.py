@@ -64,9 +64,10 @@ class VolumeImageStore(ImageFolder):
         ttl_seconds: int,
         volume: VolumeFiles,
         *,
+        max_bytes: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(root, ttl_seconds, clock=clock)
+        super().__init__(root, ttl_seconds, max_bytes=max_bytes, clock=clock)
         self.volume = volume
         # Group commit: one commit covers every write finished before it started, so a burst of
         # n images (or of requests) costs a few commits, not n, and each put still returns only

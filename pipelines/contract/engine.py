@@ -28,5 +28,9 @@ class Engine(Protocol):
         """
         ...
 
+    def drain(self, seconds: float) -> None:
+        """The process stops within `seconds`: take no new jobs, let the running ones finish, and
+        answer at once (a retryable 503) every waiting job that could not finish in time."""
+
     async def close(self) -> None:
         """Finish or cancel work and free resources."""

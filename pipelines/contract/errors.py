@@ -34,7 +34,7 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
         retryable: bool | None = None,
-        retry_after: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -55,7 +55,7 @@ class APIError(Exception):
 
 
 def _rebuild(kind: ErrorKind, message: str, param: str | None, code: str | None, retryable: bool | None,
-             retry_after: int | None) -> APIError:
+             retry_after: float | None) -> APIError:
     return APIError(kind, message, param=param, code=code, retryable=retryable, retry_after=retry_after)
 
 
@@ -76,12 +76,12 @@ def model_not_found(name: str | None, available: list[str] | None = None) -> API
 # --- the load on a model ----------------------------------------------------------------------
 
 
-def queue_full(model: str, waiting: int, retry_after: int) -> APIError:
+def queue_full(model: str, waiting: int, retry_after: float) -> APIError:
     return APIError("rate_limited", f"Model {model} is busy: {waiting} requests are already waiting. Retry shortly.",
                     code="queue_full", retryable=True, retry_after=retry_after)
 
 
-def model_loading(model: str, waiting: int, retry_after: int) -> APIError:
+def model_loading(model: str, waiting: int, retry_after: float) -> APIError:
     return APIError("unavailable", f"Model {model} is loading and {waiting} requests are waiting for it; retry "
                     "shortly.", code="model_loading", retryable=True, retry_after=retry_after)
 
@@ -121,6 +121,13 @@ def storage_unavailable(reason: str, *, reading: bool = False) -> APIError:
         message = (f"The server could not store the image ({reason}). Try again later, or ask for "
                    "response_format=b64_json to get the image without a URL.")
     return APIError("unavailable", message, code="storage_unavailable", retryable=True, retry_after=2)
+
+
+def storage_full(max_bytes: int, retry_after: float) -> APIError:
+    """A new image does not fit the store's quota: the ones there keep their URLs until they expire."""
+    return APIError("unavailable", f"The server's image storage is full ({max_bytes / 2**20:,.0f} MB of images whose "
+                    "URLs are still live). Retry when older ones expire, or ask for response_format=b64_json to get "
+                    "the image without a URL.", code="storage_full", retryable=True, retry_after=retry_after)
 
 
 # --- failures -------------------------------------------------------------------------------
