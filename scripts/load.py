@@ -25,6 +25,13 @@ class Outcome:
     status: int | None  # None: lost
     seconds: float
     images: int
+    retry_after: float | None = None  # what a refusal said to wait, seconds
+
+
+def _told(response: httpx.Response) -> float | None:
+    if "retry-after-ms" in response.headers:
+        return int(response.headers["retry-after-ms"]) / 1000
+    return float(response.headers["retry-after"]) if "retry-after" in response.headers else None
 
 
 async def _one(client: httpx.AsyncClient, url: str, body: dict) -> Outcome:
@@ -34,7 +41,7 @@ async def _one(client: httpx.AsyncClient, url: str, body: dict) -> Outcome:
     except httpx.HTTPError:
         return Outcome(None, time.monotonic() - began, 0)
     images = len(response.json().get("data", [])) if response.status_code == 200 else 0
-    return Outcome(response.status_code, time.monotonic() - began, images)
+    return Outcome(response.status_code, time.monotonic() - began, images, _told(response))
 
 
 async def burst(base_url: str, key: str, size: int, body: dict, timeout: float) -> tuple[list[Outcome], float]:
@@ -56,6 +63,7 @@ def _percentile(values: list[float], fraction: float) -> float:
 def row(size: int, outcomes: list[Outcome], wall: float) -> dict[str, str]:
     statuses = Counter(o.status for o in outcomes)
     ok = [o.seconds for o in outcomes if o.status == 200]
+    told = [o.retry_after for o in outcomes if o.retry_after is not None]
     return {
         "sent": str(size),
         "200": str(statuses[200]),
@@ -65,6 +73,10 @@ def row(size: int, outcomes: list[Outcome], wall: float) -> dict[str, str]:
         "p50 s": f"{statistics.median(ok):.2f}" if ok else "-",
         "p95 s": f"{_percentile(ok, 0.95):.2f}" if ok else "-",
         "images/s": f"{sum(o.images for o in outcomes) / wall:.1f}",
+        # Set against the 200s' latency: a refusal told to wait far longer than the accepted
+        # requests took is a client kept away from an idle server.
+        "Retry-After p50 s": f"{statistics.median(told):.2f}" if told else "-",
+        "max s": f"{max(told):.2f}" if told else "-",
         "wall s": f"{wall:.1f}",
     }
 
