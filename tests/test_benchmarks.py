@@ -26,3 +26,15 @@ def test_bench_encode_compares_with_pillows_defaults(cache_dir: Path) -> None:
 def test_bench_previews_compares_half_and_full_decodes(cache_dir: Path) -> None:
     out = _run("bench_previews.py", "--size", "128", "--repeat", "1", "--device", "cpu", cache_dir=cache_dir)
     assert "half-size decode" in out and "x faster" in out
+
+
+def test_bench_batching_compares_on_and_off(cache_dir: Path) -> None:
+    out = _run("bench_batching.py", "--sizes", "64", "--rounds", "1", "--concurrent", "2", cache_dir=cache_dir)
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith("64 ")]
+    assert len(rows) == 1 + 3  # the batching row, and the VAE decode at 2, 4 and 8 images
+    assert "on/off" in out and "one image at a time / whole batch" in out
+
+
+def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> None:
+    out = _run("bench_shutdown.py", "--queued", "2", "--steps", "4", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
+    assert "exited" in out and "after SIGTERM" in out and "lost" not in out
