@@ -52,24 +52,29 @@ _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
 Form = TypeVar("Form", bound=ImageRequestBase)
 
 
+async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
+    """The stored image's URL; None when the store is full and the server would rather answer inline."""
+    try:
+        image_id = await run_in_threadpool(services.store.put, image, job.output_format)
+    except APIError as error:
+        if error.code == "storage_full" and services.settings.storage_full == "b64":
+            return None
+        raise
+    return temp_image_url(http, services.settings.public_url, image_id)
+
+
 async def _respond(encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request,
                    services: Services) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
-    data = []
     inline = response_format(request, services.settings.response_format) == "b64_json"
+    data = []
     for image, seed in zip(encoded, job.seeds, strict=True):
-        if not inline:
-            try:
-                image_id = await run_in_threadpool(services.store.put, image, job.output_format)
-            except APIError as error:
-                if error.code != "storage_full" or services.settings.storage_full != "b64":
-                    raise
-                inline = True  # the store is full and the server says: rather inline than refused
-            else:
-                url = temp_image_url(http, services.settings.public_url, image_id)
-                data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
-                continue
-        data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
+        url = None if inline else await _url(image, job, http, services)
+        if url is None:
+            inline = True
+            data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
+        else:
+            data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
     return ImagesResponse(
         created=int(time.time()),
         data=data,
