@@ -30,7 +30,7 @@ QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "aut
 
 def resolve_model(name: str | None, served: ServedModels, task: TaskName, needs: Collection[Need] = ()) -> ModelSpec:
     """The served model `name` stands for (the default when omitted), able to do `task`."""
-    spec = served.get(name, needs)
+    spec = served.get(name, needs, task)
     if spec is None:
         raise errors.model_not_found(name, [s.id for s in served.specs])
     if task not in spec.tasks:

@@ -121,3 +121,12 @@ def test_edits_take_images_as_openai_names_them_and_answer_b64(api: TestClient) 
     response = api.post("/v1/images/edits", data={"prompt": "x", "model": "gpt-image-1"}, files=files)
     assert response.status_code == 200, response.text
     assert png(base64.b64decode(response.json()["data"][0]["b64_json"])).size == (64, 64)
+
+
+def test_an_openai_name_goes_to_a_served_model_that_does_the_task(make_settings) -> None:
+    """With an edits-only model as the default, a generation by OpenAI name still finds a generator."""
+    with TestClient(create_local_app(make_settings(models="sdxl-inpainting,tiny-sd"))) as api:
+        assert api.get("/v1/models/gpt-image-2").json()["id"] == "sdxl-inpainting"
+        response = api.post("/v1/images/generations", json={**SMALL, "model": "gpt-image-2"})
+        assert response.status_code == 200, response.text
+        assert api.post("/v1/images/generations", json={**SMALL, "model": "sdxl-inpainting"}).status_code == 400

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
-from pipelines.contract.catalog import ModelSpec, UnknownModel, lookup
+from pipelines.contract.catalog import ModelSpec, Task, UnknownModel, lookup
 
 GPT_IMAGE_FAMILIES = ("gpt-image", "chatgpt-image")  # they answer b64_json, always
 OPENAI_FAMILIES = (*GPT_IMAGE_FAMILIES, "dall-e")
@@ -57,14 +57,17 @@ class ServedModels:
     def default(self) -> ModelSpec:
         return self.specs[0]
 
-    def get(self, name: str | None, needs: Collection[Need] = ()) -> ModelSpec | None:
+    def get(self, name: str | None, needs: Collection[Need] = (), task: Task | None = None) -> ModelSpec | None:
         """The model `name` stands for: an alias's target, a served id, or, for an OpenAI name or
-        no name at all, the first served model (the default first) that has every one of `needs`."""
+        no name at all, the first served model (the default first) that does `task` and has
+        every one of `needs` (the default, if none does)."""
         name = (name or "").strip()
         target = self.aliases.get(name, name)
         spec = next((spec for spec in self.specs if spec.id == target), None)
         if spec is None and (not name or is_openai_name(name)):
-            spec = next((spec for spec in self.specs if all(has(spec, need) for need in needs)), self.default)
+            able = (spec for spec in self.specs
+                    if (task is None or task in spec.tasks) and all(has(spec, need) for need in needs))
+            spec = next(able, self.default)
         return spec
 
     def having(self, need: Need) -> list[ModelSpec]:
