@@ -17,7 +17,7 @@ from handlers.http_errors import install_error_handlers
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.metrics import metrics_registry
-from handlers.routes import health, images, metrics, models, temp_images
+from handlers.routes import health, images, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine
@@ -64,6 +64,7 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(playground.router)
     for router in (images.router, models.router, temp_images.router):
         app.include_router(router, prefix="/v1")
     # The last added runs first: CORS (so preflights and 401s carry its headers), then the
