@@ -7,8 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
 from handlers.auth import BearerAuth
@@ -16,7 +18,8 @@ from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
-from handlers.metrics import metrics_registry
+from handlers.metrics import Telemetry
+from handlers.request_log import RequestLog
 from handlers.routes import health, images, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
@@ -53,27 +56,37 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
             sweeper.cancel()
             await engine.close()
 
-    app = FastAPI(
+    # The docs' Swagger UI and ReDoc assets come from the fastapi-offline package: no CDN.
+    app = FastAPIOffline(
         title="imagegen",
         summary="An OpenAI-compatible image API on open diffusion models.",
         version="0.1.0",
         lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
     )
+    telemetry = Telemetry(engine, store, settings.storage_max_bytes)
     app.state.services = Services(settings=settings, engine=engine, store=store, served=served,
-                                  metrics=metrics_registry(store, settings.storage_max_bytes))
+                                  metrics=telemetry.registry)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(playground.router)
-    for router in (images.router, models.router, temp_images.router):
-        app.include_router(router, prefix="/v1")
-    # The last added runs first: CORS (so preflights and 401s carry its headers), then the
-    # key, then the body limits, before any route reads the body; JSON routes read JSON.
+    # Declared, not enforced, here (BearerAuth enforces): the schema's Authorize button, and
+    # clients generated from it, then know to send the key.
+    keyed = [Depends(HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk-...`."))]
+    for router in (images.router, models.router):
+        app.include_router(router, prefix="/v1", dependencies=keyed)
+    app.include_router(temp_images.router, prefix="/v1")
+    # The last added runs first: the request's id and log line around everything, CORS (so
+    # preflights and 401s carry its headers), then the key, then the body limits, before any
+    # route reads the body; JSON routes read JSON.
     app.add_middleware(JsonByDefault, paths=("/images/generations",))
     app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB,
                        max_body_bytes=settings.max_request_mb * MB)
-    app.add_middleware(BearerAuth, keys=settings.api_keys)
+    app.add_middleware(BearerAuth, keys=settings.api_keys, metrics_public=settings.metrics_public)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"], expose_headers=["x-should-retry", "retry-after", "retry-after-ms"])
+                           allow_headers=["*"],
+                           expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"])
+    app.add_middleware(RequestLog, telemetry=telemetry)
     return app

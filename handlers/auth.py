@@ -35,9 +35,10 @@ def key_matches(presented: str, keys: list[str]) -> bool:
 class BearerAuth:
     """ASGI middleware: a 401 in OpenAI's shape unless `Authorization: Bearer <key>` matches."""
 
-    def __init__(self, app: ASGIApp, keys: list[str]) -> None:
+    def __init__(self, app: ASGIApp, keys: list[str], metrics_public: bool = False) -> None:
         self.app = app
         self.keys = keys
+        self.metrics_public = metrics_public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self._protected(scope["path"]) or self._authorized(scope):
@@ -53,6 +54,8 @@ class BearerAuth:
     def _protected(self, path: str) -> bool:
         if not self.keys:
             return False
+        if path == "/metrics":
+            return not self.metrics_public
         return (path == "/v1" or path.startswith("/v1/")) and not path.startswith(_OPEN_PREFIXES)
 
     def _authorized(self, scope: Scope) -> bool:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from handlers.request_log import note_error, request_id
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError, ErrorKind, invalid
 
@@ -52,11 +53,15 @@ def http_headers(error: APIError) -> dict[str, str]:
 
 
 def error_body(error: APIError) -> dict[str, Any]:
-    type_ = STATUS[error.kind][1]
-    return {"error": {"message": error.message, "type": type_, "param": error.param, "code": error.code}}
+    """OpenAI's error object, plus the request's id (clients ignore fields they do not know)."""
+    body = {"message": error.message, "type": STATUS[error.kind][1], "param": error.param, "code": error.code}
+    if (identifier := request_id()) is not None:
+        body["request_id"] = identifier
+    return {"error": body}
 
 
 def error_response(error: APIError) -> JSONResponse:
+    note_error(error.code)
     return JSONResponse(error_body(error), status_code=http_status(error), headers=http_headers(error))
 
 
@@ -109,7 +114,7 @@ def _from_starlette(request: Request, exc: StarletteHTTPException) -> JSONRespon
                          code="method_not_allowed")
     else:
         body = {"error": {"message": str(exc.detail), "type": "invalid_request_error" if exc.status_code < 500
-                          else "server_error", "param": None, "code": None}}
+                          else "server_error", "param": None, "code": None, "request_id": request_id()}}
         return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
     return JSONResponse(error_body(error), status_code=http_status(error),
                         headers={**http_headers(error), **dict(exc.headers or {})})

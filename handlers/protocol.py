@@ -192,6 +192,9 @@ class Model(BaseModel):
     description: str
     aliases: list[str]
     capabilities: ModelCapabilities
+    state: Literal["not_loaded", "loading", "ready", "failed", "remote"] = Field(
+        description="not_loaded (loads on first use), loading, ready, failed (see /health/ready), or remote (Modal)."
+    )
 
 
 class ModelList(BaseModel):

@@ -48,5 +48,9 @@ class ServerSettings(BaseSettings):
     # On SIGTERM the server is gone within this many seconds: running jobs finish, waiting ones
     # that could not get a retryable 503 at once. Under the usual 30 s kill grace (Kubernetes, Docker).
     shutdown_timeout_seconds: float = Field(25.0, gt=0)
+    # Logs: "plain" lines, or one JSON object a line. /metrics asks for a key like /v1 when keys
+    # are set, unless it is public (a scraper on a private network).
+    log_format: Literal["plain", "json"] = "plain"
+    metrics_public: bool = False
     # Comma-separated origins browsers may call from (e.g. https://app.example.com, or *). Empty: CORS off.
     cors_origins: CommaList = []

@@ -34,9 +34,13 @@ class Family:
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
 
-        # Progress bars are for notebooks; in a server log they are noise per load.
-        diffusers_logging.disable_progress_bar()
-        transformers_logging.disable_progress_bar()
+        # Progress bars are for notebooks; in a server log they are noise per load. And the
+        # libraries' own stderr handlers would bypass the process's log format (JSON, say):
+        # their records go through the root logger like everyone else's.
+        for library in (diffusers_logging, transformers_logging):
+            library.disable_progress_bar()
+            library.disable_default_handler()
+            library.enable_propagation()
         pipe = DiffusionPipeline.from_pretrained(source, revision=revision, dtype=dtype, **self.load_options)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from pipelines.bridge import EventBridge
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.status import JobTrace, ModelStatus, current_trace
 from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
 
@@ -26,7 +28,7 @@ log = logging.getLogger("imagegen")
 RETRY_FLOOR_SECONDS = 0.5
 _LOADING_RETRY_SECONDS = 2.0
 # How fast the estimate of a batch's run time follows the latest batches.
-_DECAY = 0.3
+_DECAY = 0.5
 
 
 @dataclass(eq=False)
@@ -38,6 +40,12 @@ class _Ticket:
     on_partial: Callable[[ImageEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     started: bool = False
+    # Filled in as it goes, for the request's log line and metrics.
+    trace: JobTrace = field(default_factory=JobTrace)
+    enqueued_at: float = field(default_factory=time.monotonic)
+    # The caller's context (its request id, for one), so what the model's thread logs for it
+    # says whose it is; a shared batch runs in its first job's.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class _ModelQueue:
@@ -52,6 +60,7 @@ class _ModelQueue:
         # when the running one started.
         self.batch_seconds: float | None = None
         self.running_since: float | None = None
+        self.running = 0  # jobs in the running batch
 
     def until_a_place_frees(self) -> float:
         """Seconds until the first waiting job leaves the queue: when the running batch ends."""
@@ -99,6 +108,17 @@ class LocalEngine:
             return await self._outcome(ticket)
         finally:
             self._drop(ticket)
+
+    def status(self) -> dict[str, ModelStatus]:
+        statuses = {}
+        for model_id in self.worker.models.specs:
+            state, reason = self.worker.models.state(model_id)
+            queue = self._queues.get(model_id)
+            statuses[model_id] = ModelStatus(
+                state=state, reason=reason, load_seconds=self.worker.models.load_seconds.get(model_id),
+                waiting=len(queue.waiting) if queue else 0, running=queue.running if queue else 0,
+                batches=dict(self.worker.batch_sizes[model_id]))
+        return statuses
 
     async def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
         bridge = EventBridge(asyncio.get_running_loop())
@@ -148,7 +168,9 @@ class LocalEngine:
                 # A first load has no estimate: a few seconds, asked again until it is done.
                 raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
             raise errors.queue_full(job.model, len(queue.waiting), queue.until_a_place_frees())
-        ticket = _Ticket(job=job, future=asyncio.get_running_loop().create_future(), on_partial=on_partial)
+        # The request's trace, if the web side set one (the same object: the engine fills it in).
+        ticket = _Ticket(job=job, future=asyncio.get_running_loop().create_future(), on_partial=on_partial,
+                         trace=current_trace.get() or JobTrace())
         queue.waiting.append(ticket)
         queue.arrived.set()
         return ticket
@@ -179,8 +201,11 @@ class LocalEngine:
                 continue
             for ticket in batch:
                 ticket.started = True
+                ticket.trace.queue_seconds = time.monotonic() - ticket.enqueued_at
+                ticket.trace.batch_images = sum(each.job.n for each in batch)
             try:
-                results = await asyncio.get_running_loop().run_in_executor(queue.thread, self._run, queue, batch)
+                results = await asyncio.get_running_loop().run_in_executor(
+                    queue.thread, batch[0].context.run, self._run, queue, batch)
             except asyncio.CancelledError:  # the engine is closing
                 for ticket in batch:
                     ticket.future.cancel()
@@ -202,6 +227,7 @@ class LocalEngine:
 
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
+        queue.running = len(batch)
         try:
             if len(batch) == 1:
                 ticket = batch[0]
@@ -213,6 +239,10 @@ class LocalEngine:
         except BaseException:
             queue.running_since = None  # a stopped or failed run says nothing about the next one's length
             raise
+        finally:
+            queue.running = 0
+            for ticket in batch:
+                ticket.trace.run_seconds = time.monotonic() - began
         queue.ran(time.monotonic() - began)
         return results
 

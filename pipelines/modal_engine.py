@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.status import ModelStatus, current_trace
 
 log = logging.getLogger("imagegen")
 
@@ -48,9 +50,14 @@ class ModalEngine:
         self.retry_after_seconds = retry_after_seconds
         self._pools: dict[str, Any] = {}
         self._draining = False
+        self._in_flight: dict[str, int] = dict.fromkeys(self.gpus, 0)
 
     async def start(self) -> None:
         """Nothing to start: the pools scale from zero (or are kept warm) on Modal's side."""
+
+    def status(self) -> dict[str, ModelStatus]:
+        """Nothing is loaded here: each model is a pool on Modal whose containers start on demand."""
+        return {model_id: ModelStatus(state="remote", running=count) for model_id, count in self._in_flight.items()}
 
     def drain(self, seconds: float) -> None:
         """Nothing waits here (the GPU pools queue on Modal's side): in-flight calls end by their
@@ -72,6 +79,8 @@ class ModalEngine:
 
     async def run(self, job: Job) -> list[bytes]:
         pool = self._pool(job.model)
+        began = time.monotonic()
+        self._in_flight[job.model] += 1
         try:
             async with asyncio.timeout(self.deadline_seconds):
                 return await pool.run.remote.aio(job)
@@ -79,6 +88,10 @@ class ModalEngine:
             raise
         except Exception as exc:
             raise self._api_error(exc, job) from None
+        finally:
+            self._in_flight[job.model] -= 1
+            if (trace := current_trace.get()) is not None:
+                trace.run_seconds = time.monotonic() - began  # queueing on Modal's side included
 
     async def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
         pool = self._pool(job.model)

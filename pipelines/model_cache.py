@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
+from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, Family
 from pipelines.weights import weights_source
@@ -68,10 +70,17 @@ class ModelCache:
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
+        # What /health/ready and /metrics say of each model: its state, why it failed, the last
+        # load's duration.
+        self._states: dict[str, tuple[ModelState, str | None]] = dict.fromkeys(self.specs, ("not_loaded", None))
+        self.load_seconds: dict[str, float] = {}
 
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._loaded)
+
+    def state(self, model_id: str) -> tuple[ModelState, str | None]:
+        return self._states[model_id]
 
     def get(self, model_id: str) -> LoadedModel:
         """The model, loading it if needed. A failed load raises and is retried next time.
@@ -86,11 +95,21 @@ class ModelCache:
             with self._lock:  # loaded while we waited for our turn?
                 if model_id in self._loaded:
                     return self._loaded[model_id]
-            model = self._load(self.specs[model_id])
+            self._states[model_id] = ("loading", None)
+            began = time.monotonic()
+            try:
+                model = self._load(self.specs[model_id])
+            except errors.APIError as failure:
+                self._states[model_id] = ("failed", failure.message)
+                raise
+            self.load_seconds[model_id] = time.monotonic() - began
+            log.info("loaded %s in %.1f s on %s", model_id, self.load_seconds[model_id], self.device)
             with self._lock:
                 self._loaded[model_id] = model
+                self._states[model_id] = ("ready", None)
                 while len(self._loaded) > self.max_loaded:
                     evicted, _ = self._loaded.popitem(last=False)
+                    self._states[evicted] = ("not_loaded", None)
                     log.info("evicted %s (more than %d models loaded)", evicted, self.max_loaded)
             self.free_memory()
             return model
@@ -100,7 +119,7 @@ class ModelCache:
         try:
             source, revision = weights_source(spec, self.cache_dir)
             log.info("loading %s from %s on %s", spec.id, source, self.device)
-            pipe = family.load(source, revision, self._dtype(), self.device)
+            pipe = family.load(source, revision, self.torch_dtype(), self.device)
             _decode_per_image(pipe, self.device)
         except Exception as exc:
             log.exception("loading %s failed", spec.id)
@@ -113,10 +132,11 @@ class ModelCache:
         with _LOADING, self._lock:
             self.device = device
             for model in self._loaded.values():
-                model.pipe.to(device=device, dtype=self._dtype())  # editors share these modules
+                model.pipe.to(device=device, dtype=self.torch_dtype())  # editors share these modules
                 _decode_per_image(model.pipe, device)
 
-    def _dtype(self) -> Any:
+    def torch_dtype(self) -> Any:
+        """The dtype loads use: the override, else what the device runs best."""
         if self.dtype is None:
             return pick_dtype(self.device)
         import torch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -55,8 +56,9 @@ class Worker:
     def __init__(self, models: ModelCache) -> None:
         self.models = models
         self._run_locks = {model_id: threading.Lock() for model_id in models.specs}
-        # Pipeline calls made, and images in the last call, per model: what batching shows.
+        # Pipeline calls made per model, and how many images each held: what batching shows.
         self.calls: dict[str, int] = dict.fromkeys(models.specs, 0)
+        self.batch_sizes: dict[str, Counter[int]] = {model_id: Counter() for model_id in models.specs}
 
     def run(self, job: Job, *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None) -> list[bytes]:
         """The Job's images, encoded, in seed order.
@@ -83,6 +85,7 @@ class Worker:
         on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
         with self._run_locks[lead.model], torch.inference_mode():
             self.calls[lead.model] += 1
+            self.batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
             try:
                 if edit is None:
                     batch = jobs if len(jobs) > 1 else None

@@ -27,6 +27,7 @@ from pipelines.contract.errors import APIError
 # Every operation in the schema, so a new route cannot go unfuzzed (checked below).
 OPERATIONS = [
     ("GET", "/health"),
+    ("GET", "/health/ready"),
     ("GET", "/metrics"),
     ("POST", "/v1/images/generations"),
     ("POST", "/v1/images/edits"),
@@ -78,7 +79,9 @@ def _assert_no_server_error_and_openai_shaped(response: Any, case: Any) -> None:
         body = json.loads(response.content)
         assert set(body) == {"error"}, where
         error = body["error"]
-        assert set(error) == {"message", "type", "param", "code"}, where
+        assert set(error) == {"message", "type", "param", "code", "request_id"}, where
+        sent_back = response.headers["x-request-id"]  # schemathesis keeps each header's values in a list
+        assert [error["request_id"]] == (sent_back if isinstance(sent_back, list) else [sent_back]), where
         assert isinstance(error["message"], str) and error["message"], where
         assert error["type"] == "invalid_request_error" or response.status_code == 429, where
 

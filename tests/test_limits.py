@@ -116,7 +116,8 @@ def test_a_file_past_the_upload_limit_is_a_413_naming_the_field(small_limits: Se
     assert response.status_code == 413
     error = response.json()["error"]
     assert error == {"message": f"The '{field.removesuffix('[]')}' file is larger than the 1 MB limit.",
-                     "type": "invalid_request_error", "param": field.removesuffix("[]"), "code": "file_too_large"}
+                     "type": "invalid_request_error", "param": field.removesuffix("[]"), "code": "file_too_large",
+                     "request_id": response.headers["x-request-id"]}
 
 
 def test_the_sdk_sees_the_413_and_the_server_keeps_serving(small_limits: Server) -> None:
@@ -175,7 +176,8 @@ def test_many_files_each_under_the_limit_still_meet_the_body_limit(capped: TestC
     response = capped.post("/v1/images/edits", content=stream(), headers={"content-type": content_type})
     assert response.status_code == 413
     assert response.json()["error"] == {"message": "The request body is too large; the limit is 3 MB.",
-                                        "type": "invalid_request_error", "param": None, "code": "request_too_large"}
+                                        "type": "invalid_request_error", "param": None, "code": "request_too_large",
+                                        "request_id": response.headers["x-request-id"]}
 
 
 def test_a_json_body_past_the_limit_is_a_413_not_a_parse_error(capped: TestClient) -> None:

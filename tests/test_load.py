@@ -218,7 +218,7 @@ def test_retry_after_says_when_a_place_really_frees(cache_dir: Path, tmp_path: P
            "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_MAX_QUEUE": "1"}
     process, url = start_server(env, tmp_path / "server.log")
     try:
-        for _ in range(2):  # the engine learns how long such a job runs
+        for _ in range(3):  # the engine learns how long such a job runs
             assert httpx.post(f"{url}/v1/images/generations", json=MID, timeout=60).status_code == 200
         running, waiting, finished = [], [], []
         holder = threading.Thread(target=lambda: (running.append(httpx.post(f"{url}/v1/images/generations",

@@ -178,7 +178,8 @@ def _assert_openai_error(response: httpx.Response, status: int) -> dict:
     assert response.status_code == status
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert set(body["error"]) == {"message", "type", "param", "code", "request_id"}  # OpenAI's four, and our id
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text and "detail" not in body
     return body["error"]
 

@@ -6,13 +6,17 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from handlers.hosts.local import LocalSettings, local_worker, served_models
 from handlers.http_errors import from_validation
+from handlers.logs import configure_logging
 from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS, UnknownModel
 from pipelines.contract.errors import APIError
+
+log = logging.getLogger("imagegen")
 
 
 def _settings(args: argparse.Namespace) -> LocalSettings:
@@ -34,10 +38,24 @@ def serve(args: argparse.Namespace) -> None:
     from handlers.hosts.local import create_local_app
 
     settings = _settings(args)
+    configure_logging(settings.log_format, getattr(logging, args.log_level.upper(), logging.INFO))
     app = create_local_app(settings)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    _say_what_is_served(app, settings)
+    # log_config=None: our logging, one line per request, no access log of uvicorn's.
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
                             timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
     DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
+
+
+def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
+    """At start: what is served, where and how, and the settings that matter (never the keys)."""
+    models = app.state.services.engine.worker.models
+    log.info("serving %s on %s (%s); default %s", ", ".join(models.specs), models.device,
+             str(models.torch_dtype()).removeprefix("torch."), settings.models[0],
+             extra={"fields": {"keys": len(settings.api_keys), "storage_dir": str(settings.storage_dir),
+                               "storage_max_bytes": settings.storage_max_bytes, "max_queue": settings.max_queue,
+                               "max_batch_images": settings.max_batch_images, "preload": settings.preload,
+                               "response_format": settings.response_format, "cache_dir": str(settings.cache_dir)}})
 
 
 def models(_: argparse.Namespace) -> None:
@@ -105,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging()
     try:
         args.run(args)
     except UnknownModel as exc:

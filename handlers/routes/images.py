@@ -36,6 +36,7 @@ from handlers.protocol import (
     ImageVariationForm,
     StreamEvent,
 )
+from handlers.request_log import note_job
 from handlers.streaming import stream_response
 from handlers.urls import temp_image_url
 from pipelines.contract.catalog import ModelSpec
@@ -93,6 +94,7 @@ async def create_image(
     """Create images from a prompt. With `stream: true`, server-sent events instead."""
     spec = resolve_model(body.model, services.served, "generate")
     job = generation_job(body, spec, services.settings.max_prompt_chars)
+    note_job(job)
     if body.stream:
         return await stream_response(services.engine, job, body)
     images = await unless_disconnected(request, services.engine.run(job))
@@ -151,6 +153,7 @@ async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse 
     """Edit an image: multipart, as the OpenAI SDKs send it (`image` or `image[]`, `mask`)."""
     body, spec, edit = await _read_form(request, ImageEditForm, services, "edit")
     job = edit_job(body, edit, spec, services.settings.max_prompt_chars)
+    note_job(job)
     if body.stream:
         return await stream_response(services.engine, job, body)
     images = await unless_disconnected(request, services.engine.run(job))
@@ -163,5 +166,6 @@ async def create_variation(request: Request, services: ServicesDep) -> ImagesRes
     """Variations of an image, conditioned on the image itself (no prompt)."""
     body, spec, edit = await _read_form(request, ImageVariationForm, services, "variation")
     job = variation_job(body, edit, spec)
+    note_job(job)
     images = await unless_disconnected(request, services.engine.run(job))
     return await _respond(images, job, body, request, services)

@@ -14,11 +14,13 @@ router = APIRouter(tags=["models"], responses={401: {"model": ErrorResponse}})
 
 
 def describe(spec: ModelSpec, services: Services) -> Model:
+    status = services.engine.status().get(spec.id)
     return Model(
         id=spec.id,
         created=spec.created,
         owned_by=spec.owned_by,
         description=spec.description,
+        state=status.state if status else "not_loaded",
         aliases=services.served.aliases_of(spec.id),
         capabilities=ModelCapabilities(
             tasks=list(spec.tasks),

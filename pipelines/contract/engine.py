@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.status import ModelStatus
 
 
 class Engine(Protocol):
@@ -26,6 +27,10 @@ class Engine(Protocol):
 
         Closing the iterator early (the client went away) stops the remaining steps.
         """
+        ...
+
+    def status(self) -> dict[str, ModelStatus]:
+        """Each served model's state and load, by id; cheap, for /health/ready and /metrics."""
         ...
 
     def drain(self, seconds: float) -> None:

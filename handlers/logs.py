@@ -1,0 +1,55 @@
+"""How the server's log reads: plain lines for a terminal, or one JSON object a line for a
+collector (IMAGEGEN_LOG_FORMAT). Either way every line carries its request's id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from handlers.request_log import RequestIdFilter
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "fields"}
+
+
+class PlainFormatter(logging.Formatter):
+    """`LEVEL logger [request id]: message key=value …`"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname} {record.name} [{getattr(record, 'request_id', '-')}]: {record.getMessage()}"
+        fields = getattr(record, "fields", None) or {}
+        line += "".join(f" {key}={value}" for key, value in fields.items() if value is not None and key != "request_id")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        entry.update({key: value for key, value in (getattr(record, "fields", None) or {}).items() if value is not None})
+        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(format: str = "plain", level: int = logging.INFO) -> None:
+    """One handler on the root logger (stderr), uvicorn's loggers through it, no access log of
+    its own (the request line is ours)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if format == "json" else PlainFormatter())
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("uvicorn.access").disabled = True
