@@ -77,7 +77,7 @@ web_image = (
 with gpu_image.imports():
     from pipelines.devices import pick_device
     from pipelines.model_cache import ModelCache
-    from pipelines.weights import weights_source
+    from pipelines.weights import fetch
     from pipelines.worker import Worker
 
 # ## Volumes and the Secret
@@ -131,7 +131,7 @@ class ImageWorker:
         # Loaded in the GPU's dtype (T4s lack fast bf16), so the snapshot holds half the bytes.
         dtype = "float16" if deployment.gpu_for(self.model_id) == "T4" else "bfloat16"
         self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1, dtype=dtype)
-        self.worker = Worker(self.models)
+        self.worker = Worker(self.models, png_parameters=EngineSettings().png_parameters)
         try:
             self.models.get(self.model_id)
         except errors.APIError:
@@ -225,19 +225,10 @@ def cleanup() -> int:
 
 def fetch_weights(model_ids: list[str], cache_dir: Path) -> list[str]:
     """Each model's pinned weights into the hub cache (a tiny model is built into `cache_dir`)."""
-    from diffusers import DiffusionPipeline
-
-    fetched = []
-    for model_id in model_ids:
-        if model_id not in CATALOG:
-            raise ValueError(f"unknown model {model_id!r}: not in the catalog ({', '.join(CATALOG)})")
-        spec = CATALOG[model_id]
-        source, revision = weights_source(spec, cache_dir)
-        if spec.source.startswith("hub:"):
-            # Only the files a pipeline load reads, at the pinned commit.
-            source = DiffusionPipeline.download(source, revision=revision)
-        fetched.append(str(source))
-    return fetched
+    unknown = [model_id for model_id in model_ids if model_id not in CATALOG]
+    if unknown:
+        raise ValueError(f"unknown model {unknown[0]!r}: not in the catalog ({', '.join(CATALOG)})")
+    return [fetch(CATALOG[model_id], cache_dir) for model_id in model_ids]
 
 
 @app.function(image=gpu_image, volumes={WEIGHTS_DIR: weights}, secrets=[secret], timeout=3600,

@@ -105,9 +105,20 @@ class PromptedRequest(ImageRequestBase):
 class ImageGenerationRequest(PromptedRequest):
     """Body of POST /v1/images/generations."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model": "gpt-image-2", "prompt": "A lighthouse on a rocky coast at dusk, oil painting", "size": "1024x1024",
+         "quality": "high"},
+        {"model": "tiny-sd", "prompt": "a red fox", "n": 2, "size": "512x512", "response_format": "url",
+         "seed": 42, "negative_prompt": "blurry", "num_inference_steps": 4},
+    ]})
+
 
 class ImageEditForm(PromptedRequest):
     """Fields of POST /v1/images/edits besides the files (multipart: numbers arrive as text)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"model": "gpt-image-2", "prompt": "Put the cat from the second image on the sofa", "size": "auto"},
+    ]})
 
 
 class ImageVariationForm(ImageRequestBase):

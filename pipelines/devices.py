@@ -5,9 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 
+class DeviceUnavailable(RuntimeError):
+    """A device was asked for by name and this machine has none (no CUDA, no MPS)."""
+
+
 def pick_device(preference: str = "auto") -> str:
     import torch
 
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable(f"device {preference!r} was asked for, but torch sees no CUDA GPU here "
+                                f"(torch {torch.__version__}); use --device cpu or auto")
+    if preference == "mps" and not torch.backends.mps.is_available():
+        raise DeviceUnavailable("device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu or auto")
     if preference != "auto":
         return preference
     if torch.cuda.is_available():

@@ -20,6 +20,9 @@ class EngineSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=user_cache_dir)
     device: str = Field("auto", pattern="^(auto|cpu|cuda|mps)(:[0-9]+)?$")
     preload: bool = False
+    # PNGs carry how they were made (prompt, model, seed, steps, size) in a `parameters` text
+    # chunk, as A1111's do; false: nothing but pixels.
+    png_parameters: bool = True
     max_loaded_models: int = Field(3, ge=1)
     # Load: requests waiting per model before new ones get 429 at once; how long one may wait
     # for its turn before a 503.

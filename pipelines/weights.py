@@ -45,3 +45,15 @@ def weights_source(spec: ModelSpec, cache_dir: Path) -> tuple[str, str | None]:
     if spec.source.startswith("hub:"):
         return spec.source.removeprefix("hub:"), spec.revision
     return spec.source, None
+
+
+def fetch(spec: ModelSpec, cache_dir: Path) -> str:
+    """The model's weights on this machine: a hub model's pinned files downloaded into the hub
+    cache (only what a pipeline load reads, with huggingface_hub's progress bars), a tiny one
+    built. Returns where they are."""
+    source, revision = weights_source(spec, cache_dir)
+    if spec.source.startswith("hub:"):
+        from diffusers import DiffusionPipeline
+
+        source = DiffusionPipeline.download(source, revision=revision)
+    return str(source)

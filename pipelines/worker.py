@@ -53,8 +53,10 @@ class Worker:
     """Runs Jobs on the cache's models. Thread-safe: one run per model at a time (a pipeline's
     scheduler holds per-run state), different models side by side."""
 
-    def __init__(self, models: ModelCache) -> None:
+    def __init__(self, models: ModelCache, *, png_parameters: bool = True) -> None:
+        """`png_parameters`: PNGs say how they were made (prompt, model, seed…) in a text chunk."""
         self.models = models
+        self.png_parameters = png_parameters
         self._run_locks = {model_id: threading.Lock() for model_id in models.specs}
         # Pipeline calls made per model, and how many images each held: what batching shows.
         self.calls: dict[str, int] = dict.fromkeys(models.specs, 0)
@@ -107,8 +109,24 @@ class Worker:
                 own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
             else:
                 own = [edit.keep_outside(image) for image in own]
-            results.append([pictures.encode(image, job.output_format, job.output_compression) for image in own])
+            results.append([pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
+                            for image, seed in zip(own, job.seeds, strict=True)])
         return results
+
+    def _parameters(self, job: Job, seed: int) -> str | None:
+        """How an image was made, in A1111's `parameters` layout."""
+        if not self.png_parameters:
+            return None
+        lines = [job.prompt]
+        if job.negative_prompt:
+            lines.append(f"Negative prompt: {job.negative_prompt}")
+        settings = {"Steps": job.steps, "CFG scale": job.guidance, "Seed": seed,
+                    "Size": f"{job.output_width}x{job.output_height}", "Model": job.model,
+                    "Task": job.task}
+        if job.task != "generate":
+            settings["Denoising strength"] = job.strength
+        lines.append(", ".join(f"{key}: {value}" for key, value in settings.items()))
+        return "\n".join(lines)
 
     def stream(self, job: Job) -> Iterator[ImageEvent]:
         """The Job as a plain generator of events (Modal's generator method): previews as they are

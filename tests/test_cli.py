@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import png
 
 
@@ -46,3 +48,65 @@ def test_a_local_diffusers_folder_can_be_served_by_path(cache_dir: Path, tmp_pat
                       cache_dir=cache_dir, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert png((tmp_path / "f.png").read_bytes()).size == (512, 512)
+
+
+def test_output_goes_where_and_as_what_the_name_says(cache_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name, kind in (("a.jpg", "JPEG"), ("b.webp", "WEBP"), ("c.png", "PNG")):
+        result = imagegen("generate", "x", "-o", name, "--size", "64x64", "--model", "tiny-sd", cache_dir=cache_dir,
+                          cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        with Image.open(tmp_path / name) as written:
+            assert written.format == kind
+    for name, says in (("missing/folder/out.png", "the folder missing/folder does not exist"),
+                       ("out.gif", "name it .png, .jpg or .webp")):
+        refused = imagegen("generate", "x", "-o", name, "--model", "tiny-sd", cache_dir=cache_dir, cwd=tmp_path)
+        assert refused.returncode != 0 and says in refused.stderr and "Traceback" not in refused.stderr
+        assert "loading" not in refused.stderr  # refused before any model work
+
+
+def test_a_device_this_machine_lacks_fails_at_once(cache_dir: Path, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the refusal cannot be shown here")
+    for command in (("generate", "x"), ("serve", "--port", "1")):
+        result = imagegen(*command, "--device", "cuda", cache_dir=cache_dir, cwd=tmp_path)
+        assert result.returncode != 0 and "torch sees no CUDA GPU here" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_the_models_table_lines_up(cache_dir: Path, tmp_path: Path) -> None:
+    lines = imagegen("models", cache_dir=cache_dir, cwd=tmp_path).stdout.splitlines()
+    header, rows = lines[0], [line for line in lines[1:] if line.startswith(("tiny-", "sd", "flux"))]
+    for column in ("family", "tasks", "default size", "description"):
+        start = header.index(column)
+        assert all(row[start - 2:start] == "  " and row[start] != " " for row in rows), column
+
+
+def test_pull_builds_or_fetches_and_says_why_not(cache_dir: Path, tmp_path: Path) -> None:
+    result = imagegen("pull", "tiny-sdxl", cache_dir=tmp_path / "cache", cwd=tmp_path)
+    assert result.returncode == 0 and "tiny-sdxl: ready in" in result.stdout
+    assert (tmp_path / "cache" / "tiny").is_dir()
+    offline = imagegen("pull", "sd-turbo", cache_dir=tmp_path / "cache", cwd=tmp_path)  # HF_HUB_OFFLINE=1 here
+    assert offline.returncode != 0 and "could not fetch sd-turbo" in offline.stderr
+    assert "Traceback" not in offline.stderr
+
+
+def test_pngs_say_how_they_were_made_unless_told_not_to(make_settings, tmp_path: Path) -> None:
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from handlers.hosts.local import create_local_app
+
+    body = {"model": "tiny-sd", "prompt": "a lighthouse", "negative_prompt": "fog", "size": "64x64", "seed": 11,
+            "num_inference_steps": 3, "response_format": "b64_json"}
+    with TestClient(create_local_app(make_settings(models="tiny-sd"))) as api:
+        image = png(base64.b64decode(api.post("/v1/images/generations", json=body).json()["data"][0]["b64_json"]))
+    assert image.info["parameters"] == ("a lighthouse\nNegative prompt: fog\nSteps: 3, CFG scale: 0.0, Seed: 11, "
+                                        "Size: 64x64, Model: tiny-sd, Task: generate")
+    with TestClient(create_local_app(make_settings(models="tiny-sd", png_parameters=False))) as api:
+        image = png(base64.b64decode(api.post("/v1/images/generations", json=body).json()["data"][0]["b64_json"]))
+    assert "parameters" not in image.info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from handlers.http_errors import from_validation
 from handlers.logs import configure_logging
 from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS, UnknownModel
 from pipelines.contract.errors import APIError
+from pipelines.devices import DeviceUnavailable
 
 log = logging.getLogger("imagegen")
 
@@ -59,11 +61,14 @@ def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
 
 
 def models(_: argparse.Namespace) -> None:
-    print(f"{'id':<18} {'family':<6} {'tasks':<14} {'default size':<13} description")
+    rows = [("id", "family", "tasks", "default size", "description")]
     for spec in CATALOG.values():
         default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
-        size = f"{spec.default_size[0]}x{spec.default_size[1]}"
-        print(f"{spec.id:<18} {spec.family:<6} {','.join(spec.tasks):<14} {size:<13} {spec.description}{default}")
+        rows.append((spec.id, spec.family, ",".join(spec.tasks), f"{spec.default_size[0]}x{spec.default_size[1]}",
+                     spec.description + default))
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
     print("\nAny local diffusers folder (SD, SDXL, FLUX.1 or FLUX.2 [klein]) can be served too: "
           "imagegen serve --model /path/to/folder")
 
@@ -79,14 +84,43 @@ def generate(args: argparse.Namespace) -> None:
         prompt=args.prompt, model=args.model[0] if args.model else None, n=args.n, size=args.size,
         seed=args.seed, num_inference_steps=args.steps, quality=args.quality,
     )
+    out = Path(args.output)
+    # Before any work: where the files go, and in which format.
+    if not out.parent.is_dir():
+        sys.exit(f"imagegen: cannot write {out}: the folder {out.parent} does not exist")
+    output_format = _OUTPUT_FORMATS.get(out.suffix.lower())
+    if output_format is None:
+        sys.exit(f"imagegen: cannot write {out}: name it .png, .jpg or .webp")
+    request = request.model_copy(update={"output_format": output_format})
     spec = resolve_model(request.model, served, "generate")
     job = generation_job(request, spec, settings.max_prompt_chars)
     worker = local_worker(served, settings, max_loaded=1)
-    out = Path(args.output)
+    # A terminal, not a server log: the steps' progress bar is welcome here.
+    worker.models.get(spec.id).pipe.set_progress_bar_config(disable=False, desc=spec.id, leave=False)
     for index, data in enumerate(worker.run(job)):
         path = out if index == 0 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         path.write_bytes(data)
         print(f"{path}  ({job.output_width}x{job.output_height}, {spec.id}, seed {job.seeds[index]})")
+
+
+_OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
+
+
+def pull(args: argparse.Namespace) -> None:
+    """Fetch models' weights now (hub downloads show their progress), so the server never waits."""
+    from pipelines.contract.catalog import lookup
+    from pipelines.weights import fetch
+
+    settings = _settings(args)
+    for name in args.model:
+        spec = lookup(name)
+        began = time.monotonic()
+        try:
+            where = fetch(spec, settings.cache_dir)
+        except Exception as exc:  # the hub's own errors: offline, gated, no such revision
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            sys.exit(f"imagegen: could not fetch {spec.id}: {reason}")
+        print(f"{spec.id}: ready in {where} ({time.monotonic() - began:.1f} s)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,9 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("models", help="list the model catalog")
     p.set_defaults(run=models)
 
+    p = commands.add_parser("pull", help="download (or build) models' weights ahead of time")
+    p.add_argument("model", nargs="+", metavar="ID", help="catalog ids, e.g. sdxl-turbo")
+    p.set_defaults(run=pull)
+
     p = commands.add_parser("generate", help="make images from a prompt, no server needed")
     p.add_argument("prompt")
-    p.add_argument("-o", "--output", default="out.png", help="file to write (more images: out-1.png, …)")
+    p.add_argument("-o", "--output", default="out.png",
+                   help="file to write, .png, .jpg or .webp (more images: out-1.png, …)")
     p.add_argument("--model", action="extend", nargs=1, metavar="ID-OR-PATH")
     p.add_argument("--size")
     p.add_argument("--n", type=int, default=1)
@@ -126,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         args.run(args)
-    except UnknownModel as exc:
+    except (UnknownModel, DeviceUnavailable) as exc:
         sys.exit(f"imagegen: {exc}")
     except ValidationError as exc:
         sys.exit(f"imagegen: {from_validation(exc.errors()).message}")

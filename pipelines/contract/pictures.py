@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 # Pillow's default PNG level is slow; level 1 is several times faster for ~25% more bytes.
 # WEBP's method=0 is its fast setting, and quality 100 means lossless, so edits keep their
@@ -49,12 +50,19 @@ def alpha_channel(image: Image.Image) -> Image.Image | None:
     return image.getchannel("A")
 
 
-def encode(image: Image.Image, format: str, compression: int | None = None) -> bytes:
-    """`image` as png, jpeg or webp bytes (`compression`: quality 0-100, lossy formats only)."""
+def encode(image: Image.Image, format: str, compression: int | None = None, parameters: str | None = None) -> bytes:
+    """`image` as png, jpeg or webp bytes (`compression`: quality 0-100, lossy formats only).
+    `parameters`: how it was made, kept in a PNG's `parameters` text chunk, where A1111 and the
+    tools that read its files look for it."""
     if format == "jpeg" and image.mode != "RGB":
         image = image.convert("RGB")
+    options = _SAVE_OPTIONS[format](compression)
+    if parameters is not None and format == "png":
+        info = PngInfo()
+        info.add_itxt("parameters", parameters)
+        options["pnginfo"] = info
     out = io.BytesIO()
-    image.save(out, **_SAVE_OPTIONS[format](compression))
+    image.save(out, **options)
     return out.getvalue()
 
 
