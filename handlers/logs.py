@@ -12,6 +12,7 @@ from typing import Any
 from handlers.request_log import RequestIdFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "fields"}
+_IN_THE_MESSAGE = ("request_id", "method", "route", "status")  # a request line's message says them
 
 
 class PlainFormatter(logging.Formatter):
@@ -20,7 +21,8 @@ class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname} {record.name} [{getattr(record, 'request_id', '-')}]: {record.getMessage()}"
         fields = getattr(record, "fields", None) or {}
-        line += "".join(f" {key}={value}" for key, value in fields.items() if value is not None and key != "request_id")
+        line += "".join(f" {key}={value}" for key, value in fields.items()
+                        if value is not None and key not in _IN_THE_MESSAGE)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line

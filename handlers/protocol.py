@@ -124,6 +124,8 @@ class ImageEditForm(PromptedRequest):
 class ImageVariationForm(ImageRequestBase):
     """Fields of POST /v1/images/variations besides the image (multipart)."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"model": "tiny-sd", "n": 2, "size": "512x512"}]})
+
 
 class ImageEditFiles(BaseModel):
     """The file parts of an edit, for the OpenAPI schema only (the route reads the form itself)."""

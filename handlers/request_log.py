@@ -23,6 +23,7 @@ from pipelines.contract.status import JobTrace, current_trace
 
 log = logging.getLogger("imagegen.request")
 _USABLE_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}\Z")
+_PROBES = ("/health", "/health/ready", "/metrics")
 
 
 @dataclass
@@ -119,10 +120,12 @@ class RequestLog:
         if record.status is None:
             fields["status"] = 499  # the client left before any answer
         level = logging.WARNING if (record.status or 500) >= 500 else logging.INFO
+        if record.route in _PROBES and level == logging.INFO:
+            level = logging.DEBUG  # a load balancer's probe every few seconds is not news
         # The id is a field here, not the filter's: this line is written after the request's context ended.
         log.log(level, "%s %s %s", record.method, record.route, fields["status"], extra={"fields": fields,
                                                                                        "request_id": record.id})
-        if record.route not in ("/health", "/health/ready", "/metrics"):
+        if record.route not in _PROBES:
             self.telemetry.observe(record.route, fields)
 
 

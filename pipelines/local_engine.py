@@ -201,7 +201,6 @@ class LocalEngine:
                 continue
             for ticket in batch:
                 ticket.started = True
-                ticket.trace.queue_seconds = time.monotonic() - ticket.enqueued_at
                 ticket.trace.batch_images = sum(each.job.n for each in batch)
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
@@ -228,6 +227,8 @@ class LocalEngine:
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
         queue.running = len(batch)
+        for ticket in batch:  # waiting for the model, its load included: until its pipeline call begins
+            ticket.trace.queue_seconds = began - ticket.enqueued_at
         try:
             if len(batch) == 1:
                 ticket = batch[0]
