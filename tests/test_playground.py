@@ -97,16 +97,20 @@ def test_generate_streams_previews_then_the_final_image_and_its_seed(page: Page,
     open_with_key(page, server.url)
     fill(page, "a lighthouse at dusk", "64x64", steps="3")
     # Record every picture the gallery shows, in order, to see the previews come before the final.
+    # Each change's old value, then the last one: an observer's callback runs later than the
+    # change, when the attribute may have changed again (the tiny models are quick).
     page.evaluate("""() => {
         window.shown = [];
-        new MutationObserver((changes) => changes.forEach((c) => window.shown.push(c.target.alt)))
-            .observe(document.getElementById("gallery"), {subtree: true, attributeFilter: ["alt"]});
+        new MutationObserver((changes) => changes.forEach((c) => window.shown.push(c.oldValue)))
+            .observe(document.getElementById("gallery"),
+                     {subtree: true, attributeFilter: ["alt"], attributeOldValue: true});
     }""")
     page.get_by_role("button", name="Generate").click()
 
     card = page.locator(".card[data-final]")
     expect(card).to_have_count(1)
-    shown = page.evaluate("window.shown")
+    final = card.locator("img.card-image").get_attribute("alt")
+    shown = [alt for alt in page.evaluate("window.shown") if alt] + [final]
     assert shown[:2] == ["Preview 1 of image 1", "Preview 2 of image 1"], shown
     assert shown[-1].startswith("Result: a lighthouse at dusk"), shown
     image = card.locator("img.card-image")
