@@ -102,12 +102,17 @@ secret = modal.Secret.from_name(deployment.secret_name)
 # container; later cold starts restore it and only run `snap=False`, the move to the GPU.
 
 
+# What a GPU container sees of the deployment: the same settings `modal deploy` read here, so
+# its decisions (a model's GPU, hence its dtype; the app's name) are the deploy-time ones.
+# Weights come from the Volume only: a missing model fails at once, naming itself.
+GPU_ENV = {**deployment.forwarded_env(), "HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"}
+
+
 @app.cls(
     image=gpu_image,
     gpu=deployment.gpu_for(deployment.models[0]),
     volumes={WEIGHTS_DIR: weights},
-    # Weights come from the Volume only: a missing model fails at once, naming itself.
-    env={"HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"},
+    env=GPU_ENV,
     enable_memory_snapshot=True,
     scaledown_window=deployment.scaledown_window,
     min_containers=deployment.min_containers,
@@ -128,9 +133,9 @@ class ImageWorker:
         spec = CATALOG.get(self.model_id)
         if spec is None:
             raise errors.model_not_found(self.model_id)
-        # Loaded in the GPU's dtype (T4s lack fast bf16), so the snapshot holds half the bytes.
-        dtype = "float16" if deployment.gpu_for(self.model_id) == "T4" else "bfloat16"
-        self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1, dtype=dtype)
+        # Loaded in the GPU's dtype, so the snapshot holds half the bytes of float32.
+        self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1,
+                                 dtype=deployment.dtype_for(self.model_id))
         self.worker = Worker(self.models, png_parameters=EngineSettings().png_parameters)
         try:
             self.models.get(self.model_id)
@@ -143,11 +148,13 @@ class ImageWorker:
     @modal.enter(snap=False)
     def move_to_gpu(self) -> None:
         device = pick_device("auto")
+        if device == "cpu" and not modal.is_local():
+            # A GPU class that serves on the CPU times out on every request: fail the container,
+            # and Modal starts another (on `.local()`, a developer's CPU, it serves anyway).
+            attached = "is attached but torch sees none" if Path("/dev/nvidiactl").exists() else "is not attached"
+            raise RuntimeError(f"{self.model_id}: the container's GPU {attached}; refusing to serve on the CPU")
         if device != "cpu":
             self.models.move_to(device)  # a reload (after a failure) goes straight there too
-        elif Path("/dev/nvidiactl").exists():
-            # torch caches "no CUDA" if it was asked before the snapshot, when no GPU is attached.
-            log.error("%s: a GPU is attached but torch sees none; serving on CPU", self.model_id)
         log.info("%s serving on %s", self.model_id, device)
 
     @modal.method()

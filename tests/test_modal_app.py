@@ -142,6 +142,10 @@ print(json.dumps({
     "heavy": sorted(name for name in ("torch", "diffusers", "transformers") if name in sys.modules),
     "gpu": info(m.ImageWorker(model_id="tiny-sd").run), "web": info(m.web),
     "cleanup": info(m.cleanup), "download": info(m.download),
+    "decisions": {"app": m.deployment.app_name, "models": m.deployment.models,
+                  "gpus": {model: m.deployment.gpu_for(model) for model in m.deployment.models},
+                  "dtypes": {model: m.deployment.dtype_for(model) for model in m.deployment.models}},
+    "gpu_env": m.GPU_ENV,
 }))
 """
 
@@ -177,6 +181,16 @@ def test_deploy_time_knobs_reach_modal(tmp_path: Path) -> None:
     assert app["gpu"]["gpus"] == [["H100", 1]] and app["gpu"]["timeout"] == 123 and app["gpu"]["max_inputs"] == 2
     assert app["web"]["web"] == {"unauthenticated": False}  # Modal's proxy auth now guards it
     assert app["web"]["volumes"] == {"/images": "img-images"}
+
+
+def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
+    """Re-imported with nothing but the GPU class's environment (what its container sees), the
+    deployment makes the deploy-time decisions: a GPU override (hence the dtype), the app's name."""
+    deployed = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_GPUS="sd-turbo=T4",
+                        IMAGEGEN_MODAL_APP_NAME="img")
+    assert deployed["decisions"]["dtypes"] == {"flux-schnell": "bfloat16", "sd-turbo": "float16"}
+    in_container = describe(tmp_path, **deployed["gpu_env"])
+    assert in_container["decisions"] == deployed["decisions"]
 
 
 # --- the GPU class, in process ---------------------------------------------------------------

@@ -63,6 +63,10 @@ class ModalDeployment(BaseSettings):
     def gpu_for(self, model_id: str) -> str:
         return self.gpus.get(model_id) or CATALOG[model_id].gpu
 
+    def dtype_for(self, model_id: str) -> str:
+        """What the model loads in: float16 on a T4 (no fast bfloat16 there), bfloat16 elsewhere."""
+        return "float16" if self.gpu_for(model_id).split(":")[0].upper() == "T4" else "bfloat16"
+
     def forwarded_env(self) -> dict[str, str]:
         """What the containers must see at run time: the served models and the service settings
         given at deploy time. API keys are not among them: they live in the Secret."""
