@@ -117,7 +117,7 @@ class LocalEngine:
             statuses[model_id] = ModelStatus(
                 state=state, reason=reason, load_seconds=self.worker.models.load_seconds.get(model_id),
                 waiting=len(queue.waiting) if queue else 0, running=queue.running if queue else 0,
-                batches=dict(self.worker.batch_sizes[model_id]))
+                batches=self.worker.batch_sizes(model_id))
         return statuses
 
     async def stream(self, job: Job) -> AsyncIterator[ImageEvent]:

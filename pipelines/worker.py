@@ -58,9 +58,15 @@ class Worker:
         self.models = models
         self.png_parameters = png_parameters
         self._run_locks = {model_id: threading.Lock() for model_id in models.specs}
-        # Pipeline calls made per model, and how many images each held: what batching shows.
-        self.calls: dict[str, int] = dict.fromkeys(models.specs, 0)
-        self.batch_sizes: dict[str, Counter[int]] = {model_id: Counter() for model_id in models.specs}
+        # Pipeline calls made per model, by how many images each held: what batching shows. Read
+        # from the event loop (/metrics) while model threads add to it: under a lock.
+        self._batch_sizes: dict[str, Counter[int]] = {model_id: Counter() for model_id in models.specs}
+        self._counting = threading.Lock()
+
+    def batch_sizes(self, model_id: str) -> dict[int, int]:
+        """Pipeline calls on `model_id` so far, by the images each held."""
+        with self._counting:
+            return dict(self._batch_sizes[model_id])
 
     def run(self, job: Job, *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None) -> list[bytes]:
         """The Job's images, encoded, in seed order.
@@ -86,8 +92,8 @@ class Worker:
         edit = None if lead.task == "generate" else EditCanvas.of(lead)
         on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
         with self._run_locks[lead.model], torch.inference_mode():
-            self.calls[lead.model] += 1
-            self.batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
+            with self._counting:
+                self._batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
             try:
                 if edit is None:
                     batch = jobs if len(jobs) > 1 else None
