@@ -20,12 +20,14 @@ from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
 from pipelines.contract.errors import invalid
 from pipelines.contract.job import Job, TaskName, steps_for_strength
+from pipelines.contract.loras import LoraLibrary
 from pipelines.contract.served import Need, ServedModels, is_gpt_image_name
 
 # Every quality OpenAI takes, onto the catalog's three step counts: more steps, never fewer,
 # as the quality rises (low < medium = standard = auto < high = hd = xhigh = max).
 QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd",
                 "hd": "hd", "xhigh": "hd", "max": "hd"}
+NO_LORAS = LoraLibrary()
 
 
 def resolve_model(name: str | None, served: ServedModels, task: TaskName, needs: Collection[Need] = ()) -> ModelSpec:
@@ -84,10 +86,12 @@ def _check(request: ImageRequestBase, spec: ModelSpec) -> None:
 
 
 def _resolve(
-    task: TaskName, request: ImageRequestBase, spec: ModelSpec, output: Size, prompt: str, guidance: float
+    task: TaskName, request: ImageRequestBase, spec: ModelSpec, output: Size, prompt: str, guidance: float,
+    loras: LoraLibrary,
 ) -> dict[str, Any]:
     """The Job fields every task resolves alike."""
     _check(request, spec)
+    asked = [(lora.name, lora.scale) for lora in request.lora or ()]
     width, height = render_size(output, spec)
     return {
         "task": task,
@@ -104,18 +108,21 @@ def _resolve(
         "output_height": output[1],
         "output_format": request.output_format,
         "output_compression": request.output_compression,
+        "loras": loras.resolve(spec, asked),
     }
 
 
 def _prompted(
-    task: TaskName, request: PromptedRequest, spec: ModelSpec, output: Size, max_prompt_chars: int
+    task: TaskName, request: PromptedRequest, spec: ModelSpec, output: Size, max_prompt_chars: int,
+    loras: LoraLibrary,
 ) -> dict[str, Any]:
     for param, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt or "")):
         if len(text) > max_prompt_chars:
             raise invalid(param, f"The {param} is {len(text)} characters; the limit is {max_prompt_chars}.",
                           code="string_above_max_length")
     style = spec.styles[request.style or "natural"]
-    fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance)
+    fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance,
+                      loras)
     fields["partial_images"] = request.partial_images if request.stream else 0
     return fields
 
@@ -126,25 +133,32 @@ def _image_to_image(fields: dict[str, Any], edit: EditInput, strength: float) ->
     return Job(**fields, images=(edit.image, *edit.references), mask=edit.mask, strength=strength)
 
 
-def generation_job(request: ImageGenerationRequest, spec: ModelSpec, max_prompt_chars: int) -> Job:
+def generation_job(
+    request: ImageGenerationRequest, spec: ModelSpec, max_prompt_chars: int, loras: LoraLibrary = NO_LORAS
+) -> Job:
     output = parse_size(request.size, spec) or spec.default_size
-    return Job(**_prompted("generate", request, spec, output, max_prompt_chars))
+    return Job(**_prompted("generate", request, spec, output, max_prompt_chars, loras))
 
 
-def edit_job(request: ImageEditForm, edit: EditInput, spec: ModelSpec, max_prompt_chars: int) -> Job:
+def edit_job(
+    request: ImageEditForm, edit: EditInput, spec: ModelSpec, max_prompt_chars: int, loras: LoraLibrary = NO_LORAS
+) -> Job:
     """An edit: the output has the requested size, else the input's; kept pixels stay exact."""
     output = parse_size(request.size, spec) or edit.size
-    fields = _prompted("edit", request, spec, output, max_prompt_chars)
+    fields = _prompted("edit", request, spec, output, max_prompt_chars, loras)
     # A transparent hole is repainted from scratch, and an instruction edit is the model's own;
     # a whole-image edit elsewhere keeps the composition by denoising only part of the way.
     whole = edit.mask is None and not spec.instruction_edits
     return _image_to_image(fields, edit, spec.edit_strength if whole else 1.0)
 
 
-def variation_job(request: ImageVariationForm, edit: EditInput, spec: ModelSpec) -> Job:
+def variation_job(
+    request: ImageVariationForm, edit: EditInput, spec: ModelSpec, loras: LoraLibrary = NO_LORAS
+) -> Job:
     """Variations: the whole image re-imagined with no prompt, conditioned on the image itself."""
     output = parse_size(request.size, spec) or edit.size
-    fields = _resolve("variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance)
+    fields = _resolve("variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance,
+                      loras=loras)
     return _image_to_image(fields, EditInput(image=edit.image, size=edit.size, mask=None), spec.variation_strength)
 
 

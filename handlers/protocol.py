@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pipelines.contract.loras import MAX_LORAS
+from pipelines.contract.loras import MAX_SCALE as MAX_LORA_SCALE
 
 MAX_PROMPT_CHARS = 32_000  # the hard ceiling; the server's own limit is a setting below it
 MAX_SEED = 2**32 - 1
@@ -15,6 +19,35 @@ ResponseFormat = Literal["url", "b64_json"]
 OutputFormat = Literal["png", "jpeg", "webp"]
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 Background = Literal["transparent", "opaque", "auto"]
+
+
+class LoraRequest(BaseModel):
+    """One LoRA for a request: a name the model offers (GET /v1/models/{id}) and its strength."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, description="A LoRA the model offers (see its `loras`).")
+    scale: float = Field(1.0, ge=-MAX_LORA_SCALE, le=MAX_LORA_SCALE, allow_inf_nan=False,
+                         description=f"Strength, {-MAX_LORA_SCALE} to {MAX_LORA_SCALE}; 0 is the same as leaving it out.")
+
+
+def _lora_part(value: object) -> object:
+    """A multipart `lora` part: JSON (an object or a list of them), or `name` / `name:scale`."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith(("[", "{")):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ValueError("a `lora` part that starts with [ or { must be JSON") from None
+    name, colon, scale = text.rpartition(":") if ":" in text else (text, "", "")
+    if not colon:
+        return {"name": text}
+    try:
+        return {"name": name, "scale": float(scale)}
+    except ValueError:
+        raise ValueError(f"{text!r}: a `lora` part is `name` or `name:scale` (scale a number)") from None
 
 
 class _Extensions(BaseModel):
@@ -30,6 +63,23 @@ class _Extensions(BaseModel):
     guidance_scale: float | None = Field(
         None, ge=0.0, le=30.0, description="Classifier-free guidance; overrides the guidance that `style` picks."
     )
+    lora: list[LoraRequest] | None = Field(
+        None, max_length=MAX_LORAS,
+        description=f"Up to {MAX_LORAS} LoRAs, e.g. `[{{\"name\": \"pixel-art\", \"scale\": 0.8}}]`. Multipart "
+        "(edits, variations): one `lora` part holding that JSON, or one `lora` part per LoRA spelled "
+        "`name` or `name:scale`.",
+    )
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _lora_parts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            parts = [_lora_part(part) for part in value]
+            # One JSON part may hold the whole list.
+            return [item for part in parts for item in (part if isinstance(part, list) else [part])]
+        return value
 
 
 class ImageRequestBase(_Extensions):
@@ -196,6 +246,12 @@ class ModelCapabilities(BaseModel):
     )
 
 
+class ModelLora(BaseModel):
+    name: str = Field(description="What a request's `lora` names.")
+    family: str | None = Field(None, description="The family it was made for, where known.")
+    model: str | None = Field(None, description="The one model it is for, where it is scoped to one.")
+
+
 class Model(BaseModel):
     id: str
     object: Literal["model"] = "model"
@@ -208,6 +264,7 @@ class Model(BaseModel):
     state: Literal["not_loaded", "loading", "ready", "failed", "remote"] = Field(
         description="not_loaded (loads on first use), loading, ready, failed (see /health/ready), or remote (Modal)."
     )
+    loras: list[ModelLora] = Field([], description="LoRAs a request for this model may name in `lora`.")
 
 
 class ModelList(BaseModel):

@@ -35,6 +35,9 @@ class ServerSettings(BaseSettings):
     # not listed here stand for the default model.
     model_aliases: ModelAliases = {}
     max_prompt_chars: int = Field(4000, ge=1)
+    # A folder of LoRA .safetensors files requests may name in `lora` (subfolders named after a
+    # family or a model id scope them). Unset: LoRA is off, and a request that names one is a 400.
+    lora_dir: Path | None = None
     # Without `response_format`: "auto" answers b64_json for GPT image names (gpt-image*,
     # chatgpt-image*), as OpenAI does, and a URL for every other name; or always one of them.
     response_format: Literal["auto", "url", "b64_json"] = "auto"

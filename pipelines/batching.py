@@ -15,7 +15,7 @@ def batch_key(job: Job) -> tuple[Any, ...] | None:
     """Jobs with equal keys can share one pipeline call; None: this job runs alone."""
     if job.task != "generate" or job.partial_images:
         return None
-    return (job.model, job.width, job.height, job.steps, job.guidance)
+    return (job.model, job.width, job.height, job.steps, job.guidance, job.loras)
 
 
 class Waiting(Protocol):

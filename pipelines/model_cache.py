@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.adapters import Adapters
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
+from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, Family
@@ -33,11 +35,23 @@ _LOADING = threading.RLock()
 
 @dataclass
 class LoadedModel:
-    """A model in memory: its base pipeline and, made on first edit, an editor over its weights."""
+    """A model in memory: its base pipeline, made on first edit an editor over its weights, and
+    the LoRA adapters loaded into them."""
 
+    model_id: str
     family: Family
     pipe: Any
     _editor: Any = field(default=None, repr=False)
+    _adapters: Adapters | None = field(default=None, repr=False)
+
+    def use_loras(self, loras: tuple[LoraUse, ...]) -> None:
+        """Exactly these LoRAs for the next run (none: the base weights alone). Under the run lock."""
+        if self._adapters is None:
+            if not loras:
+                return
+            self._adapters = Adapters(self.pipe, self.model_id)
+        with _LOADING:  # loading an adapter goes through the same lazy imports as a model load
+            self._adapters.activate(loras)
 
     def editor(self) -> Any:
         if self._editor is None:
@@ -125,7 +139,7 @@ class ModelCache:
             log.exception("loading %s failed", spec.id)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise errors.model_load_failed(spec.id, reason) from None
-        return LoadedModel(family=family, pipe=pipe)
+        return LoadedModel(model_id=spec.id, family=family, pipe=pipe)
 
     def move_to(self, device: str) -> None:
         """Move the loaded pipelines (and later loads) to `device`, e.g. once a GPU is attached."""

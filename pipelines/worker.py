@@ -91,15 +91,19 @@ class Worker:
         generators = [torch.Generator("cpu").manual_seed(seed) for job in jobs for seed in job.seeds]
         edit = None if lead.task == "generate" else EditCanvas.of(lead)
         on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
-        with self._run_locks[lead.model], torch.inference_mode():
+        with self._run_locks[lead.model]:
             with self._counting:
                 self._batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
             try:
-                if edit is None:
-                    batch = jobs if len(jobs) > 1 else None
-                    images = model.family.text_to_image(model.pipe, lead, generators, on_step, batch)
-                else:
-                    images = model.family.edit(model, lead, edit, generators, on_step)
+                # Outside inference mode: adapter weights loaded in it are inference tensors,
+                # which PEFT cannot touch again when the next adapter loads.
+                model.use_loras(lead.loras)
+                with torch.inference_mode():
+                    if edit is None:
+                        batch = jobs if len(jobs) > 1 else None
+                        images = model.family.text_to_image(model.pipe, lead, generators, on_step, batch)
+                    else:
+                        images = model.family.edit(model, lead, edit, generators, on_step)
             except Stopped as stopped:
                 log.info("%s", stopped)
                 raise
@@ -131,6 +135,8 @@ class Worker:
                     "Task": job.task}
         if job.task != "generate":
             settings["Denoising strength"] = job.strength
+        if job.loras:
+            settings["LoRA"] = " ".join(f"{lora.name}:{lora.scale:g}" for lora in job.loras)
         lines.append(", ".join(f"{key}: {value}" for key, value in settings.items()))
         return "\n".join(lines)
 

@@ -19,7 +19,7 @@ class LocalSettings(ServerSettings, EngineSettings):
 
 
 def served_models(settings: LocalSettings) -> ServedModels:
-    return ServedModels.from_names(settings.models, settings.model_aliases)
+    return ServedModels.from_names(settings.models, settings.model_aliases, settings.lora_dir)
 
 
 def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: int | None = None) -> Worker:

@@ -93,7 +93,7 @@ async def create_image(
 ) -> ImagesResponse | StreamingResponse:
     """Create images from a prompt. With `stream: true`, server-sent events instead."""
     spec = resolve_model(body.model, services.served, "generate")
-    job = generation_job(body, spec, services.settings.max_prompt_chars)
+    job = generation_job(body, spec, services.settings.max_prompt_chars, services.served.loras)
     note_job(job)
     if body.stream:
         return await stream_response(services.engine, job, body)
@@ -129,6 +129,11 @@ async def _read_form(
         fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
         for name in ("image", "image[]", "mask"):
             fields.pop(name, None)
+        # The one field that may come as several parts (the SDKs name a list's parts `lora[]`).
+        loras = [value for name in ("lora", "lora[]") for value in form.getlist(name) if isinstance(value, str)]
+        fields.pop("lora[]", None)
+        if loras:
+            fields["lora"] = loras
         body = model.model_validate(fields)
         resolve_model(body.model, services.served, task)  # an unknown model fails before any decoding
         images = await _files(form, ("image", "image[]"), "image")
@@ -152,7 +157,7 @@ async def _read_form(
 async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse | StreamingResponse:
     """Edit an image: multipart, as the OpenAI SDKs send it (`image` or `image[]`, `mask`)."""
     body, spec, edit = await _read_form(request, ImageEditForm, services, "edit")
-    job = edit_job(body, edit, spec, services.settings.max_prompt_chars)
+    job = edit_job(body, edit, spec, services.settings.max_prompt_chars, services.served.loras)
     note_job(job)
     if body.stream:
         return await stream_response(services.engine, job, body)
@@ -165,7 +170,7 @@ async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse 
 async def create_variation(request: Request, services: ServicesDep) -> ImagesResponse:
     """Variations of an image, conditioned on the image itself (no prompt)."""
     body, spec, edit = await _read_form(request, ImageVariationForm, services, "variation")
-    job = variation_job(body, edit, spec)
+    job = variation_job(body, edit, spec, services.served.loras)
     note_job(job)
     images = await unless_disconnected(request, services.engine.run(job))
     return await _respond(images, job, body, request, services)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from handlers.deps import Services, ServicesDep
-from handlers.protocol import ErrorResponse, Model, ModelCapabilities, ModelList
+from handlers.protocol import ErrorResponse, Model, ModelCapabilities, ModelList, ModelLora
 from handlers.sizes import format_size
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
@@ -35,6 +35,8 @@ def describe(spec: ModelSpec, services: Services) -> Model:
             max_input_images=spec.max_input_images,
             edits="instruction" if spec.instruction_edits else "image_to_image",
         ),
+        loras=[ModelLora(name=lora.name, family=lora.family, model=lora.model)
+               for lora in services.served.loras.offered(spec)],
     )
 
 

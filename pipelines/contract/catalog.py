@@ -58,6 +58,8 @@ class ModelSpec:
     # Whether the model can make a transparent background.
     transparent_background: bool = False
     gpu: str = "L4"
+    # LoRAs offered with this model from the hub: name -> "hub:org/repo[@revision][/file.safetensors]".
+    loras: dict[str, str] = field(default_factory=dict)
     owned_by: str = "imagegen"
     created: int = 1_735_689_600  # catalog entries have no real release moment; a fixed one
 

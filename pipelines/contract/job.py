@@ -21,6 +21,15 @@ def steps_for_strength(steps: int, strength: float) -> int:
 
 
 @dataclass(frozen=True)
+class LoraUse:
+    """One LoRA as a Job carries it: its name, where its weights are, and its scale."""
+
+    name: str
+    source: str  # a file path, or "hub:org/repo[@revision][/file.safetensors]"
+    scale: float
+
+
+@dataclass(frozen=True)
 class Job:
     """Everything the Worker needs and nothing it must decide: no API defaults happen past here.
 
@@ -50,6 +59,8 @@ class Job:
     output_format: Literal["png", "jpeg", "webp"] = "png"
     output_compression: int | None = None
     partial_images: int = 0
+    # The LoRAs this job runs with, in the order asked; none: the base weights alone.
+    loras: tuple[LoraUse, ...] = ()
 
 
 @dataclass(frozen=True)

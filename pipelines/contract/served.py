@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pipelines.contract.catalog import ModelSpec, Task, UnknownModel, lookup
+from pipelines.contract.loras import LoraLibrary
 
 GPT_IMAGE_FAMILIES = ("gpt-image", "chatgpt-image")  # they answer b64_json, always
 OPENAI_FAMILIES = (*GPT_IMAGE_FAMILIES, "dall-e")
@@ -38,9 +40,12 @@ def has(spec: ModelSpec, need: Need) -> bool:
 class ServedModels:
     specs: tuple[ModelSpec, ...]
     aliases: dict[str, str]  # configured, and the paths that models served by path were given as
+    loras: LoraLibrary = LoraLibrary()
 
     @classmethod
-    def from_names(cls, names: list[str], aliases: dict[str, str] | None = None) -> ServedModels:
+    def from_names(
+        cls, names: list[str], aliases: dict[str, str] | None = None, lora_dir: Path | None = None
+    ) -> ServedModels:
         specs = tuple(lookup(name) for name in names)
         if not specs:
             raise UnknownModel("no models to serve")
@@ -51,7 +56,7 @@ class ServedModels:
             if target not in ids:
                 raise UnknownModel(f"alias {alias!r} points at {target!r}, which is not served ({', '.join(ids)})")
             resolved[alias] = target
-        return cls(specs=specs, aliases=resolved)
+        return cls(specs=specs, aliases=resolved, loras=LoraLibrary(lora_dir))
 
     @property
     def default(self) -> ModelSpec:
