@@ -29,7 +29,7 @@ class Family:
     # Flux packs 2x2 latent patches into a sequence; they must be unpacked before decoding.
     packed_latents: bool = False
 
-    def load(self, source: str, revision: str | None, dtype: Any, device: str) -> Any:
+    def load(self, source: str, variant: str | None, dtype: Any, device: str) -> Any:
         from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
@@ -41,7 +41,7 @@ class Family:
             library.disable_progress_bar()
             library.disable_default_handler()
             library.enable_propagation()
-        pipe = DiffusionPipeline.from_pretrained(source, revision=revision, dtype=dtype, **self.load_options)
+        pipe = DiffusionPipeline.from_pretrained(source, variant=variant, dtype=dtype, **self.load_options)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(device)
 

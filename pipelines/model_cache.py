@@ -23,7 +23,7 @@ from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, Family
-from pipelines.weights import weights_source
+from pipelines.weights import WeightsAbsent, weights_source
 
 log = logging.getLogger("imagegen")
 
@@ -88,6 +88,7 @@ class ModelCache:
         # load's duration.
         self._states: dict[str, tuple[ModelState, str | None]] = dict.fromkeys(self.specs, ("not_loaded", None))
         self.load_seconds: dict[str, float] = {}
+        self._told_absent: set[str] = set()
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -131,9 +132,16 @@ class ModelCache:
     def _load(self, spec: ModelSpec) -> LoadedModel:
         family = FAMILIES[spec.family]
         try:
-            source, revision = weights_source(spec, self.cache_dir)
+            source = weights_source(spec, self.cache_dir)
+        except WeightsAbsent as absent:
+            if spec.id not in self._told_absent:  # once, not a line per request
+                self._told_absent.add(spec.id)
+                log.error("%s", absent)
+            raise errors.model_unavailable(spec.id, f"The weights of model {spec.id} are not on this server. "
+                                           f"Its operator can fetch them with `imagegen pull {spec.id}`.") from None
+        try:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
-            pipe = family.load(source, revision, self.torch_dtype(), self.device)
+            pipe = family.load(source, spec.variant, self.torch_dtype(), self.device)
             _decode_per_image(pipe, self.device)
         except Exception as exc:
             log.exception("loading %s failed", spec.id)

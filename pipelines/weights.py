@@ -38,22 +38,56 @@ def tiny_model_dir(family: str, cache_dir: Path) -> Path:
     return dest
 
 
-def weights_source(spec: ModelSpec, cache_dir: Path) -> tuple[str, str | None]:
-    """(what to pass to from_pretrained, revision)."""
+class WeightsAbsent(Exception):
+    """A hub model whose pinned files are not on this machine (nothing is downloaded mid-request)."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(f"the weights of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
+                         f"on this machine: run `imagegen pull {spec.id}`")
+
+
+def _hub_download(spec: ModelSpec, *, local_only: bool) -> str:
+    """The pinned snapshot's folder: only the components a pipeline load reads, in the catalog's
+    variant (fp16 files where the repo has them); resumes a partial download."""
+    from diffusers import DiffusionPipeline
+
+    return DiffusionPipeline.download(spec.source.removeprefix("hub:"), revision=spec.revision, variant=spec.variant,
+                                      local_files_only=local_only)
+
+
+def is_present(spec: ModelSpec, cache_dir: Path) -> bool:
+    """Whether the model can load with no network: hub files cached, a folder there; tiny ones build."""
     if spec.source.startswith("tiny:"):
-        return str(tiny_model_dir(spec.source.removeprefix("tiny:"), cache_dir)), None
+        return True
     if spec.source.startswith("hub:"):
-        return spec.source.removeprefix("hub:"), spec.revision
-    return spec.source, None
+        try:
+            _hub_download(spec, local_only=True)
+        except Exception:  # missing or incomplete, however huggingface_hub words it
+            return False
+        return True
+    return Path(spec.source).exists()
+
+
+def weights_source(spec: ModelSpec, cache_dir: Path) -> str:
+    """What to pass to from_pretrained: always a folder on this machine. Raises WeightsAbsent."""
+    if spec.source.startswith("tiny:"):
+        return str(tiny_model_dir(spec.source.removeprefix("tiny:"), cache_dir))
+    if spec.source.startswith("hub:"):
+        try:
+            return _hub_download(spec, local_only=True)
+        except Exception:
+            raise WeightsAbsent(spec) from None
+    return spec.source
 
 
 def fetch(spec: ModelSpec, cache_dir: Path) -> str:
     """The model's weights on this machine: a hub model's pinned files downloaded into the hub
-    cache (only what a pipeline load reads, with huggingface_hub's progress bars), a tiny one
-    built. Returns where they are."""
-    source, revision = weights_source(spec, cache_dir)
+    cache (with huggingface_hub's progress bars), a tiny one built. Returns where they are."""
     if spec.source.startswith("hub:"):
-        from diffusers import DiffusionPipeline
+        from diffusers.utils import logging as diffusers_logging
 
-        source = DiffusionPipeline.download(source, revision=revision)
-    return str(source)
+        # diffusers logs each hub hiccup ("Couldn't connect…") on its way to the error it raises;
+        # the caller explains that error once.
+        diffusers_logging.set_verbosity_error()
+        return _hub_download(spec, local_only=False)
+    return weights_source(spec, cache_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -60,17 +61,22 @@ def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
                                "response_format": settings.response_format, "cache_dir": str(settings.cache_dir)}})
 
 
-def models(_: argparse.Namespace) -> None:
-    rows = [("id", "family", "tasks", "default size", "description")]
+def models(args: argparse.Namespace) -> None:
+    from pipelines.weights import is_present
+
+    settings = _settings(args)
+    rows = [("id", "family", "tasks", "default size", "here", "description")]
     for spec in CATALOG.values():
         default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
+        here = "built-in" if spec.source.startswith("tiny:") else "yes" if is_present(spec, settings.cache_dir) else "no"
         rows.append((spec.id, spec.family, ",".join(spec.tasks), f"{spec.default_size[0]}x{spec.default_size[1]}",
-                     spec.description + default))
-    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+                     here, spec.description + default))
+    widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
-    print("\nAny local diffusers folder (SD, SDXL, FLUX.1 or FLUX.2 [klein]) can be served too: "
-          "imagegen serve --model /path/to/folder")
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
+    print("\n`here`: whether the weights are on this machine (`imagegen pull ID` fetches them).")
+    print("Any local diffusers folder, or a single-file checkpoint (.safetensors) of SD, SDXL or FLUX.1, can be "
+          "served too: imagegen serve --model /path/to/it")
 
 
 def generate(args: argparse.Namespace) -> None:
@@ -118,9 +124,40 @@ def pull(args: argparse.Namespace) -> None:
         try:
             where = fetch(spec, settings.cache_dir)
         except Exception as exc:  # the hub's own errors: offline, gated, no such revision
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            sys.exit(f"imagegen: could not fetch {spec.id}: {reason}")
+            sys.exit(f"imagegen: could not fetch {spec.id}: {_hub_trouble(spec, exc)}")
         print(f"{spec.id}: ready in {where} ({time.monotonic() - began:.1f} s)")
+
+
+def _hub_trouble(spec: Any, exc: Exception) -> str:
+    """One line: what went wrong fetching `spec` from the hub, and what to do about it."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo = spec.source.removeprefix("hub:")
+    where = f"{repo} at revision {spec.revision}"
+    trouble = exc
+    while trouble is not None and not isinstance(trouble, (GatedRepoError, RepositoryNotFoundError,
+                                                            RevisionNotFoundError, LocalEntryNotFoundError)):
+        trouble = trouble.__cause__ or trouble.__context__
+    if isinstance(trouble, GatedRepoError):
+        return (f"{where} is gated: accept its terms at https://huggingface.co/{repo} and set HF_TOKEN to a token "
+                "of that account.")
+    if isinstance(trouble, RevisionNotFoundError):
+        return f"{where}: no such revision on the hub."
+    if isinstance(trouble, RepositoryNotFoundError):
+        return f"{where}: no such repository, or it is private (set HF_TOKEN)."
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    # diffusers words a failed metadata fetch as a cache miss ("not fully cached locally").
+    if offline or isinstance(trouble, LocalEntryNotFoundError) or "cached locally" in str(exc):
+        return (f"{where} could not be downloaded: the hub is not reachable from here (no network, or "
+                "HF_HUB_OFFLINE is set). Pull on a machine with network access and copy the hub cache "
+                "(HF_HOME), or unset HF_HUB_OFFLINE.")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{where}: {reason}"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -138,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=serve)
 
-    p = commands.add_parser("models", help="list the model catalog")
+    p = commands.add_parser("models", help="list the model catalog, and which models are on this machine")
     p.set_defaults(run=models)
 
     p = commands.add_parser("pull", help="download (or build) models' weights ahead of time")

@@ -29,6 +29,9 @@ class ModelSpec:
     family: FamilyName
     description: str
     revision: str | None = None
+    # The hub repo's reduced-precision files ("fp16"), where it ships them beside fp32 ones: half
+    # the download and the host memory. None: the repo's only files (often already bf16).
+    variant: str | None = None
     tasks: tuple[Task, ...] = ("generate", "edit", "variation")
     default_size: tuple[int, int] = (512, 512)
     sizes: tuple[tuple[int, int], ...] = ((512, 512),)
@@ -106,6 +109,7 @@ REAL = (
         id="sd-turbo",
         source="hub:stabilityai/sd-turbo",
         revision="b261bac6fd2cf515557d5d0707481eafa0485ec2",
+        variant="fp16",
         family="sd",
         description="Stable Diffusion 2.1 distilled for 1-4 steps (512px). Non-commercial research license.",
         sizes=((512, 512), (768, 512), (512, 768)),
@@ -121,6 +125,7 @@ REAL = (
         id="sdxl-turbo",
         source="hub:stabilityai/sdxl-turbo",
         revision="71153311d3dbb46851df1931d3ca6e939de83304",
+        variant="fp16",
         family="sdxl",
         description="SDXL distilled for 1-4 steps (512px). Non-commercial research license.",
         sizes=((512, 512), (768, 512), (512, 768)),
@@ -231,6 +236,8 @@ def spec_for_folder(path: Path) -> ModelSpec:
         id=path.resolve().name,
         source=str(path.resolve()),
         revision=None,
+        variant=None,  # a folder's files are whatever it holds
+        loras={},
         tasks=tasks,
         description=f"Local {pipeline_class} folder {path.resolve()}",
     )

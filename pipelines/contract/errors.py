@@ -148,6 +148,11 @@ def model_load_failed(model: str, reason: str) -> APIError:
                     retryable=False)
 
 
+def model_unavailable(model: str, message: str) -> APIError:
+    """The model cannot run here until its operator acts (its weights are absent): retrying won't help."""
+    return APIError("unavailable", message, param="model", code="model_unavailable", retryable=False)
+
+
 def internal_error(message: str = "The server had an error while processing your request.") -> APIError:
     return APIError("internal", message, code="internal_error", retryable=False)
 

@@ -1,0 +1,92 @@
+"""The user's own weights: absent ones are named with the command that fetches them, present ones
+(a hub cache filled by `imagegen pull`, here faked by putting a tiny model where the pinned
+snapshot goes) load with no network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.contract.catalog import CATALOG
+from pipelines.weights import tiny_model_dir
+from tests.conftest import png, start_server, stop_server
+
+
+def _imagegen(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "handlers.hosts.cli", *args], cwd=cwd, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def hub_with_sd_turbo(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An HF_HOME whose hub cache holds sd-turbo's pinned snapshot, in its fp16 variant (tiny weights)."""
+    from diffusers import DiffusionPipeline
+
+    spec = CATALOG["sd-turbo"]
+    home = tmp_path_factory.mktemp("hf-home")
+    repo = home / "hub" / ("models--" + spec.source.removeprefix("hub:").replace("/", "--"))
+    snapshot = repo / "snapshots" / spec.revision
+    pipe = DiffusionPipeline.from_pretrained(tiny_model_dir("sd", cache_dir))
+    pipe.save_pretrained(snapshot, variant=spec.variant)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(spec.revision)
+    return home
+
+
+def test_pull_offline_says_one_line_with_the_repo_the_revision_and_what_to_do(tmp_path: Path) -> None:
+    result = _imagegen("pull", "sd-turbo", env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    spec = CATALOG["sd-turbo"]
+    assert spec.source.removeprefix("hub:") in lines[0] and spec.revision in lines[0] and "HF_HUB_OFFLINE" in lines[0]
+
+
+def test_models_say_which_weights_are_here(hub_with_sd_turbo: Path, cache_dir: Path, tmp_path: Path) -> None:
+    env = {"HF_HOME": str(hub_with_sd_turbo), "IMAGEGEN_CACHE_DIR": str(cache_dir)}
+    lines = _imagegen("models", env=env, cwd=tmp_path).stdout.splitlines()
+    here = lines[0].index("here")
+    column = {line.split()[0]: line[here:].split()[0] for line in lines[1:] if line[:1].strip()
+              and line.split()[0] in CATALOG}
+    assert column["sd-turbo"] == "yes" and column["sdxl-turbo"] == "no" and column["tiny-sd"] == "built-in"
+
+
+def test_a_pulled_catalog_model_loads_its_variant_without_the_network(hub_with_sd_turbo: Path, cache_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    env = {"HF_HOME": str(hub_with_sd_turbo), "IMAGEGEN_CACHE_DIR": str(cache_dir)}
+    result = _imagegen("generate", "a lighthouse", "--model", "sd-turbo", "--size", "256x256", "-o", "out.png",
+                       env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png((tmp_path / "out.png").read_bytes()).size == (256, 256)
+
+
+def test_a_model_whose_weights_are_absent_is_a_503_that_names_the_pull_command(cache_dir: Path,
+                                                                               tmp_path: Path) -> None:
+    log_path = tmp_path / "server.log"
+    env = {"HF_HOME": str(tmp_path / "empty-hf"), "IMAGEGEN_CACHE_DIR": str(cache_dir),
+           "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"), "IMAGEGEN_MODELS": "tiny-sd,sd-turbo"}
+    process, url = start_server(env, log_path)
+    try:
+        for _ in range(2):
+            response = httpx.post(f"{url}/v1/images/generations", timeout=60,
+                                  json={"model": "sd-turbo", "prompt": "a lighthouse"})
+            assert response.status_code == 503
+            assert response.headers["x-should-retry"] == "false"
+            error = response.json()["error"]
+            assert error["code"] == "model_unavailable" and "imagegen pull sd-turbo" in error["message"]
+        models = httpx.get(f"{url}/v1/models/sd-turbo", timeout=10).json()
+        assert models["state"] == "failed"
+        # The other model is unaffected.
+        ok = httpx.post(f"{url}/v1/images/generations", timeout=60,
+                        json={"model": "tiny-sd", "prompt": "x", "size": "64x64", "response_format": "b64_json"})
+        assert ok.status_code == 200
+    finally:
+        stop_server(process)
+    log = log_path.read_text()
+    assert log.count("imagegen pull sd-turbo") == 1, log
+    assert "Traceback" not in log
