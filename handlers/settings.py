@@ -34,6 +34,9 @@ class ServerSettings(BaseSettings):
     # Comma-separated name=model pairs, e.g. "dall-e-3=flux-schnell". OpenAI's model names
     # not listed here stand for the default model.
     model_aliases: ModelAliases = {}
+    # A TOML file of the operator's own catalog entries ([models.<id>] tables in the catalog's
+    # shape; see pipelines/contract/models_file.py); IMAGEGEN_MODELS names which to serve.
+    models_file: Path | None = None
     max_prompt_chars: int = Field(4000, ge=1)
     # A folder of LoRA .safetensors files requests may name in `lora` (subfolders named after a
     # family or a model id scope them). Unset: LoRA is off, and a request that names one is a 400.

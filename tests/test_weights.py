@@ -90,3 +90,31 @@ def test_a_model_whose_weights_are_absent_is_a_503_that_names_the_pull_command(c
     log = log_path.read_text()
     assert log.count("imagegen pull sd-turbo") == 1, log
     assert "Traceback" not in log
+
+
+def test_an_operators_models_file_adds_models_without_code(cache_dir: Path, tmp_path: Path) -> None:
+    models_file = tmp_path / "models.toml"
+    models_file.write_text('[models.house]\nlike = "tiny-sd"\ndescription = "Our house model"\n'
+                           'sizes = [[64, 64], [128, 128]]\ndefault_size = [128, 128]\n')
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_MODELS_FILE": str(models_file)}
+    listed = _imagegen("models", env=env, cwd=tmp_path)
+    assert listed.returncode == 0 and "Our house model" in listed.stdout
+    made = _imagegen("generate", "x", "--model", "house", "-o", "h.png", env=env, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert png((tmp_path / "h.png").read_bytes()).size == (128, 128)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[models.a]\nlike = "tiny-sd"\nfamliy = "sd"\n', "[models.a]: unknown field 'famliy'"),
+    ('[models.a]\nlike = "tiny-sd"\nmax_n = "many"\n', "[models.a]: field 'max_n'"),
+    ('[models.b]\nsource = "hub:me/x"\nfamily = "sd"\ndescription = "d"\n', "[models.b]: field 'revision'"),
+    ('[models.c]\nsource = "/no/such/folder"\nfamily = "sd"\ndescription = "d"\n', "[models.c]: field 'source'"),
+    ('[models.d]\nlike = "nope"\n', "[models.d]: field 'like'"),
+    ("models = 3\n", "expected one or more [models.<id>] tables"),
+])
+def test_a_bad_models_file_stops_the_start_naming_the_entry_and_field(text: str, says: str, tmp_path: Path) -> None:
+    models_file = tmp_path / "models.toml"
+    models_file.write_text(text)
+    result = _imagegen("serve", "--port", "1", env={"IMAGEGEN_MODELS_FILE": str(models_file)}, cwd=tmp_path)
+    assert result.returncode != 0 and says in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

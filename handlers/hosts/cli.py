@@ -17,6 +17,7 @@ from handlers.http_errors import from_validation
 from handlers.logs import configure_logging
 from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS, UnknownModel
 from pipelines.contract.errors import APIError
+from pipelines.contract.models_file import ModelsFileError
 from pipelines.devices import DeviceUnavailable
 
 log = logging.getLogger("imagegen")
@@ -61,12 +62,19 @@ def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
                                "response_format": settings.response_format, "cache_dir": str(settings.cache_dir)}})
 
 
+def _operator_models(settings: LocalSettings) -> tuple[Any, ...]:
+    """The entries of the operator's models file, if there is one."""
+    from pipelines.contract.models_file import read_models_file
+
+    return read_models_file(settings.models_file) if settings.models_file else ()
+
+
 def models(args: argparse.Namespace) -> None:
     from pipelines.weights import is_present
 
     settings = _settings(args)
     rows = [("id", "family", "tasks", "default size", "here", "description")]
-    for spec in CATALOG.values():
+    for spec in (*CATALOG.values(), *_operator_models(settings)):
         default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
         here = "built-in" if spec.source.startswith("tiny:") else "yes" if is_present(spec, settings.cache_dir) else "no"
         rows.append((spec.id, spec.family, ",".join(spec.tasks), f"{spec.default_size[0]}x{spec.default_size[1]}",
@@ -119,7 +127,7 @@ def pull(args: argparse.Namespace) -> None:
 
     settings = _settings(args)
     for name in args.model:
-        spec = lookup(name)
+        spec = lookup(name, _operator_models(settings))
         began = time.monotonic()
         try:
             where = fetch(spec, settings.cache_dir)
@@ -202,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         args.run(args)
-    except (UnknownModel, DeviceUnavailable) as exc:
+    except (UnknownModel, DeviceUnavailable, ModelsFileError) as exc:
         sys.exit(f"imagegen: {exc}")
     except ValidationError as exc:
         sys.exit(f"imagegen: {from_validation(exc.errors()).message}")

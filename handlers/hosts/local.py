@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from handlers.app import create_app
 from handlers.settings import ServerSettings
 from handlers.stores.folder import LocalImageStore
+from pipelines.contract.models_file import read_models_file
 from pipelines.contract.served import ServedModels
 from pipelines.local_engine import LocalEngine
 from pipelines.model_cache import ModelCache
@@ -19,7 +20,8 @@ class LocalSettings(ServerSettings, EngineSettings):
 
 
 def served_models(settings: LocalSettings) -> ServedModels:
-    return ServedModels.from_names(settings.models, settings.model_aliases, settings.lora_dir)
+    extra = read_models_file(settings.models_file) if settings.models_file else ()
+    return ServedModels.from_names(settings.models, settings.model_aliases, settings.lora_dir, extra)
 
 
 def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: int | None = None) -> Worker:

@@ -243,8 +243,12 @@ def spec_for_folder(path: Path) -> ModelSpec:
     )
 
 
-def lookup(name: str) -> ModelSpec:
-    """A catalog id, or a path to a local diffusers folder."""
+def lookup(name: str, extra: tuple[ModelSpec, ...] = ()) -> ModelSpec:
+    """A catalog id (or an id among `extra`, an operator's own entries), or a path to a local
+    diffusers folder."""
+    for spec in extra:
+        if spec.id == name:
+            return spec
     if name in CATALOG:
         return CATALOG[name]
     path = Path(name).expanduser()

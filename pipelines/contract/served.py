@@ -44,9 +44,11 @@ class ServedModels:
 
     @classmethod
     def from_names(
-        cls, names: list[str], aliases: dict[str, str] | None = None, lora_dir: Path | None = None
+        cls, names: list[str], aliases: dict[str, str] | None = None, lora_dir: Path | None = None,
+        extra: tuple[ModelSpec, ...] = (),
     ) -> ServedModels:
-        specs = tuple(lookup(name) for name in names)
+        """`names`: catalog ids, ids of `extra` (an operator's models file), or local folders."""
+        specs = tuple(lookup(name, extra) for name in names)
         if not specs:
             raise UnknownModel("no models to serve")
         ids = [spec.id for spec in specs]
