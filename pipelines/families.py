@@ -28,8 +28,14 @@ class Family:
     call_options: dict[str, Any]
     # Flux packs 2x2 latent patches into a sequence; they must be unpacked before decoding.
     packed_latents: bool = False
+    # The pipeline that reads this family's single-file checkpoints (A1111/ComfyUI layouts).
+    single_file_pipeline: str | None = None
 
-    def load(self, source: str, variant: str | None, dtype: Any, device: str) -> Any:
+    def load(self, source: str, variant: str | None, dtype: Any, device: str, config: str | None = None) -> Any:
+        """The pipeline from a diffusers folder, or from a single-file checkpoint with `config`
+        (a diffusers folder of the same family: its configs, tokenizers and any component the file
+        lacks, such as FLUX.1's text encoders)."""
+        import diffusers
         from diffusers import DiffusionPipeline
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
@@ -41,7 +47,12 @@ class Family:
             library.disable_progress_bar()
             library.disable_default_handler()
             library.enable_propagation()
-        pipe = DiffusionPipeline.from_pretrained(source, variant=variant, dtype=dtype, **self.load_options)
+        if config is not None and self.single_file_pipeline is not None:
+            pipeline_class = getattr(diffusers, self.single_file_pipeline)
+            pipe = pipeline_class.from_single_file(source, config=config, torch_dtype=dtype, local_files_only=True,
+                                                   **self.load_options)
+        else:
+            pipe = DiffusionPipeline.from_pretrained(source, variant=variant, dtype=dtype, **self.load_options)
         pipe.set_progress_bar_config(disable=True)
         return pipe.to(device)
 
@@ -181,11 +192,13 @@ def _decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
 _NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
 FAMILIES: dict[FamilyName, Family] = {
-    "sd": Family(_NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}),
-    "sdxl": Family({}, takes_negative_prompt=True, call_options={}),
+    "sd": Family(_NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={},
+                 single_file_pipeline="StableDiffusionPipeline"),
+    "sdxl": Family({}, takes_negative_prompt=True, call_options={}, single_file_pipeline="StableDiffusionXLPipeline"),
     # Flux: no negative prompt (guidance is distilled); schnell's T5 context is 256 tokens.
     "flux": Family(
-        {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
+        {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True,
+        single_file_pipeline="FluxPipeline",
     ),
     # FLUX.2 [klein]: step- and guidance-distilled, Qwen3 prompts; no negative prompt.
     "flux2": ReferenceFamily({}, takes_negative_prompt=False, call_options={}),

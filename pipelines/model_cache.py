@@ -23,7 +23,7 @@ from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, Family
-from pipelines.weights import WeightsAbsent, weights_source
+from pipelines.weights import WeightsAbsent, single_file_config, weights_source
 
 log = logging.getLogger("imagegen")
 
@@ -133,15 +133,16 @@ class ModelCache:
         family = FAMILIES[spec.family]
         try:
             source = weights_source(spec, self.cache_dir)
+            config = single_file_config(spec, self.cache_dir)
         except WeightsAbsent as absent:
             if spec.id not in self._told_absent:  # once, not a line per request
                 self._told_absent.add(spec.id)
-                log.error("%s", absent)
+                log.error("%s: %s", spec.id, absent)
             raise errors.model_unavailable(spec.id, f"The weights of model {spec.id} are not on this server. "
-                                           f"Its operator can fetch them with `imagegen pull {spec.id}`.") from None
+                                           f"Its operator can fetch them with `imagegen pull {absent.pull}`.") from None
         try:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
-            pipe = family.load(source, spec.variant, self.torch_dtype(), self.device)
+            pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
             _decode_per_image(pipe, self.device)
         except Exception as exc:
             log.exception("loading %s failed", spec.id)

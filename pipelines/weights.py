@@ -8,7 +8,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from pipelines.contract.catalog import ModelSpec
+from pipelines.contract.catalog import CATALOG, ModelSpec, family_template
 
 # Bump when pipelines/tiny.py changes what it builds, so cached folders are rebuilt.
 TINY_VERSION = 1
@@ -41,8 +41,10 @@ def tiny_model_dir(family: str, cache_dir: Path) -> Path:
 class WeightsAbsent(Exception):
     """A hub model whose pinned files are not on this machine (nothing is downloaded mid-request)."""
 
-    def __init__(self, spec: ModelSpec) -> None:
-        super().__init__(f"the weights of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
+    def __init__(self, spec: ModelSpec, needed_by: str | None = None) -> None:
+        self.pull = spec.id  # what the operator runs `imagegen pull` on
+        what = f"the configs {needed_by} loads with, those" if needed_by else "the weights"
+        super().__init__(f"{what} of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
                          f"on this machine: run `imagegen pull {spec.id}`")
 
 
@@ -78,6 +80,20 @@ def weights_source(spec: ModelSpec, cache_dir: Path) -> str:
         except Exception:
             raise WeightsAbsent(spec) from None
     return spec.source
+
+
+def single_file_config(spec: ModelSpec, cache_dir: Path) -> str | None:
+    """For a single-file checkpoint, the diffusers folder holding its configs and tokenizers (its
+    `config`: a catalog model's weights here, or a folder); None for any other source."""
+    if not spec.source.endswith(".safetensors"):
+        return None
+    config = spec.config or family_template(spec.family).id
+    if config in CATALOG:
+        try:
+            return weights_source(CATALOG[config], cache_dir)
+        except WeightsAbsent:
+            raise WeightsAbsent(CATALOG[config], needed_by=spec.id) from None
+    return config
 
 
 def fetch(spec: ModelSpec, cache_dir: Path) -> str:

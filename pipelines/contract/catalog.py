@@ -61,6 +61,9 @@ class ModelSpec:
     # Whether the model can make a transparent background.
     transparent_background: bool = False
     gpu: str = "L4"
+    # A single-file checkpoint's (source ending .safetensors) configs and tokenizers: a catalog id
+    # of its family, or a diffusers folder. None: the family's catalog model.
+    config: str | None = None
     # LoRAs offered with this model from the hub: name -> "hub:org/repo[@revision][/file.safetensors]".
     loras: dict[str, str] = field(default_factory=dict)
     owned_by: str = "imagegen"
@@ -212,6 +215,11 @@ _FAMILY_BY_PIPELINE = {
 }
 
 
+def family_template(family: str) -> ModelSpec:
+    """The family's first real model that generates: what a folder or file of that family is served like."""
+    return next(spec for spec in REAL if spec.family == family and "generate" in spec.tasks)
+
+
 class UnknownModel(ValueError):
     """A model name that is neither in the catalog nor a usable local diffusers folder."""
 
@@ -227,7 +235,7 @@ def spec_for_folder(path: Path) -> ModelSpec:
     if family is None:
         known = ", ".join(sorted(_FAMILY_BY_PIPELINE))
         raise UnknownModel(f"{path}: pipeline {pipeline_class} is not supported (supported: {known})")
-    template = next(spec for spec in REAL if spec.family == family and "generate" in spec.tasks)
+    template = family_template(family)
     tasks: tuple[Task, ...] = (
         ("edit", "variation") if pipeline_class.endswith("InpaintPipeline") else ("generate", "edit", "variation")
     )
@@ -243,6 +251,47 @@ def spec_for_folder(path: Path) -> ModelSpec:
     )
 
 
+# A single-file checkpoint's keys tell its family (A1111/ComfyUI layouts; the first match wins).
+_FAMILY_BY_KEY_PREFIX = (
+    ("conditioner.embedders.", "sdxl"),  # SDXL's two text encoders
+    ("double_blocks.", "flux"),  # FLUX.1 as Black Forest Labs ship it (transformer only)
+    ("model.diffusion_model.double_blocks.", "flux"),  # FLUX.1 as ComfyUI saves it
+    ("model.diffusion_model.input_blocks.", "sd"),  # Stable Diffusion's LDM UNet
+)
+_SINGLE_FILE_FAMILIES = "SD, SDXL or FLUX.1"
+
+
+def _safetensors_keys(path: Path) -> list[str]:
+    """The tensor names in a .safetensors file's header (8-byte length, then JSON), not its data."""
+    import struct
+
+    try:
+        with path.open("rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > 100 * 1024 * 1024:
+                raise ValueError("header too large")
+            return [key for key in json.loads(file.read(length)) if key != "__metadata__"]
+    except (OSError, struct.error, ValueError) as exc:
+        raise UnknownModel(f"{path} is not a readable .safetensors file ({exc})") from None
+
+
+def spec_for_file(path: Path) -> ModelSpec:
+    """A catalog entry for a single-file checkpoint, its family read from the file's keys."""
+    keys = _safetensors_keys(path)
+    family = next((family for prefix, family in _FAMILY_BY_KEY_PREFIX if any(k.startswith(prefix) for k in keys)),
+                  None)
+    if family is None:
+        raise UnknownModel(f"{path}: not a single-file checkpoint of {_SINGLE_FILE_FAMILIES} (none of its "
+                           f"{len(keys)} tensor names is laid out like one; a LoRA goes in IMAGEGEN_LORA_DIR)")
+    if family == "sd" and any(key.startswith("cond_stage_model.transformer.") for key in keys):
+        raise UnknownModel(f"{path}: a Stable Diffusion 1.x checkpoint; the catalog's SD configs are 2.x. Serve it "
+                           "through a models file entry whose `config` is an SD 1.5 diffusers folder.")
+    template = family_template(family)
+    return replace(template, id=path.resolve().stem, source=str(path.resolve()), revision=None, variant=None,
+                   loras={}, config=template.id, tasks=("generate", "edit", "variation"),
+                   description=f"Single-file {family} checkpoint {path.resolve()}")
+
+
 def lookup(name: str, extra: tuple[ModelSpec, ...] = ()) -> ModelSpec:
     """A catalog id (or an id among `extra`, an operator's own entries), or a path to a local
     diffusers folder."""
@@ -254,4 +303,7 @@ def lookup(name: str, extra: tuple[ModelSpec, ...] = ()) -> ModelSpec:
     path = Path(name).expanduser()
     if path.is_dir():
         return spec_for_folder(path)
-    raise UnknownModel(f"unknown model {name!r}: not a catalog id ({', '.join(CATALOG)}) nor a diffusers folder")
+    if path.is_file() and path.suffix == ".safetensors":
+        return spec_for_file(path)
+    raise UnknownModel(f"unknown model {name!r}: not a catalog id ({', '.join(CATALOG)}), a diffusers folder, nor "
+                       "a single-file .safetensors checkpoint")
