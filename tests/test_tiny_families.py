@@ -1,0 +1,117 @@
+"""The tiny pipelines of the newer families, saved and loaded back as the app loads a model folder.
+
+Each family's pipeline is built once, written with `save_pretrained` and read back with
+`DiffusionPipeline.from_pretrained`; then it must generate at square and non-square sizes,
+reproducibly for a seed, switch to its edit/inpaint pipeline, and its `decode_latents` (the
+streaming-preview recipe) must turn the last step's latents into exactly the final image.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+# family -> (module, builder) in pipelines/
+FAMILIES = {
+    "zimage": ("pipelines.tiny_zimage", "build_zimage"),
+}
+# Families whose base pipeline switches to an inpainting one with AutoPipelineForInpainting.
+INPAINTING = ("zimage",)
+STEPS = 2
+
+
+def _module(family: str) -> Any:
+    return importlib.import_module(FAMILIES[family][0])
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every family built (seeded, without touching the global RNG) and saved once."""
+    root = tmp_path_factory.mktemp("tiny_families")
+    paths = {}
+    for family, (module, builder) in FAMILIES.items():
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            pipe = getattr(importlib.import_module(module), builder)()
+        paths[family] = root / family
+        pipe.save_pretrained(paths[family], safe_serialization=True)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def pipes(folders: dict[str, Path]) -> dict[str, Any]:
+    import diffusers
+
+    loaded = {}
+    for family, folder in folders.items():
+        loaded[family] = diffusers.DiffusionPipeline.from_pretrained(folder)
+        loaded[family].set_progress_bar_config(disable=True)
+    return loaded
+
+
+def _generate(pipe: Any, height: int, width: int, seed: int = 7, **kwargs: Any) -> tuple[Image.Image, Any]:
+    """One image and the latents the step callback saw last."""
+    seen = {}
+
+    def keep_latents(_pipe: Any, _step: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        seen["latents"] = tensors["latents"]
+        return tensors
+
+    image = pipe(
+        "a red fox in the snow",
+        height=height,
+        width=width,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(seed),
+        callback_on_step_end=keep_latents,
+        **kwargs,
+    ).images[0]
+    return image, seen["latents"]
+
+
+def _pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize(("height", "width"), [(64, 64), (64, 96)])
+def test_text_to_image_size_seed_and_preview(pipes: dict[str, Any], family: str, height: int, width: int) -> None:
+    pipe = pipes[family]
+    image, latents = _generate(pipe, height, width)
+    assert isinstance(image, Image.Image) and image.size == (width, height)
+    again, _ = _generate(pipe, height, width)
+    assert np.array_equal(_pixels(image), _pixels(again))
+    other, _ = _generate(pipe, height, width, seed=8)
+    assert not np.array_equal(_pixels(image), _pixels(other))
+
+    preview = _module(family).decode_latents(pipe, latents, height, width)
+    assert [p.size for p in preview] == [(width, height)]
+    # The preview of the last step is the final image: same unpacking, scale and shift.
+    assert np.abs(_pixels(preview[0]) - _pixels(image)).max() <= 1
+
+
+@pytest.mark.parametrize("family", INPAINTING)
+def test_inpaint_from_pipe(pipes: dict[str, Any], family: str) -> None:
+    import diffusers
+
+    inpaint = diffusers.AutoPipelineForInpainting.from_pipe(pipes[family])
+    assert "Inpaint" in type(inpaint).__name__
+    picture = Image.new("RGB", (64, 64), (200, 40, 40))
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    image = inpaint(
+        "a red fox in the snow",
+        image=picture,
+        mask_image=mask,
+        height=64,
+        width=64,
+        strength=0.9,
+        num_inference_steps=STEPS,
+        generator=torch.Generator().manual_seed(7),
+    ).images[0]
+    assert image.size == (64, 64)
