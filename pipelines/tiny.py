@@ -73,12 +73,12 @@ def _t5_tokenizer() -> Any:
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=_T5_MAX_LEN)
 
 
-def _t5_text_encoder(vocab_size: int) -> Any:
+def _t5_text_encoder(vocab_size: int, d_model: int = _TEXT_DIM) -> Any:
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
         vocab_size=vocab_size,
-        d_model=_TEXT_DIM,
+        d_model=d_model,
         d_kv=8,
         d_ff=37,
         num_layers=1,

@@ -20,9 +20,10 @@ from PIL import Image
 # family -> (module, builder) in pipelines/
 FAMILIES = {
     "zimage": ("pipelines.tiny_zimage", "build_zimage"),
+    "sd3": ("pipelines.tiny_sd3", "build_sd3"),
 }
 # Families whose base pipeline switches to an inpainting one with AutoPipelineForInpainting.
-INPAINTING = ("zimage",)
+INPAINTING = ("zimage", "sd3")
 STEPS = 2
 
 
