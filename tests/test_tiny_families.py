@@ -21,9 +21,10 @@ from PIL import Image
 FAMILIES = {
     "zimage": ("pipelines.tiny_zimage", "build_zimage"),
     "sd3": ("pipelines.tiny_sd3", "build_sd3"),
+    "qwen_image": ("pipelines.tiny_qwen", "build_qwen_image"),
 }
 # Families whose base pipeline switches to an inpainting one with AutoPipelineForInpainting.
-INPAINTING = ("zimage", "sd3")
+INPAINTING = ("zimage", "sd3", "qwen_image")
 STEPS = 2
 
 
