@@ -22,10 +22,16 @@ FAMILIES = {
     "zimage": ("pipelines.tiny_zimage", "build_zimage"),
     "sd3": ("pipelines.tiny_sd3", "build_sd3"),
     "qwen_image": ("pipelines.tiny_qwen", "build_qwen_image"),
+    "kontext": ("pipelines.tiny_kontext", "build_kontext"),
 }
 # Families whose base pipeline switches to an inpainting one with AutoPipelineForInpainting.
 INPAINTING = ("zimage", "sd3", "qwen_image")
 STEPS = 2
+
+
+def _size_kwargs(family: str, height: int, width: int) -> dict[str, Any]:
+    # Kontext rescales any height/width to max_area (default 1024**2) unless told the area.
+    return {"max_area": height * width} if family == "kontext" else {}
 
 
 def _module(family: str) -> Any:
@@ -65,7 +71,7 @@ def _generate(pipe: Any, height: int, width: int, seed: int = 7, **kwargs: Any) 
         return tensors
 
     image = pipe(
-        "a red fox in the snow",
+        prompt="a red fox in the snow",  # by name: the edit pipelines take `image` first
         height=height,
         width=width,
         num_inference_steps=STEPS,
@@ -84,11 +90,12 @@ def _pixels(image: Image.Image) -> np.ndarray:
 @pytest.mark.parametrize(("height", "width"), [(64, 64), (64, 96)])
 def test_text_to_image_size_seed_and_preview(pipes: dict[str, Any], family: str, height: int, width: int) -> None:
     pipe = pipes[family]
-    image, latents = _generate(pipe, height, width)
+    size = _size_kwargs(family, height, width)
+    image, latents = _generate(pipe, height, width, **size)
     assert isinstance(image, Image.Image) and image.size == (width, height)
-    again, _ = _generate(pipe, height, width)
+    again, _ = _generate(pipe, height, width, **size)
     assert np.array_equal(_pixels(image), _pixels(again))
-    other, _ = _generate(pipe, height, width, seed=8)
+    other, _ = _generate(pipe, height, width, seed=8, **size)
     assert not np.array_equal(_pixels(image), _pixels(other))
 
     preview = _module(family).decode_latents(pipe, latents, height, width)
@@ -117,3 +124,19 @@ def test_inpaint_from_pipe(pipes: dict[str, Any], family: str) -> None:
         generator=torch.Generator().manual_seed(7),
     ).images[0]
     assert image.size == (64, 64)
+
+
+def test_kontext_edits_one_image(pipes: dict[str, Any]) -> None:
+    pipe = pipes["kontext"]
+    picture = Image.new("RGB", (96, 64), (30, 90, 200))
+    # The asked size only holds with max_area; _auto_resize=False keeps the input at its own
+    # size instead of Kontext's ~1MP preferred resolutions.
+    edit = {"image": picture, "max_area": 64 * 96, "_auto_resize": False}
+    image, latents = _generate(pipe, 64, 96, **edit)
+    assert image.size == (96, 64)
+    again, _ = _generate(pipe, 64, 96, **edit)
+    assert np.array_equal(_pixels(image), _pixels(again))
+    unedited, _ = _generate(pipe, 64, 96, max_area=64 * 96)
+    assert not np.array_equal(_pixels(image), _pixels(unedited))  # the input image conditions the result
+    preview = _module("kontext").decode_latents(pipe, latents, 64, 96)
+    assert np.abs(_pixels(preview[0]) - _pixels(image)).max() <= 1
