@@ -85,13 +85,23 @@ def _tokenizer() -> Any:
 
 
 def _processor(tokenizer: Any) -> Any:
-    # The PIL image processor needs no torchvision; patch/merge sizes are Qwen2-VL's and must
-    # match the vision tower's below.
-    from transformers import Qwen2VLProcessor
+    """Qwen2-VL's processor with its PIL image processor; sizes are Qwen2-VL's and must match the
+    vision tower's below.
+
+    transformers 5.x will not build (or load) a Qwen2VLProcessor without its video processor, and
+    that one needs torchvision: without torchvision this raises transformers' "requires the
+    Torchvision library" ImportError, and the saved pipeline cannot be loaded either.
+    """
+    from transformers import Qwen2VLProcessor, Qwen2VLVideoProcessor
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    image_processor = Qwen2VLImageProcessorPil(patch_size=14, temporal_patch_size=2, merge_size=2)
-    return Qwen2VLProcessor(image_processor=image_processor, tokenizer=tokenizer, chat_template=_CHAT_TEMPLATE)
+    sizes = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}
+    return Qwen2VLProcessor(
+        image_processor=Qwen2VLImageProcessorPil(**sizes),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(**sizes),
+        chat_template=_CHAT_TEMPLATE,
+    )
 
 
 def _text_encoder(tokenizer: Any) -> Any:
