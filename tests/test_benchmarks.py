@@ -38,3 +38,8 @@ def test_bench_batching_compares_on_and_off(cache_dir: Path) -> None:
 def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> None:
     out = _run("bench_shutdown.py", "--queued", "2", "--steps", "4", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
     assert "exited" in out and "after SIGTERM" in out and "lost" not in out
+
+
+def test_bench_tiny_families_times_build_and_generation(cache_dir: Path) -> None:
+    out = _run("bench_tiny_families.py", "--families", "sd3", "--sizes", "64", "--repeat", "1", cache_dir=cache_dir)
+    assert out.splitlines()[1].split()[0] == "sd3" and "64px ms" in out
