@@ -10,8 +10,10 @@ mean/std normalisation instead of FLUX's scale + shift).
 
 Facts the host needs (read from diffusers 0.42.1's `pipeline_qwenimage*.py`):
 - `pipe.vae_scale_factor` is 8 (2 ** len(vae.temperal_downsample)); latents are packed 2x2, so sizes
-  are multiples of 16. The pipelines do not raise on other sizes: they log a warning and floor
-  (edit-plus floors to 16 itself, text-to-image silently rounds its latents down).
+  are multiples of 16. The pipelines do not raise on other sizes: they log a warning and the
+  output is floored to a multiple of 16 (72x72 gives 64x64).
+- One step gives NaN (a black image, and a numpy RuntimeWarning): Qwen-Image's scheduler has
+  `shift_terminal=0.02`, which divides by zero when the only sigma is 1.0. Use 2 steps or more.
 - Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); `decode_latents` unpacks them
   to (B, 16, 1, H/8, W/8), undoes the normalisation (`latents * std + mean`, per channel), decodes
   and drops the frame axis, exactly as the pipelines' final decode.
