@@ -1,10 +1,12 @@
-"""Tiny random-weight Qwen-Image pipelines, built offline: `QwenImagePipeline` (text to image) and
-`QwenImageEditPlusPipeline` (Qwen-Image-Edit-2509: an instruction edit of one or more images).
+"""A tiny random-weight Qwen-Image pipeline (`QwenImagePipeline`), built offline.
+
+Not built: Qwen-Image-Edit-2509's `QwenImageEditPlusPipeline`. Its Qwen2VLProcessor cannot be made
+or loaded under transformers 5.x without a video processor, which needs torchvision, and PyPI's
+torchvision does not load beside the CPU torch this project tests on.
 
 As `pipelines/tiny.py` does for the older families: seeded random weights, a byte-level tokenizer
-and a Qwen2-VL processor made in memory, the real latent channel count (16) and scale factor 8.
-Both share one Qwen2.5-VL text encoder layout (the edit pipeline also feeds it the input images, so
-the vision tower is real, just narrow), the MMDiT transformer and Qwen-Image's own VAE
+made in memory, the real latent channel count (16) and scale factor 8.
+A Qwen2.5-VL text encoder (its vision tower real, just narrow), the MMDiT transformer and Qwen-Image's own VAE
 (`AutoencoderKLQwenImage`: a causal 3D VAE run on single frames, with per-channel latent
 mean/std normalisation instead of FLUX's scale + shift).
 
@@ -19,10 +21,6 @@ Facts the host needs (read from diffusers 0.42.1's `pipeline_qwenimage*.py`):
   and drops the frame axis, exactly as the pipelines' final decode.
 - Guidance is `true_cfg_scale` (default 4.0), active only when a `negative_prompt` is given too;
   `guidance_scale` is ignored (with a warning) because the transformer has no guidance embedding.
-- Edit-plus: `image` is a list of PIL images; each is VAE-encoded at ~1 megapixel and shown to the
-  text encoder at ~384x384 whatever the output size, so an edit costs far more than a generation
-  of the same size. Without height/width the output takes the last image's aspect ratio at ~1MP.
-  Only batch size 1 is supported.
 """
 
 from __future__ import annotations
@@ -83,26 +81,6 @@ def _tokenizer() -> Any:
         chat_template=_CHAT_TEMPLATE,
         model_max_length=32768,
         padding_side="right",
-    )
-
-
-def _processor(tokenizer: Any) -> Any:
-    """Qwen2-VL's processor with its PIL image processor; sizes are Qwen2-VL's and must match the
-    vision tower's below.
-
-    transformers 5.x will not build (or load) a Qwen2VLProcessor without its video processor, and
-    that one needs torchvision: without torchvision this raises transformers' "requires the
-    Torchvision library" ImportError, and the saved pipeline cannot be loaded either.
-    """
-    from transformers import Qwen2VLProcessor, Qwen2VLVideoProcessor
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
-
-    sizes = {"patch_size": 14, "temporal_patch_size": 2, "merge_size": 2}
-    return Qwen2VLProcessor(
-        image_processor=Qwen2VLImageProcessorPil(**sizes),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(**sizes),
-        chat_template=_CHAT_TEMPLATE,
     )
 
 
@@ -204,20 +182,6 @@ def build_qwen_image() -> Any:
         vae=_vae(),
         text_encoder=_text_encoder(tokenizer),
         tokenizer=tokenizer,
-        transformer=_transformer(),
-    )
-
-
-def build_qwen_image_edit() -> Any:
-    from diffusers import QwenImageEditPlusPipeline
-
-    tokenizer = _tokenizer()
-    return QwenImageEditPlusPipeline(
-        scheduler=_scheduler(),
-        vae=_vae(),
-        text_encoder=_text_encoder(tokenizer),
-        tokenizer=tokenizer,
-        processor=_processor(tokenizer),
         transformer=_transformer(),
     )
 

@@ -140,33 +140,3 @@ def test_kontext_edits_one_image(pipes: dict[str, Any]) -> None:
     assert not np.array_equal(_pixels(image), _pixels(unedited))  # the input image conditions the result
     preview = _module("kontext").decode_latents(pipe, latents, 64, 96)
     assert np.abs(_pixels(preview[0]) - _pixels(image)).max() <= 1
-
-
-@pytest.fixture(scope="module")
-def qwen_edit(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Qwen-Image-Edit-2509's pipeline, saved and loaded back. transformers 5.x builds and loads
-    its Qwen2VLProcessor only with a video processor, which needs torchvision."""
-    pytest.importorskip("torchvision", reason="Qwen2VLProcessor (transformers 5.x) needs torchvision")
-    import diffusers
-
-    from pipelines.tiny_qwen import build_qwen_image_edit
-
-    folder = tmp_path_factory.mktemp("tiny_families") / "qwen_image_edit"
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        build_qwen_image_edit().save_pretrained(folder, safe_serialization=True)
-    pipe = diffusers.DiffusionPipeline.from_pretrained(folder)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-def test_qwen_image_edit_plus_edits_two_images(qwen_edit: Any) -> None:
-    from pipelines.tiny_qwen import decode_latents
-
-    assert type(qwen_edit).__name__ == "QwenImageEditPlusPipeline"
-    pictures = [Image.new("RGB", (64, 64), (200, 40, 40)), Image.new("RGB", (96, 64), (30, 90, 200))]
-    # Each input is VAE-encoded at ~1MP whatever the output size: one edit is the slow part here.
-    image, latents = _generate(qwen_edit, 64, 96, image=pictures)
-    assert image.size == (96, 64)
-    preview = decode_latents(qwen_edit, latents, 64, 96)
-    assert [p.size for p in preview] == [(96, 64)]
-    assert np.abs(_pixels(preview[0]) - _pixels(image)).max() <= 1
