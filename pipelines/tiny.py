@@ -239,7 +239,32 @@ def _build_flux2() -> Any:
     return build_flux2()
 
 
-_BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux, "flux2": _build_flux2}
+def _build_zimage() -> Any:
+    from pipelines.tiny_zimage import build_zimage
+
+    return build_zimage()
+
+
+def _build_sd3() -> Any:
+    from pipelines.tiny_sd3 import build_sd3
+
+    return build_sd3()
+
+
+def _build_qwen_image() -> Any:
+    from pipelines.tiny_qwen import build_qwen_image
+
+    return build_qwen_image()
+
+
+def _build_flux_kontext() -> Any:
+    from pipelines.tiny_kontext import build_kontext
+
+    return build_kontext()
+
+
+_BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux, "flux2": _build_flux2, "zimage": _build_zimage,
+             "sd3": _build_sd3, "qwen-image": _build_qwen_image, "flux-kontext": _build_flux_kontext}
 TINY_FAMILIES = tuple(_BUILDERS)
 
 

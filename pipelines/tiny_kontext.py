@@ -14,7 +14,7 @@ Facts the host needs (read from diffusers 0.42.1's `pipeline_flux_kontext.py`):
   at that size, so an edit of a large image is costlier than a generation.
 - Guidance: `guidance_scale` (default 3.5) is the distilled guidance fed to the transformer;
   real CFG is `true_cfg_scale` (default 1.0, off) together with `negative_prompt`.
-- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); `decode_latents` unpacks them
+- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); the family's preview unpacks them
   and decodes `latents / scaling_factor + shift_factor`, exactly as the pipeline's final decode.
   Height and width there are the adjusted ones (the output image's size).
 """
@@ -30,14 +30,3 @@ def build_kontext() -> Any:
     from pipelines.tiny import _build_flux
 
     return FluxKontextPipeline(**_build_flux().components)
-
-
-def decode_latents(pipe: Any, latents: Any, height: int, width: int) -> list[Any]:
-    """Step-callback (packed) latents -> PIL images of (height, width), as the pipeline's final decode."""
-    import torch
-
-    config = pipe.vae.config
-    with torch.no_grad():
-        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
-        image = pipe.vae.decode(latents / config.scaling_factor + config.shift_factor, return_dict=False)[0]
-    return pipe.image_processor.postprocess(image, output_type="pil")

@@ -16,7 +16,7 @@ Facts the host needs (read from diffusers 0.42.1's `pipeline_qwenimage*.py`):
   output is floored to a multiple of 16 (72x72 gives 64x64).
 - One step gives NaN (a black image, and a numpy RuntimeWarning): Qwen-Image's scheduler has
   `shift_terminal=0.02`, which divides by zero when the only sigma is 1.0. Use 2 steps or more.
-- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); `decode_latents` unpacks them
+- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); the family's preview unpacks them
   to (B, 16, 1, H/8, W/8), undoes the normalisation (`latents * std + mean`, per channel), decodes
   and drops the frame axis, exactly as the pipelines' final decode.
 - Guidance is `true_cfg_scale` (default 4.0), active only when a `negative_prompt` is given too;
@@ -184,17 +184,3 @@ def build_qwen_image() -> Any:
         tokenizer=tokenizer,
         transformer=_transformer(),
     )
-
-
-def decode_latents(pipe: Any, latents: Any, height: int, width: int) -> list[Any]:
-    """Step-callback (packed) latents -> PIL images of (height, width), as the pipelines' final decode."""
-    import torch
-
-    config = pipe.vae.config
-    with torch.no_grad():
-        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor).to(pipe.vae.dtype)
-        shape = (1, config.z_dim, 1, 1, 1)
-        mean = torch.tensor(config.latents_mean).view(shape).to(latents.device, latents.dtype)
-        std = torch.tensor(config.latents_std).view(shape).to(latents.device, latents.dtype)
-        image = pipe.vae.decode(latents * std + mean, return_dict=False)[0][:, :, 0]  # drop the frame axis
-    return pipe.image_processor.postprocess(image, output_type="pil")

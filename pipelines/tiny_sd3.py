@@ -10,7 +10,7 @@ Facts the host needs (read from diffusers 0.42.1's `pipeline_stable_diffusion_3.
 - `pipe.vae_scale_factor` is 8; height and width must be multiples of 16
   (`vae_scale_factor * pipe.patch_size`), otherwise the pipeline raises.
 - Step-callback `latents` are plain VAE latents, shape (B, 16, H/8, W/8); the pipeline decodes
-  `latents / scaling_factor + shift_factor` (see `decode_latents`).
+  `latents / scaling_factor + shift_factor` (the family's preview in pipelines/families does the same).
 - Classic CFG: `guidance_scale` (default 7.0, CFG when > 1) with `negative_prompt` (and
   `negative_prompt_2`/`_3`); SD3.5 Large Turbo would be run with `guidance_scale=0.0`.
 """
@@ -79,15 +79,3 @@ def build_sd3() -> Any:
         text_encoder_3=_t5_text_encoder(vocab_size=len(tokenizer_3), d_model=_T5_DIM),
         tokenizer_3=tokenizer_3,
     )
-
-
-def decode_latents(pipe: Any, latents: Any, height: int, width: int) -> list[Any]:
-    """Step-callback latents -> PIL images of (height, width), as the pipeline's final decode."""
-    import torch
-
-    del height, width  # SD3 latents are not packed: their shape already says the size
-    config = pipe.vae.config
-    with torch.no_grad():
-        latents = latents.to(pipe.vae.dtype) / config.scaling_factor + config.shift_factor
-        image = pipe.vae.decode(latents, return_dict=False)[0]
-    return pipe.image_processor.postprocess(image, output_type="pil")

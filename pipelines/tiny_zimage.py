@@ -8,7 +8,7 @@ Facts the host needs (read from diffusers 0.42.1's `pipeline_z_image.py`):
 - `pipe.vae_scale_factor` is 8; height and width must be multiples of 16 (`vae_scale_factor * 2`),
   otherwise the pipeline raises.
 - Step-callback `latents` are plain (unpacked) VAE latents, shape (B, 16, H/8, W/8); the pipeline
-  decodes `latents / scaling_factor + shift_factor` (see `decode_latents`).
+  decodes `latents / scaling_factor + shift_factor` (the family's preview in pipelines/families does the same).
 - Guidance is `guidance_scale`; Turbo is run with `guidance_scale=0.0` (anything > 0 runs CFG with
   `negative_prompt`, which is otherwise ignored).
 """
@@ -100,15 +100,3 @@ def build_zimage() -> Any:
         tokenizer=tokenizer,
         transformer=_transformer(),
     )
-
-
-def decode_latents(pipe: Any, latents: Any, height: int, width: int) -> list[Any]:
-    """Step-callback latents -> PIL images of (height, width), as the pipeline's final decode."""
-    import torch
-
-    del height, width  # Z-Image latents are not packed: their shape already says the size
-    config = pipe.vae.config
-    with torch.no_grad():
-        latents = latents.to(pipe.vae.dtype) / config.scaling_factor + config.shift_factor
-        image = pipe.vae.decode(latents, return_dict=False)[0]
-    return pipe.image_processor.postprocess(image, output_type="pil")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-FamilyName = Literal["sd", "sdxl", "flux", "flux2"]
+FamilyName = Literal["sd", "sdxl", "flux", "flux2", "zimage", "sd3", "qwen-image", "flux-kontext"]
 FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)  # each has an adapter and a tiny model
 Task = Literal["generate", "edit", "variation"]
 
@@ -104,6 +104,15 @@ TINY = (
     # Built like FLUX.2 [klein]: edits follow the prompt as an instruction, with references.
     _tiny("flux2", "FLUX.2 [klein]", multiple=16, styles=_styles(1.0, 1.0), negative_prompt=False,
           max_input_images=4, instruction_edits=True),
+    # Built like Z-Image-Turbo: no guidance, so no negative prompt.
+    _tiny("zimage", "Z-Image-Turbo", multiple=16, styles=_styles(0.0, 0.0), negative_prompt=False),
+    # Built like SD3.5 Large: an MMDiT with two CLIPs and T5.
+    _tiny("sd3", "Stable Diffusion 3.5", multiple=16),
+    # Built like Qwen-Image: true CFG with a negative prompt; its scheduler needs 2 steps or more.
+    _tiny("qwen-image", "Qwen-Image", multiple=16, styles=_styles(1.0, 4.0), steps={"low": 2, "standard": 2, "hd": 4}),
+    # Built like FLUX.1 Kontext [dev]: edits follow the prompt as an instruction on one image.
+    _tiny("flux-kontext", "FLUX.1 Kontext", multiple=16, styles=_styles(2.5, 3.5), negative_prompt=False,
+          instruction_edits=True),
 )
 
 # Real models, pinned to a hub revision so a deploy never changes under us.
@@ -197,6 +206,122 @@ REAL = (
     ),
 )
 
+# Added with issue 10. Each revision was read in public sources that pin it (the closing note of
+# that issue lists where); the settings are the model cards' and diffusers 0.42's own.
+REAL += (
+    ModelSpec(
+        id="z-image-turbo",
+        source="hub:Tongyi-MAI/Z-Image-Turbo",
+        revision="f332072aa78be7aecdf3ee76d5c247082da564a6",
+        family="zimage",
+        description="Z-Image-Turbo 6B (1024px): 8-step text-to-image with strong text rendering, English and "
+        "Chinese. Apache-2.0. Its transformer ships in fp32 only (about 33 GB to download).",
+        sizes=((1024, 1024), (1152, 896), (896, 1152), (1344, 768), (768, 1344), (1280, 1280), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=2048,
+        multiple=16,
+        steps={"low": 4, "standard": 8, "hd": 9},  # diffusers' docstring says 8, the model card 9
+        styles=_styles(0.0, 0.0),  # distilled: guidance 0
+        negative_prompt=False,
+        max_n=4,
+        gpu="L40S",
+    ),
+    ModelSpec(
+        id="qwen-image",
+        source="hub:Qwen/Qwen-Image",
+        revision="75e0b4be04f60ec59a75f475837eced720f823b6",
+        family="qwen-image",
+        description="Qwen-Image 20B (1328px): text-to-image with the best text rendering of the open models, "
+        "true classifier-free guidance. Apache-2.0. About 58 GB in bf16.",
+        sizes=((1328, 1328), (1664, 928), (928, 1664), (1472, 1140), (1140, 1472), (1584, 1056), (1056, 1584),
+               (1024, 1024)),
+        default_size=(1328, 1328),
+        min_side=256,
+        max_side=2048,
+        multiple=16,
+        steps={"low": 20, "standard": 30, "hd": 50},  # the model card's 50 is the top
+        styles=_styles(4.0, 4.0),  # true_cfg_scale, as the model card
+        max_steps=100,
+        max_n=2,
+        gpu="H100",
+    ),
+    ModelSpec(
+        id="flux-dev",
+        source="hub:black-forest-labs/FLUX.1-dev",
+        revision="3de623fc3c33e44ffbe2bad470d0f45bccf2eb21",
+        family="flux",
+        description="FLUX.1 [dev] 12B (1024px), guidance-distilled, 28 steps. FLUX.1 [dev] Non-Commercial "
+        "License; gated on the hub: accept its terms and set HF_TOKEN.",
+        sizes=((1024, 1024), (1536, 1024), (1024, 1536), (1344, 768), (768, 1344), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=2048,
+        multiple=16,
+        steps={"low": 14, "standard": 28, "hd": 50},
+        styles=_styles(3.5, 4.5),  # guidance is a model input, not CFG
+        negative_prompt=False,
+        max_n=4,
+        gpu="H100",
+    ),
+    ModelSpec(
+        id="flux-kontext-dev",
+        source="hub:black-forest-labs/FLUX.1-Kontext-dev",
+        # The commit public deployments pin most recently; not confirmed as the repo's main.
+        revision="24e9dedc4ef646698dc8eb4e18ae2cec3c9fea0d",
+        family="flux-kontext",
+        description="FLUX.1 Kontext [dev] 12B (1024px): edits that follow an instruction (\"make it night\"), and "
+        "text-to-image. FLUX.1 [dev] Non-Commercial License; gated: accept its terms and set HF_TOKEN.",
+        sizes=((1024, 1024), (1184, 880), (880, 1184), (1392, 752), (752, 1392), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=1568,
+        multiple=16,
+        steps={"low": 14, "standard": 28, "hd": 40},
+        styles=_styles(2.5, 3.5),
+        negative_prompt=False,
+        max_n=4,
+        instruction_edits=True,
+        gpu="H100",
+    ),
+    ModelSpec(
+        id="sd3.5-large-turbo",
+        source="hub:stabilityai/stable-diffusion-3.5-large-turbo",
+        # Pinned by public deployments since December 2024; not confirmed as the repo's main.
+        revision="ec07796fc06b096cc56de9762974a28f4c632eda",
+        family="sd3",
+        description="Stable Diffusion 3.5 Large Turbo 8B (1024px), 4 steps. Stability AI Community License; gated: "
+        "accept its terms and set HF_TOKEN.",
+        sizes=((1024, 1024), (1152, 896), (896, 1152), (1344, 768), (768, 1344), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=1536,
+        multiple=16,
+        steps={"low": 2, "standard": 4, "hd": 8},
+        styles=_styles(0.0, 0.0),  # distilled: guidance 0, so negative prompts do nothing
+        negative_prompt=False,
+        max_n=4,
+        gpu="L40S",
+    ),
+    ModelSpec(
+        id="sd3.5-medium",
+        source="hub:stabilityai/stable-diffusion-3.5-medium",
+        revision="b940f670f0eda2d07fbb75229e779da1ad11eb80",
+        family="sd3",
+        description="Stable Diffusion 3.5 Medium 2.5B (1024px), 40 steps with guidance. Stability AI Community "
+        "License; gated: accept its terms and set HF_TOKEN.",
+        sizes=((1024, 1024), (1152, 896), (896, 1152), (1344, 768), (768, 1344), (512, 512)),
+        default_size=(1024, 1024),
+        min_side=256,
+        max_side=1440,
+        multiple=16,
+        steps={"low": 20, "standard": 28, "hd": 40},
+        styles=_styles(4.5, 5.5),
+        max_n=4,
+        gpu="L4",
+    ),
+)
+
 CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (*TINY, *REAL)}
 DEFAULT_MODELS = tuple(spec.id for spec in TINY)
 
@@ -212,6 +337,10 @@ _FAMILY_BY_PIPELINE = {
     "FluxImg2ImgPipeline": "flux",
     "FluxInpaintPipeline": "flux",
     "Flux2KleinPipeline": "flux2",
+    "ZImagePipeline": "zimage",
+    "StableDiffusion3Pipeline": "sd3",
+    "QwenImagePipeline": "qwen-image",
+    "FluxKontextPipeline": "flux-kontext",
 }
 
 

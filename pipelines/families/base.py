@@ -1,4 +1,6 @@
-"""The one place that knows each model family's quirks in diffusers."""
+"""What every family shares: loading (a folder or a single file), the call's common options, an
+inpainting editor over the loaded weights, and previews of in-progress latents. Each family's own
+quirks are in its module beside this one."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from pipelines.contract.catalog import FamilyName
 from pipelines.contract.job import Job
 
 if TYPE_CHECKING:  # the cache holds families; a family only reads what the cache loaded
@@ -77,7 +78,7 @@ class Family:
         options: dict[str, Any] = {
             "prompt": job.prompt,
             "num_inference_steps": job.steps,
-            "guidance_scale": job.guidance,
+            **self.guidance(job),
             "height": job.height,
             "width": job.width,
             "num_images_per_prompt": job.n,
@@ -126,55 +127,21 @@ class Family:
         options = self._common(job, generators, on_step)
         return model.editor()(**options, image=canvas.image, mask_image=canvas.area, strength=job.strength).images
 
+    def guidance(self, job: Job) -> dict[str, Any]:
+        """How the job's guidance reaches the pipeline (most take `guidance_scale`)."""
+        return {"guidance_scale": job.guidance}
+
+    def vae_latents(self, pipe: Any, latents: Any, height: int, width: int) -> Any:
+        """A step's latents as the VAE decodes them: unpacked, unscaled, unshifted (the pipeline's
+        own final decode does the same)."""
+        if self.packed_latents:
+            latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)
+        config = pipe.vae.config
+        return latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0)
+
     def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
         """Cheap previews of in-progress latents: decoded at half size where that still has detail."""
-        if self.packed_latents:
-            latents = pipe._unpack_latents(latents, job.height, job.width, pipe.vae_scale_factor)
-        config = pipe.vae.config
-        return _decode_small(pipe, latents / config.scaling_factor + (getattr(config, "shift_factor", None) or 0.0))
-
-
-class ReferenceFamily(Family):
-    """FLUX.2 [klein]: one pipeline generates and edits. An edit's images are what it conditions
-    on (the first is the one being edited, the others references), and the prompt is an
-    instruction. It has no inpainting pipeline: the canvas keeps the pixels outside the area."""
-
-    def edit(
-        self,
-        model: LoadedModel,
-        job: Job,
-        canvas: EditCanvas,
-        generators: list[Any],
-        on_step: StepCallback | None = None,
-    ) -> list[Image.Image]:
-        options = self._common(job, generators, on_step)
-        references = [_conditionable(image) for image in canvas.references]
-        return model.pipe(**options, image=[canvas.image, *references]).images
-
-    def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
-        """As the pipeline's own final decode: unpack the 2x2 patches, undo the latent batch norm."""
-        import torch
-
-        rows, columns = job.height // (pipe.vae_scale_factor * 2), job.width // (pipe.vae_scale_factor * 2)
-        latents = latents.reshape(latents.shape[0], rows, columns, latents.shape[-1]).permute(0, 3, 1, 2)
-        norm = pipe.vae.bn
-        std = torch.sqrt(norm.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
-        latents = latents * std.to(latents.dtype) + norm.running_mean.view(1, -1, 1, 1).to(latents.dtype)
-        return _decode_small(pipe, pipe._unpatchify_latents(latents))
-
-
-# What FLUX.2's image processor takes as a condition image: each side at least 64 px, and an
-# aspect of at most 8:1. A reference outside that is resized to fit rather than refused.
-_MIN_CONDITION_SIDE = 64
-_MAX_CONDITION_ASPECT = 8
-
-
-def _conditionable(image: Image.Image) -> Image.Image:
-    width, height = image.size
-    width, height = max(width, height // _MAX_CONDITION_ASPECT), max(height, width // _MAX_CONDITION_ASPECT)
-    scale = max(1.0, _MIN_CONDITION_SIDE / min(width, height))
-    size = (round(width * scale), round(height * scale))
-    return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+        return _decode_small(pipe, self.vae_latents(pipe, latents, job.height, job.width))
 
 
 def _decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
@@ -185,21 +152,3 @@ def _decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
         latents = F.interpolate(latents, scale_factor=0.5, mode="bilinear")
     decoded = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0]
     return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
-
-
-# Loaded without the safety checker: it needs separate weights from the hub, and the
-# catalog's models do not ship it.
-_NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-
-FAMILIES: dict[FamilyName, Family] = {
-    "sd": Family(_NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={},
-                 single_file_pipeline="StableDiffusionPipeline"),
-    "sdxl": Family({}, takes_negative_prompt=True, call_options={}, single_file_pipeline="StableDiffusionXLPipeline"),
-    # Flux: no negative prompt (guidance is distilled); schnell's T5 context is 256 tokens.
-    "flux": Family(
-        {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True,
-        single_file_pipeline="FluxPipeline",
-    ),
-    # FLUX.2 [klein]: step- and guidance-distilled, Qwen3 prompts; no negative prompt.
-    "flux2": ReferenceFamily({}, takes_negative_prompt=False, call_options={}),
-}

@@ -1,0 +1,41 @@
+"""Qwen-Image: an MMDiT with Qwen2.5-VL prompts. Guidance is true classifier-free guidance
+(`true_cfg_scale`), which runs only with a negative prompt; its VAE is a causal 3D one run on
+single frames, normalised per channel (mean/std) instead of FLUX's scale and shift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from pipelines.contract.job import Job
+from pipelines.families.base import Family
+
+# What the model card passes as the negative prompt when there is none: guidance still runs.
+_BLANK_NEGATIVE = " "
+
+
+class QwenImageFamily(Family):
+    def guidance(self, job: Job) -> dict[str, Any]:
+        if job.guidance <= 1.0:
+            return {"true_cfg_scale": 1.0}  # off; the pipeline warns unless told so
+        return {"true_cfg_scale": job.guidance, "negative_prompt": job.negative_prompt or _BLANK_NEGATIVE}
+
+    def vae_latents(self, pipe: Any, latents: Any, height: int, width: int) -> Any:
+        import torch
+
+        latents = pipe._unpack_latents(latents, height, width, pipe.vae_scale_factor)  # (B, C, 1, H, W)
+        config = pipe.vae.config
+        shape = (1, config.z_dim, 1, 1, 1)
+        mean = torch.tensor(config.latents_mean).view(shape).to(latents.device, latents.dtype)
+        std = torch.tensor(config.latents_std).view(shape).to(latents.device, latents.dtype)
+        return latents * std + mean
+
+    def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
+        latents = self.vae_latents(pipe, latents, job.height, job.width)
+        decoded = pipe.vae.decode(latents.to(pipe.vae.dtype), return_dict=False)[0][:, :, 0]  # one frame
+        return pipe.image_processor.postprocess(decoded.float(), output_type="pil")
+
+
+# The negative prompt is not in the options: guidance() passes it with the scale it needs.
+QWEN_IMAGE = QwenImageFamily({}, takes_negative_prompt=False, call_options={}, packed_latents=True)
