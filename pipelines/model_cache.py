@@ -139,7 +139,8 @@ class ModelCache:
                 self._told_absent.add(spec.id)
                 log.error("%s: %s", spec.id, absent)
             raise errors.model_unavailable(spec.id, f"The weights of model {spec.id} are not on this server. "
-                                           f"Its operator can fetch them with `imagegen pull {absent.pull}`.") from None
+                                           f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
+                                           f"`modal run modal_app.py::download --models {absent.pull}`).") from None
         try:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)

@@ -64,7 +64,8 @@ def test_an_open_server_warns_loudly(cache_dir: Path, tmp_path: Path) -> None:
 
 def test_models_list_has_openai_shape_and_capabilities(client: OpenAI) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2"]
+    assert [m.id for m in models.data] == ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-sd3",
+                                           "tiny-qwen-image", "tiny-flux-kontext"]
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["owned_by"] and isinstance(first["created"], int)
     assert first["type"] == "image_generation"
