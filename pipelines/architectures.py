@@ -239,7 +239,7 @@ ARCHITECTURES: dict[str, Architecture] = {arch.id: arch for arch in (
         {"transformer": Part("diffusers", "QwenImageTransformer2DModel", QWEN_IMAGE_TRANSFORMER, 20.4e9),
          "text_encoder": Part("transformers", "Qwen2_5_VLForConditionalGeneration", QWEN25_VL_7B, 8.29e9),
          "vae": Part("diffusers", "AutoencoderKLQwenImage", QWEN_IMAGE_VAE, 126.9e6)},
-        _QWEN_IMAGE_SCHEDULER, {"tokenizer": "qwen"}, size=(1024, 1024), steps=50, guidance=4.0,
+        _QWEN_IMAGE_SCHEDULER, {"tokenizer": "qwen"}, size=(1024, 1024), steps=50, guidance=1.0,
         call_options={"true_cfg_scale": 4.0, "negative_prompt": " "}),
 )}
 

@@ -90,3 +90,59 @@ def test_materialising_keeps_tied_weights_and_rotary_frequencies() -> None:
     assert model.model.embed_tokens.weight.dtype == torch.bfloat16
     assert model.model.norm.weight.float().eq(1).all()
     assert model.model.layers[0].self_attn.q_proj.weight.float().std() > 0
+
+
+def _narrow(name: str) -> dict[str, dict]:
+    """Each part of `name`'s published config with its widths and depths cut to a few units."""
+    from pipelines import architectures as a
+
+    qwen3 = {**a.QWEN3_4B, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8}
+    vae = {"block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 4}
+    return {
+        "z-image-turbo": {
+            "transformer": {**a.Z_IMAGE_TRANSFORMER, "dim": 64, "n_layers": 1, "n_refiner_layers": 1, "n_heads": 2,
+                            "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [8, 12, 12]},
+            "text_encoder": qwen3, "vae": {**a.FLUX1_VAE, **vae}},
+        "qwen-image": {
+            "transformer": {**a.QWEN_IMAGE_TRANSFORMER, "num_layers": 1, "attention_head_dim": 32,
+                            "num_attention_heads": 2, "joint_attention_dim": 32, "axes_dims_rope": [8, 12, 12]},
+            "text_encoder": {**a.QWEN25_VL_7B,
+                             "text_config": {**a.QWEN25_VL_7B["text_config"], "hidden_size": 32,
+                                             "intermediate_size": 48, "num_hidden_layers": 2,
+                                             "num_attention_heads": 4, "num_key_value_heads": 2,
+                                             "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]}},
+                             "vision_config": {**a.QWEN25_VL_7B["vision_config"], "depth": 1, "hidden_size": 16,
+                                               "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32,
+                                               "fullatt_block_indexes": [0]}},
+            "vae": {**a.QWEN_IMAGE_VAE, "base_dim": 8}},
+        "flux2-klein": {
+            "transformer": {**a.FLUX2_KLEIN_4B_TRANSFORMER, "num_layers": 1, "num_single_layers": 1,
+                            "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 96,
+                            "axes_dims_rope": [4, 4, 4, 4]},
+            "text_encoder": {**qwen3, "num_hidden_layers": 28},  # the pipeline stacks layers 9, 18, 27
+            "vae": {**a.FLUX2_VAE, **vae}},
+        "flux-dev": {
+            "transformer": {**a.FLUX1_TRANSFORMER, "guidance_embeds": True, "num_layers": 1, "num_single_layers": 1,
+                            "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 32,
+                            "pooled_projection_dim": 32, "axes_dims_rope": [4, 6, 6]},
+            "text_encoder": {**a.CLIP_L, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+                             "num_attention_heads": 4, "projection_dim": 32},
+            "text_encoder_2": {**a.T5_XXL, "d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 1, "num_heads": 4},
+            "vae": {**a.FLUX1_VAE, **vae}},
+    }[name]
+
+
+@pytest.mark.parametrize("name", ["z-image-turbo", "qwen-image", "flux2-klein", "flux-dev"])
+def test_each_transformer_pipeline_runs_as_the_benchmark_calls_it(name: str) -> None:
+    """The architectures the catalog has no tiny model of yet, narrowed, through the real pipeline
+    class with the benchmark's tokenizers and call options (what a GPU run would call)."""
+    arch = ARCHITECTURES[name]
+    narrowed = _narrow(name)
+    small = dataclasses.replace(arch, parts={key: dataclasses.replace(part, config=narrowed[key])
+                                             for key, part in arch.parts.items()})
+    pipe = build(small, "cpu", torch.float32)
+    with torch.inference_mode():
+        image = pipe(prompt="a lighthouse", num_inference_steps=2, guidance_scale=small.guidance, height=64,
+                     width=64, generator=torch.Generator().manual_seed(0), **small.call_options).images[0]
+    assert image.size == (64, 64)
