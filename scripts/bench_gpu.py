@@ -32,189 +32,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PROMPT = "a lighthouse on a cliff at dusk, waves below, warm light in the window, run {}"
-TINY_MODELS = ("tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2")
-
-
-# --- timing -------------------------------------------------------------------------------------
-
-
-class Clock:
-    """Wall time of what runs on the device: waits for it before reading the time."""
-
-    def __init__(self, device: str) -> None:
-        import torch
-
-        self.cuda = device.startswith("cuda")
-        self.sync: Callable[[], None] = torch.cuda.synchronize if self.cuda else (lambda: None)
-
-    def now(self) -> float:
-        self.sync()
-        return time.perf_counter()
-
-
-@contextmanager
-def stages(pipe: Any, clock: Clock) -> Iterator[dict[str, float]]:
-    """Seconds spent in the pipeline's text encode and VAE decode while inside (the rest is denoise)."""
-    spent = {"text_encode": 0.0, "vae_decode": 0.0}
-
-    def timed(name: str, call: Callable[..., Any]) -> Callable[..., Any]:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            began = clock.now()
-            try:
-                return call(*args, **kwargs)
-            finally:
-                spent[name] += clock.now() - began
-        return wrapper
-
-    encode, decode = pipe.__dict__.get("encode_prompt"), pipe.vae.__dict__.get("decode")
-    pipe.encode_prompt = timed("text_encode", pipe.encode_prompt)
-    pipe.vae.decode = timed("vae_decode", pipe.vae.decode)
-    try:
-        yield spent
-    finally:
-        for owner, name, original in ((pipe, "encode_prompt", encode), (pipe.vae, "decode", decode)):
-            if original is None:
-                del owner.__dict__[name]
-            else:
-                setattr(owner, name, original)
-
-
-# --- one model ----------------------------------------------------------------------------------
-
-
-class Target:
-    """A pipeline to measure and how to call it: its size, steps, guidance and extra options."""
-
-    def __init__(self, name: str, pipe: Any, size: tuple[int, int], steps: int, guidance: float,
-                 call_options: dict[str, Any], spec_id: str | None, family: str | None, built_s: float) -> None:
-        self.name, self.pipe, self.size, self.steps, self.guidance = name, pipe, size, steps, guidance
-        self.call_options, self.spec_id, self.family, self.built_s = call_options, spec_id, family, built_s
-
-    def generate(self, prompt: str, seeds: list[int]) -> list[Any]:
-        import torch
-
-        width, height = self.size
-        with torch.inference_mode():
-            return self.pipe(prompt=prompt, num_inference_steps=self.steps, guidance_scale=self.guidance,
-                             width=width, height=height, num_images_per_prompt=len(seeds), output_type="pil",
-                             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
-                             **self.call_options).images
-
-
-def build_target(name: str, args: argparse.Namespace, device: str, dtype: Any) -> Target:
-    began = time.perf_counter()
-    if args.tiny:
-        from pipelines.contract.catalog import CATALOG
-        from pipelines.families import FAMILIES
-        from pipelines.weights import weights_source
-
-        spec = CATALOG[name]
-        source, _ = weights_source(spec, Path(args.cache_dir))
-        family = FAMILIES[spec.family]
-        pipe = family.load(source, None, dtype, device)
-        steps, guidance = args.steps or 2, 0.0
-        size = args.size or (64, 64)
-        return Target(name, pipe, size, steps, guidance, dict(family.call_options), spec.id, spec.family,
-                      time.perf_counter() - began)
-    from pipelines.architectures import ARCHITECTURES, build
-
-    arch = ARCHITECTURES[name]
-    pipe = build(arch, device, dtype)
-    Clock(device).now()
-    return Target(name, pipe, args.size or arch.size, args.steps or arch.steps, arch.guidance,
-                  dict(arch.call_options), arch.catalog_id, arch.family, time.perf_counter() - began)
-
-
-def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
-    """Latency (with its split), throughput per batch size and peak memory of the pipeline as it is."""
-    import torch
-
-    from pipelines.contract import pictures
-
-    from pipelines.optimize import prompt_cache
-
-    cuda = clock.cuda
-    if prompt_cache(target.pipe) is not None:  # each variant encodes its prompts afresh
-        prompt_cache(target.pipe).clear()
-    for index in range(args.warmup):
-        target.generate(PROMPT.format(f"warm-up {index}"), [10_000 + index])
-    runs, images = [], []
-    for index in range(args.runs):
-        with stages(target.pipe, clock) as spent:
-            began = clock.now()
-            produced = target.generate(PROMPT.format(index), [index])
-            called = clock.now()
-        encoded = [pictures.encode(image, "png") for image in produced]
-        done = time.perf_counter()
-        runs.append({"total": done - began, "text_encode": spent["text_encode"], "vae_decode": spent["vae_decode"],
-                     "denoise": called - began - spent["text_encode"] - spent["vae_decode"], "png": done - called,
-                     "png_bytes": len(encoded[0])})
-        if index < args.compare:
-            images.append(produced[0])
-    # The prompt cache's case: the same prompt again (its first call above filled the cache).
-    repeated = []
-    for index in range(min(3, args.runs)):
-        began = clock.now()
-        target.generate(PROMPT.format(0), [20_000 + index])
-        repeated.append(clock.now() - began)
-    totals = sorted(run["total"] for run in runs)
-    result: dict[str, Any] = {
-        "latency_s": {"median": statistics.median(totals), "p90": _percentile(totals, 0.9), "runs": len(totals)},
-        "split_s": {stage: statistics.median(run[stage] for run in runs)
-                    for stage in ("text_encode", "denoise", "vae_decode", "png")},
-        "repeated_prompt_s": statistics.median(repeated) if repeated else None,
-        "throughput": {},
-    }
-    for batch in args.batches:
-        if cuda:
-            torch.cuda.reset_peak_memory_stats()
-        seconds = []
-        for index in range(args.batch_runs):
-            began = clock.now()
-            produced = target.generate(PROMPT.format(f"batch {batch} {index}"), list(range(batch)))
-            for image in produced:
-                pictures.encode(image, "png")
-            seconds.append(time.perf_counter() - began)
-        result["throughput"][str(batch)] = {
-            "images_per_s": batch / statistics.median(seconds),
-            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-        }
-    result["_images"] = images
-    return result
-
-
-def _percentile(ordered: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ordered list."""
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
-def psnr(first: list[Any], second: list[Any]) -> float | None:
-    """Mean PSNR (dB) between two lists of images of the same prompts and seeds; inf if identical."""
-    import numpy as np
-
-    if not first or not second:
-        return None
-    values = []
-    for a, b in zip(first, second, strict=False):
-        error = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
-        values.append(math.inf if error == 0 else 10 * math.log10(255.0**2 / error))
-    return statistics.mean(values)
+from scripts.bench_gpu_measure import PROMPT, TINY_MODELS, Clock, build_target, measure, psnr  # noqa: E402
+from scripts.bench_gpu_server import bench_server  # noqa: E402
 
 
 def optimised(args: argparse.Namespace, **changes: Any) -> Any:
@@ -320,6 +150,9 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
         print(f"    batch {batch:>2}: {figures['images_per_s']:8.2f} img/s "
               f"({ratio(figures['images_per_s'], base_figures['images_per_s'])})"
               + (f"  peak {memory:6.2f} GiB ({ratio(memory, base_figures['peak_memory_gib'])})" if memory else ""))
+    png = result["split_s"]["png"] / baseline["split_s"]["png"]
+    if abs(png - 1) > 0.1:  # no option touches the PNG encoder: its ratio gauges the machine's own noise
+        print(f"    noise: PNG encode, which no option changes, moved {png:.2f}x; the machine is not quiet")
     if drift is not None:
         print(f"    drift vs baseline: PSNR {drift:.1f} dB" + (f"  [{result['note']}]" if result.get("note") else ""))
 
@@ -332,119 +165,6 @@ def _free(device: str) -> None:
         import torch
 
         torch.cuda.empty_cache()
-
-
-# --- through the server -------------------------------------------------------------------------
-
-
-def bench_server(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str, Any] | None:
-    """The same pipeline behind the real server: LocalEngine, the app under uvicorn, b64_json."""
-    from pipelines.contract.catalog import CATALOG
-
-    if target.spec_id not in CATALOG:
-        print(f"  server: {target.name} is not in this catalog; skipped")
-        return None
-    from pipelines.contract.pictures import encode
-
-    spec = CATALOG[target.spec_id]
-    direct = []
-    for index in range(args.runs):
-        began = clock.now()
-        image = target.generate(PROMPT.format(f"direct {index}"), [index])[0]
-        encode(image, "png")
-        direct.append(time.perf_counter() - began)
-    result: dict[str, Any] = {"direct_s": statistics.median(direct), "concurrency": {}}
-    for batching, max_images in (("on", 8), ("off", 1)):
-        with _server(target, spec, max_images, args) as (client, url):
-            body = {"model": spec.id, "prompt": PROMPT.format("http"), "n": 1, "response_format": "b64_json",
-                    "size": f"{target.size[0]}x{target.size[1]}", "num_inference_steps": target.steps,
-                    "guidance_scale": target.guidance}
-            if batching == "on":
-                for index in range(args.warmup):
-                    client.post(f"{url}/v1/images/generations", json={**body, "seed": 90_000 + index}).raise_for_status()
-                seconds = []
-                for index in range(args.runs):
-                    began = time.perf_counter()
-                    client.post(f"{url}/v1/images/generations", json={**body, "seed": index}).raise_for_status()
-                    seconds.append(time.perf_counter() - began)
-                result["http_s"] = statistics.median(seconds)
-            for concurrent in args.concurrency:
-                rate = _concurrent_rate(url, body, concurrent, args.batch_runs)
-                result["concurrency"].setdefault(str(concurrent), {})[batching] = rate
-    print(f"  server (LocalEngine + uvicorn + b64_json): {result['http_s'] * 1000:.1f} ms a request against "
-          f"{result['direct_s'] * 1000:.1f} ms direct ({result['http_s'] / result['direct_s']:.2f}x; the API adds "
-          f"{(result['http_s'] - result['direct_s']) * 1000:.1f} ms)")
-    for concurrent, rates in result["concurrency"].items():
-        print(f"    {concurrent:>2} concurrent: batching on {rates['on']:.2f} img/s, off {rates['off']:.2f} img/s "
-              f"({rates['on'] / rates['off']:.2f}x)")
-    return result
-
-
-def _concurrent_rate(url: str, body: dict[str, Any], concurrent: int, rounds: int) -> float:
-    """Images/s with `concurrent` requests in flight at once, median of `rounds`."""
-    import asyncio
-
-    import httpx
-
-    async def burst() -> float:
-        async with httpx.AsyncClient(timeout=600) as client:
-            began = time.perf_counter()
-            responses = await asyncio.gather(*(client.post(f"{url}/v1/images/generations",
-                                                           json={**body, "seed": 50_000 + index})
-                                               for index in range(concurrent)))
-            for response in responses:
-                response.raise_for_status()
-            return concurrent / (time.perf_counter() - began)
-
-    return statistics.median(asyncio.run(burst()) for _ in range(rounds))
-
-
-@contextmanager
-def _server(target: Target, spec: Any, max_batch_images: int, args: argparse.Namespace) -> Iterator[tuple[Any, str]]:
-    """The real app on 127.0.0.1 around a Worker whose cache holds the already built pipeline."""
-    import socket
-    import threading
-
-    import httpx
-    import uvicorn
-
-    from handlers.app import create_app
-    from handlers.hosts.local import LocalSettings
-    from handlers.stores.folder import LocalImageStore
-    from pipelines.contract.served import ServedModels
-    from pipelines.families import FAMILIES
-    from pipelines.local_engine import LocalEngine
-    from pipelines.model_cache import LoadedModel, ModelCache
-    from pipelines.worker import Worker
-
-    class Built(ModelCache):
-        """The model cache with the benchmark's pipeline in it: loading is not what is measured."""
-
-        def _load(self, _spec: Any) -> LoadedModel:
-            return LoadedModel(family=FAMILIES[spec.family], pipe=target.pipe)
-
-    storage = tempfile.mkdtemp(prefix="imagegen-bench-images-")
-    settings = LocalSettings(models=[spec.id], device=args.device, storage_dir=storage, cache_dir=args.cache_dir,
-                             max_batch_images=max_batch_images, batch_wait_ms=args.batch_wait_ms)
-    cache = Built([spec], cache_dir=Path(args.cache_dir), device=args.device, max_loaded=1)
-    engine = LocalEngine(Worker(cache, png_parameters=False), settings)
-    store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds, max_bytes=settings.storage_max_bytes)
-    app = create_app(settings, engine, store, ServedModels.from_names([spec.id]))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        with httpx.Client(timeout=600) as client:
-            yield client, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -488,6 +208,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-wait-ms", type=float, default=0.0, help="IMAGEGEN_BATCH_WAIT_MS in --server mode")
     parser.add_argument("--cache-dir", default=os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.gettempdir() +
                         "/imagegen-bench", help="where --tiny builds its models")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (a CPU run on a shared machine is steadier "
+                        "with 1)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     args.models = args.models or (list(TINY_MODELS[:1]) if args.tiny else list(ARCHITECTURES))
@@ -509,6 +231,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from pipelines.devices import pick_device
 
     device = pick_device("cpu" if args.tiny and args.device == "auto" else args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     header = {
         "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{device} "
@@ -533,3 +257,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     main()
+

@@ -177,3 +177,22 @@ def test_unknown_attention_backend_fails_clearly(cache_dir: Path) -> None:
         optimize.apply(pipe, Optimizations(attention_backend="fastest"), "cpu")
     with pytest.raises(optimize.OptimizationUnavailable, match="downloads its kernel"):
         optimize.apply(pipe, Optimizations(attention_backend="flash_hub"), "cpu")
+
+
+def test_a_compile_that_fails_at_warm_up_serves_eager(cache_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On by default on CUDA, so it must never cost the model: a compiler fault at warm-up (here a
+    backend that refuses every graph) leaves the blocks eager and the load succeeds."""
+    from torch._dynamo import register_backend
+
+    @register_backend(name="imagegen_refusing")
+    def refusing(graph, example_inputs):  # noqa: ANN001, ANN202 (torch's backend signature)
+        raise RuntimeError("this backend refuses every graph")
+
+    spec = CATALOG["tiny-sd"]
+    cache = ModelCache([spec], cache_dir=cache_dir, device="cpu", max_loaded=1,
+                       optimizations=Optimizations(torch_compile=True, compile_backend="imagegen_refusing"))
+    pipe = cache.get("tiny-sd").pipe
+    assert cache.state("tiny-sd")[0] == "ready"
+    assert not optimize.compiled_blocks(pipe)
+    assert "compiling StableDiffusionPipeline failed; it serves uncompiled" in caplog.text
+    assert _images(pipe).shape == (1, 64, 64, 3)
