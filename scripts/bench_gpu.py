@@ -36,7 +36,9 @@ import os
 import platform
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,26 +91,35 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
     report["variants"]["optimised"] = optimised_result
     _print_row("optimised: " + "+".join(applied), optimised_result, baseline, optimised_result["psnr_db"])
 
-    for variant in args.variants:
+    if args.server:  # the default optimised pipeline, before any variant changes it
+        report["server"] = bench_server(target, args, clock)
+
+    def recompile(**changes: Any) -> None:
+        """The blocks compiled again around what a variant changed in them (a step cache's hook needs
+        a graph break; fp8 swaps the weights' type), and warmed up."""
+        if not args.no_compile:
+            optimize.uncompile(target.pipe)
+            optimize._compile(target.pipe, optimised(args, **changes))
+            warm()
+
+    for variant in sorted(args.variants, key=lambda name: name == "fp8"):  # fp8 last: it cannot be undone
         began = time.perf_counter()
         model = optimize.denoiser(target.pipe)
         if variant in ("fbc", "taylorseer"):
             if not hasattr(model, "enable_cache"):
                 print(f"  {variant}: {type(model).__name__} has no step cache in diffusers; skipped")
                 continue
-            # Compiled again around the cache's hook, which needs a graph break (fullgraph off).
-            compiled = bool(optimize.compiled_blocks(target.pipe))
             optimize.uncompile(target.pipe)
             optimize._step_cache(target.pipe, optimised(args, step_cache=variant))
-            if compiled:
-                optimize._compile(target.pipe, optimised(args, step_cache=variant))
-                warm()
+            recompile(step_cache=variant)
         elif variant == "fp8":
             try:
+                optimize.uncompile(target.pipe)
                 optimize._quantize(target.pipe, optimised(args, quantize="fp8"))
             except optimize.OptimizationUnavailable as missing:
                 print(f"  fp8: {missing}; skipped")
                 continue
+            recompile(quantize="fp8")
         setup = time.perf_counter() - began
         result = measure(target, args, clock)
         result["psnr_db"] = psnr(baseline["_images"], result["_images"])
@@ -119,10 +130,8 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
         _print_row(f"optimised+{variant}", result, baseline, result["psnr_db"])
         if variant in ("fbc", "taylorseer"):
             model.disable_cache()
-            optimize.uncompile(target.pipe)
+            recompile()
 
-    if args.server:
-        report["server"] = bench_server(target, args, clock)
     for each in report["variants"].values():
         each.pop("_images", None)
     target.pipe = None  # the next model needs the memory
@@ -157,13 +166,35 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
         print(f"    drift vs baseline: PSNR {drift:.1f} dB" + (f"  [{result['note']}]" if result.get("note") else ""))
 
 
+def _in_thread(call: Callable[[], Any]) -> Any:
+    """`call` on a thread of its own, as the server's Worker runs pipelines: on a loaded CPU the main
+    thread's OpenMP pool was measured 10-40x slower than a worker thread's for the same call, which
+    would make the server look faster than the pipeline it runs."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as failure:  # re-raised on the caller's thread
+            outcome["failure"] = failure
+
+    thread = threading.Thread(target=run, name="imagegen-bench")
+    thread.start()
+    thread.join()
+    if "failure" in outcome:
+        raise outcome["failure"]
+    return outcome["value"]
+
+
 def _free(device: str) -> None:
+    """What a model held, given back before the next is built: compiled graphs keep their modules."""
     import gc
 
+    import torch
+
+    torch.compiler.reset()
     gc.collect()
     if device.startswith("cuda"):
-        import torch
-
         torch.cuda.empty_cache()
 
 
@@ -208,12 +239,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-wait-ms", type=float, default=0.0, help="IMAGEGEN_BATCH_WAIT_MS in --server mode")
     parser.add_argument("--cache-dir", default=os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.gettempdir() +
                         "/imagegen-bench", help="where --tiny builds its models")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (a CPU run on a shared machine is steadier "
-                        "with 1)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default with --tiny: 1, which keeps a "
+                        "shared machine's noise down; else torch's own)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     args.models = args.models or (list(TINY_MODELS[:1]) if args.tiny else list(ARCHITECTURES))
     args.runs = args.runs or (3 if args.tiny else 10)
+    args.threads = args.threads or (1 if args.tiny else None)
     args.batches = args.batches or ([1, 2] if args.tiny else [1, 2, 4, 8])
     args.concurrency = args.concurrency or ([1, 2] if args.tiny else [1, 2, 4, 8])
     known = TINY_MODELS if args.tiny else tuple(ARCHITECTURES)
@@ -247,7 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print("options: " + ", ".join(f"{key}={value}" for key, value in header["options"].items()))
     print("ratios are against the baseline: plain diffusers eager in the same dtype (latency: lower is better, "
           "throughput: higher is better)")
-    reports = [bench_model(name, args, device, dtype) for name in args.models]
+    reports = [_in_thread(lambda name=name: bench_model(name, args, device, dtype)) for name in args.models]
     result = {**header, "models": reports}
     if args.json:
         args.json.write_text(json.dumps(result, indent=2, default=str))

@@ -196,3 +196,15 @@ def test_a_compile_that_fails_at_warm_up_serves_eager(cache_dir: Path, caplog: p
     assert not optimize.compiled_blocks(pipe)
     assert "compiling StableDiffusionPipeline failed; it serves uncompiled" in caplog.text
     assert _images(pipe).shape == (1, 64, 64, 3)
+
+
+def test_a_move_to_the_gpu_applies_what_the_gpu_turns_on(cache_dir: Path) -> None:
+    """A Modal container loads on the CPU (nothing applied) and applies again once on the GPU: only
+    what is new then. The device string is all `apply` reads, so "cuda" is told here, not needed."""
+    pipe = _pipe(cache_dir)
+    assert optimize.apply(pipe, Optimizations(torch_compile=False), "cpu") == []
+    applied = optimize.apply(pipe, Optimizations(torch_compile=False), "cuda")
+    assert applied == ["fuse_qkv", "channels_last", "prompt_cache", "vae_tiling"]
+    assert optimize.apply(pipe, Optimizations(torch_compile=False), "cuda") == []
+    assert pipe.vae.tile_sample_min_size == 2048 and pipe.vae.tile_latent_min_size == 256
+    assert _images(pipe).shape == (1, 64, 64, 3)  # below the tiling threshold: decoded whole
