@@ -123,11 +123,18 @@ def apply(pipe: Any, optimizations: Optimizations | None, device: str,
 
 def _fuse_qkv(pipe: Any, chosen: Optimizations) -> None:
     """One matmul for q, k and v instead of three, where diffusers' attention reads fused weights:
-    the UNets (and their VAEs), FLUX.1's and FLUX.2's transformers. Z-Image's and Qwen-Image's
+    the UNets, FLUX.1's and FLUX.2's transformers, and the KL VAEs' mid-block attention. Z-Image's and Qwen-Image's
     attention has no fused path in diffusers 0.42, so it is left alone there."""
-    from diffusers import AutoencoderKL, Flux2Transformer2DModel, FluxTransformer2DModel, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        AutoencoderKLFlux2,
+        Flux2Transformer2DModel,
+        FluxTransformer2DModel,
+        UNet2DConditionModel,
+    )
 
-    fusable = (UNet2DConditionModel, FluxTransformer2DModel, Flux2Transformer2DModel, AutoencoderKL)
+    fusable = (UNet2DConditionModel, FluxTransformer2DModel, Flux2Transformer2DModel, AutoencoderKL,
+               AutoencoderKLFlux2)
     for module in (denoiser(pipe), getattr(pipe, "vae", None)):
         if isinstance(module, fusable):
             module.fuse_qkv_projections()
