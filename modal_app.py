@@ -77,6 +77,7 @@ web_image = (
 with gpu_image.imports():
     from pipelines.devices import pick_device
     from pipelines.model_cache import ModelCache
+    from pipelines.optimize import Optimizations
     from pipelines.weights import fetch
     from pipelines.worker import Worker
 
@@ -135,7 +136,8 @@ class ImageWorker:
             raise errors.model_not_found(self.model_id)
         # Loaded in the GPU's dtype, so the snapshot holds half the bytes of float32.
         self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1,
-                                 dtype=deployment.dtype_for(self.model_id))
+                                 dtype=deployment.dtype_for(self.model_id),
+                                 optimizations=Optimizations.from_settings(EngineSettings()))
         self.worker = Worker(self.models, png_parameters=EngineSettings().png_parameters)
         try:
             self.models.get(self.model_id)

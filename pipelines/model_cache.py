@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import optimize
 from pipelines.adapters import Adapters
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
@@ -74,13 +75,16 @@ class ModelCache:
         device: str = "auto",
         max_loaded: int = 3,
         dtype: str | None = None,
+        optimizations: optimize.Optimizations | None = None,
     ) -> None:
         """`dtype` ("bfloat16", "float16", "float32") overrides the device's usual one: loading on
-        the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds."""
+        the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds.
+        `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults)."""
         self.specs = {spec.id: spec for spec in specs}
         self.cache_dir = Path(cache_dir)
         self.device = pick_device(device)
         self.dtype = dtype
+        self.optimizations = optimizations
         self.max_loaded = max_loaded
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
@@ -145,6 +149,7 @@ class ModelCache:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
             _decode_per_image(pipe, self.device)
+            optimize.apply(pipe, self.optimizations, self.device, optimize.warm_up_with(family, spec, pipe))
         except Exception as exc:
             log.exception("loading %s failed", spec.id)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -155,9 +160,11 @@ class ModelCache:
         """Move the loaded pipelines (and later loads) to `device`, e.g. once a GPU is attached."""
         with _LOADING, self._lock:
             self.device = device
-            for model in self._loaded.values():
+            for model_id, model in self._loaded.items():
                 model.pipe.to(device=device, dtype=self.torch_dtype())  # editors share these modules
                 _decode_per_image(model.pipe, device)
+                optimize.apply(model.pipe, self.optimizations, device,
+                               optimize.warm_up_with(model.family, self.specs[model_id], model.pipe))
 
     def torch_dtype(self) -> Any:
         """The dtype loads use: the override, else what the device runs best."""

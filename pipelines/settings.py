@@ -35,3 +35,16 @@ class EngineSettings(BaseSettings):
     max_batch_images: int = Field(8, ge=1)
     max_batch_pixels: int | None = Field(None, ge=1)  # None: what pays on the device (batching.py)
     batch_wait_ms: float = Field(0.0, ge=0)
+    # GPU speed (pipelines/optimize.py). Unset: on where safe and paying, which is CUDA; off on a CPU.
+    fuse_qkv: bool | None = None
+    channels_last: bool | None = None
+    attention_backend: str = "auto"  # or a diffusers backend: "_native_cudnn", "_native_flash", "flash", ...
+    torch_compile: bool | None = None  # regional compilation of the repeated blocks, warmed up at load
+    compile_mode: str = Field("default", pattern="^(default|reduce-overhead|max-autotune|max-autotune-no-cudagraphs)$")
+    compile_cache_dir: str | None = None  # TORCHINDUCTOR_CACHE_DIR; on Modal a Volume path keeps it warm
+    prompt_cache_size: int | None = Field(None, ge=0)  # prompts whose embeddings are kept, per model; 0: off
+    vae_tile_above: int | None = Field(None, ge=0)  # decode in tiles above this side (px); 0: never
+    # Off unless asked: they change the pixels (scripts/bench_gpu.py reports by how much).
+    quantize: str = Field("none", pattern="^(none|fp8)$")
+    step_cache: str = Field("none", pattern="^(none|fbc|taylorseer)$")
+    step_cache_threshold: float = Field(0.05, gt=0)

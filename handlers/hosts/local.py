@@ -11,6 +11,7 @@ from pipelines.contract.models_file import read_models_file
 from pipelines.contract.served import ServedModels
 from pipelines.local_engine import LocalEngine
 from pipelines.model_cache import ModelCache
+from pipelines.optimize import Optimizations
 from pipelines.settings import EngineSettings
 from pipelines.worker import Worker
 
@@ -26,7 +27,8 @@ def served_models(settings: LocalSettings) -> ServedModels:
 
 def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: int | None = None) -> Worker:
     cache = ModelCache(served.specs, cache_dir=settings.cache_dir, device=settings.device,
-                       max_loaded=max_loaded or settings.max_loaded_models)
+                       max_loaded=max_loaded or settings.max_loaded_models,
+                       optimizations=Optimizations.from_settings(settings))
     return Worker(cache, png_parameters=settings.png_parameters)
 
 
