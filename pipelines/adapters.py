@@ -13,6 +13,7 @@ import warnings
 from collections import OrderedDict
 from typing import Any
 
+from pipelines import optimize
 from pipelines.contract import errors
 from pipelines.contract.job import LoraUse
 
@@ -50,12 +51,20 @@ class Adapters:
         self.capacity = capacity
         self._loaded: OrderedDict[str, str] = OrderedDict()  # source -> adapter name
         self._active = False
+        self._current: tuple[LoraUse, ...] = ()
+        optimize.unfuse_for_adapters(pipe)  # fused attention would bypass the adapters' layers
 
     def activate(self, loras: tuple[LoraUse, ...]) -> None:
         """Exactly `loras` at their scales from the next pipeline call on; none: LoRA off.
 
         Called under the model's run lock: adapters live on modules that every run shares.
         """
+        if loras != self._current:
+            # A LoRA on the text encoder changes what a prompt embeds to: cached embeddings are stale.
+            cache = optimize.prompt_cache(self.pipe)
+            if cache is not None:
+                cache.clear()
+            self._current = loras
         if not loras:
             if self._active:
                 self.pipe.disable_lora()

@@ -140,6 +140,19 @@ def _fuse_qkv(pipe: Any, chosen: Optimizations) -> None:
             module.fuse_qkv_projections()
 
 
+def unfuse_for_adapters(pipe: Any) -> None:
+    """Split the denoiser's fused q/k/v again: a LoRA's layers wrap to_q, to_k and to_v, which the
+    fused attention no longer calls (a no-op where nothing was fused)."""
+    module = denoiser(pipe)
+    if module is None or not hasattr(module, "unfuse_qkv_projections"):
+        return
+    # The UNets keep their unfused processors aside once fused (and lack the attribute before).
+    fused = getattr(module, "original_attn_processors", None) is not None or any(
+        getattr(each, "fused_projections", False) for each in module.modules())
+    if fused:
+        module.unfuse_qkv_projections()
+
+
 def _channels_last(pipe: Any, chosen: Optimizations) -> None:
     """Convolutions in NHWC, which cuDNN's fastest kernels want: the UNet and the VAE."""
     import torch

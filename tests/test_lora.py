@@ -23,21 +23,30 @@ from pipelines.contract.job import Job, LoraUse
 from pipelines.weights import tiny_model_dir
 
 
-def _save_lora(family: str, cache_dir: Path, dest: Path, *, seed: int, metadata: dict[str, str] | None = None) -> None:
-    """A random LoRA over the attention of `family`'s tiny UNet, saved by diffusers' own writer."""
+def _save_lora(family: str, cache_dir: Path, dest: Path, *, seed: int, metadata: dict[str, str] | None = None,
+               text_encoder: bool = False) -> None:
+    """A random LoRA over the attention of `family`'s tiny UNet (or its text encoder), saved by
+    diffusers' own writer."""
     import torch
     from diffusers import DiffusionPipeline
-    from peft import LoraConfig
+    from peft import LoraConfig, inject_adapter_in_model
     from peft.utils import get_peft_model_state_dict
 
     pipe = DiffusionPipeline.from_pretrained(tiny_model_dir(family, cache_dir))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                         init_lora_weights=False))
+        if text_encoder:
+            # PEFT itself: transformers' own add_adapter wants a newer PEFT than PyPI has.
+            inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                               target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
+                                    pipe.text_encoder)
+            layers = {"text_encoder_lora_layers": get_peft_model_state_dict(pipe.text_encoder)}
+        else:
+            pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                             init_lora_weights=False))
+            layers = {"unet_lora_layers": get_peft_model_state_dict(pipe.unet)}
     dest.parent.mkdir(parents=True, exist_ok=True)
-    type(pipe).save_lora_weights(dest.parent, unet_lora_layers=get_peft_model_state_dict(pipe.unet),
-                                 weight_name=dest.name)
+    type(pipe).save_lora_weights(dest.parent, weight_name=dest.name, **layers)
     if metadata:  # as kohya's trainers write it
         raw = dest.read_bytes()
         (length,) = struct.unpack("<Q", raw[:8])
@@ -53,6 +62,7 @@ def lora_dir(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("loras")
     _save_lora("sd", cache_dir, folder / "ink.safetensors", seed=1)
     _save_lora("sd", cache_dir, folder / "glow.safetensors", seed=2)
+    _save_lora("sd", cache_dir, folder / "sd" / "words.safetensors", seed=6, text_encoder=True)  # the prompt side
     _save_lora("sdxl", cache_dir, folder / "sdxl" / "pixel.safetensors", seed=3)
     # Made for SDXL, and the file does not say so: only loading it can tell.
     _save_lora("sdxl", cache_dir, folder / "mystery.safetensors", seed=4)
@@ -130,7 +140,7 @@ def test_the_lora_for_its_family_works_on_that_family(sdk: OpenAI) -> None:
 
 def test_a_model_lists_the_loras_it_takes(sdk: OpenAI) -> None:
     sd = sdk.models.retrieve("tiny-sd").model_extra["loras"]
-    assert {lora["name"] for lora in sd} == {"ink", "glow", "mystery"}
+    assert {lora["name"] for lora in sd} == {"ink", "glow", "mystery", "words"}
     xl = {lora["name"]: lora for lora in sdk.models.retrieve("tiny-sdxl").model_extra["loras"]}
     assert set(xl) == {"ink", "glow", "pixel", "mystery", "kohya-xl"}
     assert xl["pixel"]["family"] == xl["kohya-xl"]["family"] == "sdxl"
@@ -175,3 +185,24 @@ def test_jobs_batch_only_with_jobs_of_the_same_lora_set() -> None:
     assert batch_key(with_ink) != batch_key(base)
     assert batch_key(with_ink) == batch_key(Job(**{**base.__dict__, "prompt": "q", "loras": (ink,)}))
     assert batch_key(with_ink) != batch_key(Job(**{**base.__dict__, "loras": (LoraUse("ink", ink.source, 0.5),)}))
+
+
+def test_loras_hold_with_fused_attention_and_cached_prompts(make_settings, lora_dir: Path) -> None:
+    """The GPU defaults (fused q/k/v, the prompt-embedding cache) switched on here on the CPU: a LoRA
+    still reaches the attention, and a prompt embedded before it is not reused after."""
+    def client_for(**settings) -> TestClient:
+        return TestClient(create_local_app(make_settings(lora_dir=lora_dir, **settings)), raise_server_exceptions=False)
+
+    with client_for() as plain_http, client_for(fuse_qkv=True, prompt_cache_size=8) as fast_http:
+        plain = OpenAI(api_key="x", base_url="http://testserver/v1", http_client=plain_http, max_retries=0)
+        fast = OpenAI(api_key="x", base_url="http://testserver/v1", http_client=fast_http, max_retries=0)
+        before = _generate(fast)
+        inked = _generate(fast, [{"name": "ink"}])
+        assert np.abs(_pixels(inked).astype(int) - _pixels(_generate(plain, [{"name": "ink"}]))).max() <= 1
+        assert (_pixels(inked) != _pixels(before)).mean() > 0.1
+        assert np.array_equal(_pixels(_generate(fast)), _pixels(before))
+        # A LoRA on the text encoder: the same prompt embeds otherwise, so the cache must not answer.
+        worded = _generate(fast, [{"name": "words"}])
+        assert (_pixels(worded) != _pixels(before)).mean() > 0.1
+        assert np.abs(_pixels(worded).astype(int) - _pixels(_generate(plain, [{"name": "words"}]))).max() <= 1
+        assert np.array_equal(_pixels(_generate(fast)), _pixels(before))
