@@ -19,11 +19,15 @@ def deploy(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_flags_become_the_environment_modal_app_reads() -> None:
-    args = parse_args(["--models", "flux-schnell,sdxl-turbo", "--gpu", "flux-schnell=H200", "--gpu", "sdxl-turbo=L40S",
+    args = parse_args(["--models", "flux-schnell,sdxl-turbo", "--gpu", "flux-schnell=H200|H100", "--gpu", "sdxl-turbo=L40S",
+                       "--memory", "sdxl-turbo=20", "--snapshot", "cpu", "--buffer-containers", "1",
                        "--min-containers", "1", "--scaledown-window", "600", "--proxy-auth", "--ttl", "900"])
     assert deploy_env(args) == {
         "IMAGEGEN_MODELS": "flux-schnell,sdxl-turbo",
-        "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200,sdxl-turbo=L40S",
+        "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200|H100,sdxl-turbo=L40S",
+        "IMAGEGEN_MODAL_MEMORY_GIB": "sdxl-turbo=20",
+        "IMAGEGEN_MODAL_SNAPSHOT": "cpu",
+        "IMAGEGEN_MODAL_BUFFER_CONTAINERS": "1",
         "IMAGEGEN_MODAL_MIN_CONTAINERS": "1",
         "IMAGEGEN_MODAL_SCALEDOWN_WINDOW": "600",
         "IMAGEGEN_MODAL_PROXY_AUTH": "true",
@@ -33,17 +37,20 @@ def test_flags_become_the_environment_modal_app_reads() -> None:
 
 
 def test_a_dry_run_prints_the_plan_per_model() -> None:
-    result = deploy("--models", "sdxl-turbo,flux-schnell", "--gpu", "flux-schnell=H200", "--min-containers", "1")
+    result = deploy("--models", "sdxl-turbo,flux-schnell", "--gpu", "flux-schnell=H200|H100", "--min-containers", "1")
     assert result.returncode == 0, result.stderr
     assert "modal run modal_app.py::download --models sdxl-turbo,flux-schnell" in result.stdout
-    assert "sdxl-turbo on L4: 1 warm, at most 4, idle 300 s" in result.stdout
-    assert "flux-schnell on H200: 1 warm" in result.stdout
+    assert "sdxl-turbo on L4 (16 GiB RAM, 4 CPU): 1 warm, at most 4, idle 300 s, gpu snapshot" in result.stdout
+    assert "flux-schnell on H200|H100 (48 GiB RAM, 4 CPU): 1 warm" in result.stdout
 
 
 def test_bad_choices_are_refused_before_anything_is_created() -> None:
     for args, reason in [
         (("--models", "sdxl-turbo,/models/mine"), "must name catalog models"),
         (("--gpu", "sdxl-turbo=H1OO"), "unknown GPU 'H1OO'"),
+        (("--gpu", "sdxl-turbo=L4|H1OO"), "unknown GPU 'H1OO'"),
+        (("--memory", "sdxl-turbo=0"), "not between 1 and 1024 GiB"),
+        (("--snapshot", "disk"), "invalid choice: 'disk'"),
         (("--gpu", "flux-schnell=H100"), "'flux-schnell', which is not served"),
         (("--scaledown-window", "1"), "--scaledown-window: Input should be greater than or equal to 2"),
         (("--min-containers", "3", "--max-containers", "2"), "min_containers (3) exceeds max_containers (2)"),

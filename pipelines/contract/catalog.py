@@ -60,6 +60,10 @@ class ModelSpec:
     gpu: str = "L4"
     owned_by: str = "imagegen"
     created: int = 1_735_689_600  # catalog entries have no real release moment; a fixed one
+    # Host RAM (GiB) a Modal GPU container reserves for this model: loading reads the weights
+    # through CPU memory (a CPU memory snapshot holds them there), so roughly the weights in
+    # the GPU's dtype plus a margin. Modal reserves only 128 MiB unless asked.
+    host_memory_gib: int = 16
 
 
 _VIVID = "{prompt}, vivid colors, dramatic lighting, highly detailed"
@@ -84,6 +88,7 @@ def _tiny(family: FamilyName, name: str, **overrides: Any) -> ModelSpec:
         "styles": _styles(0.0, 3.0),
         "max_n": 10,
         "gpu": "T4",
+        "host_memory_gib": 4,
     }
     return ModelSpec(**{**fields, **overrides})
 
@@ -114,6 +119,7 @@ REAL = (
         styles=_styles(0.0, 0.0),
         max_n=8,
         gpu="L4",
+        host_memory_gib=8,
     ),
     ModelSpec(
         id="sdxl-turbo",
@@ -129,6 +135,7 @@ REAL = (
         styles=_styles(0.0, 0.0),
         max_n=8,
         gpu="L4",
+        host_memory_gib=16,
     ),
     ModelSpec(
         id="sdxl-inpainting",
@@ -146,6 +153,7 @@ REAL = (
         edit_strength=0.99,
         max_n=4,
         gpu="A10G",
+        host_memory_gib=16,
     ),
     ModelSpec(
         id="flux-schnell",
@@ -163,6 +171,7 @@ REAL = (
         negative_prompt=False,
         max_n=4,
         gpu="H100",
+        host_memory_gib=48,
     ),
     ModelSpec(
         id="flux2-klein",
@@ -184,6 +193,7 @@ REAL = (
         max_input_images=4,
         instruction_edits=True,
         gpu="L40S",
+        host_memory_gib=24,
     ),
 )
 

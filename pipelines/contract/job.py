@@ -50,6 +50,10 @@ class Job:
     output_format: Literal["png", "jpeg", "webp"] = "png"
     output_compression: int | None = None
     partial_images: int = 0
+    # Unix time after which nobody waits for the result (set where a host answers by a deadline,
+    # counted from when the request arrived): the Worker skips a job that starts later and stops
+    # one still running then. Wall-clock time, because it crosses machines (the Modal boundary).
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)
