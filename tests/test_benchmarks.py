@@ -38,3 +38,10 @@ def test_bench_batching_compares_on_and_off(cache_dir: Path) -> None:
 def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> None:
     out = _run("bench_shutdown.py", "--queued", "2", "--steps", "4", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
     assert "exited" in out and "after SIGTERM" in out and "lost" not in out
+
+
+def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir: Path) -> None:
+    out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20",
+               cache_dir=cache_dir)
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
+    assert "before/after: wall" in out
