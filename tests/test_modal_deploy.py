@@ -6,10 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
 
 from scripts.deploy import deploy_env, parse_args
 from scripts.smoke import run_smoke
-from tests.conftest import API_KEY, ROOT, Server
+from tests.conftest import API_KEY, ROOT, Server, start_server, stop_server
 
 
 def deploy(*args: str) -> subprocess.CompletedProcess:
@@ -63,11 +70,66 @@ def test_bad_choices_are_refused_before_anything_is_created() -> None:
 def test_the_smoke_test_passes_against_a_live_server(server: Server) -> None:
     lines: list[str] = []
     assert run_smoke(server.url, API_KEY, "tiny-sd", size="64x64", out=lines.append), lines
-    assert [line.split()[0] for line in lines[1:-1]] == ["ok"] * 4
+    assert [line.split()[0] for line in lines[1:5]] == ["ok"] * 4
+    assert [line.split()[3] for line in lines[2:5]] == ["cold", "warm", "warm"]
     assert any("URL fetched" in line for line in lines) and any("with mask" in line for line in lines)
+    assert lines[-2].startswith("latency: cold first image ")
 
 
 def test_the_smoke_test_reports_what_failed(server: Server) -> None:
     lines: list[str] = []
     assert not run_smoke(server.url, "sk-wrong", out=lines.append)
     assert lines[-1].startswith("FAIL") and "list_models" in lines[-1] and "AuthenticationError" in lines[-1]
+
+
+@contextmanager
+def busy_server(cache_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """A real local server whose model is busy: one long job running, one filling the queue's
+    only place, so a new request is told "not now" (429 queue_full, with Retry-After)."""
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_MAX_QUEUE": "1",
+           "IMAGEGEN_API_KEYS": API_KEY}
+    process, url = start_server(env, tmp_path / "server.log")
+    long_job = {"model": "tiny-sd", "prompt": "a long one", "size": "512x512", "num_inference_steps": 40}
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    busy = [threading.Thread(target=httpx.post, args=(f"{url}/v1/images/generations",),
+                             kwargs={"json": long_job, "headers": auth, "timeout": 120}) for _ in range(2)]
+    try:
+        for _ in range(200):  # preloaded first, so what it answers is "busy", not "loading"
+            if httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]["state"] == "ready":
+                break
+            time.sleep(0.05)
+        for thread in busy:
+            thread.start()
+            for _ in range(200):
+                state = httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]
+                if state["running"] + state["waiting"] == busy.index(thread) + 1:
+                    break
+                time.sleep(0.02)
+        yield url
+    finally:
+        for thread in busy:
+            if thread.ident:  # started
+                thread.join()
+        stop_server(process)
+
+
+def test_the_smoke_test_waits_out_a_busy_server_as_told_and_reports_cold_apart(cache_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    """A pool with no room answers "not now" with Retry-After (here a real local server with a
+    one-place queue, kept full; on Modal, 503 `model_busy` while a first container starts): the
+    smoke test waits as told, asks again, and says what it waited out."""
+    with busy_server(cache_dir, tmp_path) as url:
+        lines: list[str] = []
+        assert run_smoke(url, API_KEY, "tiny-sd", size="64x64", cold_timeout=120, out=lines.append), lines
+    cold = lines[2]
+    assert " cold " in cold and "waited out" in cold and "x queue_full" in cold, lines
+    assert "waited out" not in lines[3]  # warm by then
+    assert lines[-2].startswith("latency: cold first image ")
+
+
+def test_the_smoke_test_gives_up_when_the_wait_would_pass_its_budget(cache_dir: Path, tmp_path: Path) -> None:
+    with busy_server(cache_dir, tmp_path) as url:
+        lines: list[str] = []
+        assert not run_smoke(url, API_KEY, "tiny-sd", size="64x64", cold_timeout=0.2, out=lines.append)
+    assert lines[-1].startswith("FAIL") and "generate_url: RateLimitError" in lines[-1], lines
