@@ -114,7 +114,8 @@ def test_deploy_time_knobs_reach_modal(tmp_path: Path) -> None:
                    IMAGEGEN_MODAL_GPUS="flux-schnell=H100|A100-80GB", IMAGEGEN_MODAL_MEMORY_GIB="sd-turbo=12",
                    IMAGEGEN_MODAL_CPU="2.5", IMAGEGEN_MODAL_REGIONS="us-east,us-west",
                    IMAGEGEN_MODAL_GPU_MAX_INPUTS="2", IMAGEGEN_MODAL_GPU_TARGET_INPUTS="1",
-                   IMAGEGEN_MODAL_PROXY_AUTH="1", IMAGEGEN_MODAL_APP_NAME="img")
+                   IMAGEGEN_MODAL_PROXY_AUTH="1", IMAGEGEN_MODAL_APP_NAME="img", IMAGEGEN_MODAL_SNAPSHOT="off")
+    # (with snapshots off the classes declare no snap=True hook, which Modal would refuse)
     flux, sd = app["gpu"]["flux-schnell"], app["gpu"]["sd-turbo"]
     assert flux["gpus"] == [["H100", 1], ["A100-80GB", 1]]  # a fallback list: Modal tries them in order
     assert sd["gpus"] == [["L4", 1]]
