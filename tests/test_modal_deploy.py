@@ -4,6 +4,7 @@ against a local server, which speaks the same API a deployment does."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,7 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
+from handlers.hosts.modal_deployment import ModalDeployment
 from scripts.deploy import deploy_env, parse_args
 from scripts.smoke import run_smoke
 from tests.conftest import API_KEY, ROOT, Server, start_server, stop_server
@@ -133,3 +137,18 @@ def test_the_smoke_test_gives_up_when_the_wait_would_pass_its_budget(cache_dir: 
         lines: list[str] = []
         assert not run_smoke(url, API_KEY, "tiny-sd", size="64x64", cold_timeout=0.2, out=lines.append)
     assert lines[-1].startswith("FAIL") and "generate_url: RateLimitError" in lines[-1], lines
+
+
+def test_autoscaling_targets_and_per_model_settings_are_checked() -> None:
+    for settings, reason in [
+        ({"gpu_max_inputs": 2, "gpu_target_inputs": 3}, "gpu_target_inputs (3) exceeds gpu_max_inputs (2)"),
+        ({"memory_gib": {"flux-schnell": 40}}, "IMAGEGEN_MODAL_MEMORY_GIB names 'flux-schnell', which is not served"),
+        ({"gpus": "sdxl-turbo=L4|"}, "unknown GPU '' for sdxl-turbo"),
+    ]:
+        with pytest.raises(ValidationError, match=re.escape(reason)):
+            ModalDeployment(models=["sdxl-turbo"], **settings)
+    chosen = ModalDeployment(models=["sdxl-turbo", "flux-schnell"], gpus="flux-schnell=H100|A100-80GB",
+                             memory_gib="sdxl-turbo=20")
+    assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpu_for("sdxl-turbo") == "L4"
+    assert (chosen.memory_mib_for("sdxl-turbo"), chosen.memory_mib_for("flux-schnell")) == (20 * 1024, 48 * 1024)
+    assert chosen.class_name("flux-schnell") == "ImageWorker_flux_schnell"
