@@ -5,8 +5,9 @@ at. Behind it:
 
 - a small CPU web function serving the same FastAPI app as `imagegen serve` (no torch in it, so
   it starts in a second or two),
-- one GPU class, parameterised by model id, so each model is its own autoscaling pool that keeps
-  its pipeline warm in memory between requests,
+- one GPU class per model, each its own autoscaling pool with its own GPUs (a fallback list),
+  host RAM and CPU, keeping its pipeline warm in memory between requests and batching the
+  requests that arrive together; work nobody waits for any more is cancelled there,
 - a Volume with the weights (downloaded once, never per container) and a Volume with the temp
   images behind returned URLs, cleaned up on a schedule.
 

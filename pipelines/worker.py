@@ -34,7 +34,6 @@ class Stopped(Exception):
 
     def __init__(self, model: str, step: int, steps: int, why: str = "the caller went away") -> None:
         super().__init__(f"stopped {model} after step {step} of {steps}: {why}")
-        self.step = step
 
 
 def past_deadline(jobs: list[Job], now: float | None = None) -> bool:

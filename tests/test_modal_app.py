@@ -138,6 +138,17 @@ def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
     assert in_container["decisions"] == deployed["decisions"]
 
 
+def test_why_one_class_per_model_a_gpu_list_cannot_be_given_per_call() -> None:
+    """modal 1.6.4 takes a fallback list only where a class is declared: `with_options(gpu=…)`
+    takes one GPU, so each model's list lives on a class of its own."""
+    from modal.exception import InvalidError
+
+    worker = modal_app.gpu_class("tiny-sd")
+    worker.with_options(gpu="H100")  # one GPU per call: fine
+    with pytest.raises(InvalidError, match="Invalid GPU config"):
+        worker.with_options(gpu=["H100", "A100-80GB"])
+
+
 # --- the GPU class, in a container faked at Modal's boundary ---------------------------------
 
 
