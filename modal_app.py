@@ -5,8 +5,9 @@ at. Behind it:
 
 - a small CPU web function serving the same FastAPI app as `imagegen serve` (no torch in it, so
   it starts in a second or two),
-- one GPU class, parameterised by model id, so each model is its own autoscaling pool that keeps
-  its pipeline warm in memory between requests,
+- one GPU class per model, each its own autoscaling pool with its own GPUs (a fallback list),
+  host RAM and CPU, keeping its pipeline warm in memory between requests and batching the
+  requests that arrive together; work nobody waits for any more is cancelled there,
 - a Volume with the weights (downloaded once, never per container) and a Volume with the temp
   images behind returned URLs, cleaned up on a schedule.
 
@@ -16,8 +17,9 @@ Worker), exactly as local mode does. `python scripts/deploy.py` wraps the whole 
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import modal
 from fastapi import FastAPI
@@ -30,7 +32,7 @@ from pipelines.contract import errors
 from pipelines.contract.catalog import CATALOG
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.served import ServedModels
-from pipelines.modal_engine import ModalEngine
+from pipelines.modal_engine import ModalEngine, StreamStarted
 from pipelines.settings import EngineSettings
 
 log = logging.getLogger("imagegen")
@@ -76,8 +78,10 @@ web_image = (
 
 with gpu_image.imports():
     from pipelines.devices import pick_device
+    from pipelines.local_engine import LocalEngine
     from pipelines.model_cache import ModelCache
     from pipelines.optimize import Optimizations
+    from pipelines.warm_up import warm_up
     from pipelines.weights import fetch
     from pipelines.worker import Worker
 
@@ -91,83 +95,147 @@ weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_mis
 images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missing=True, version=2)
 secret = modal.Secret.from_name(deployment.secret_name)
 
-# ## The GPU class: one warm pool per model
+# ## The GPU classes: one warm pool per model
 #
-# `model_id` is a `modal.parameter`, so `ImageWorker(model_id="flux-schnell")` and
-# `ImageWorker(model_id="sdxl-turbo")` scale independently; the front picks each model's GPU
-# from the catalog with `with_options(gpu=…)`. The pipeline is loaded once per container and
+# Each served model gets its own class (`ImageWorker_flux_schnell`, …), so each scales on its own
+# and asks for what it needs: its GPUs, preferred first (Modal falls back down the list when the
+# first is scarce), the host RAM its weights pass through (the catalog's `host_memory_gib`),
+# CPU cores for encoding, the regions allowed. The pipeline is loaded once per container and
 # stays in memory until the container has been idle for `scaledown_window` seconds.
 #
-# With memory snapshots, the CPU half of a cold start (importing torch, reading the weights
-# into memory) happens once per deployment: `snap=True` loads to CPU and Modal snapshots the
-# container; later cold starts restore it and only run `snap=False`, the move to the GPU.
+# Inside a warm container the jobs go through the same LocalEngine as `imagegen serve`: one
+# queue, the same batch window, so a burst of compatible requests shares pipeline calls. A
+# container holds up to `gpu_max_inputs` inputs; the autoscaler adds containers past
+# `gpu_target_inputs`. The methods are async: Modal cancels an input by cancelling its task
+# (a sync method under `@modal.concurrent` is cancelled by interrupting the whole container),
+# and a cancelled task leaves the LocalEngine's queue or stops its steps, as a local caller who
+# hangs up does.
+#
+# Cold starts, by IMAGEGEN_MODAL_SNAPSHOT:
+# - "gpu" (default): the model is loaded onto the GPU, its editor built and a warm-up run made
+#   in `snap=True`; Modal snapshots GPU memory with the rest, and a cold start restores all of
+#   it (`experimental_options={"enable_gpu_snapshot": True}`, as modal-examples' gpu_snapshot.py).
+# - "cpu": `snap=True` loads to host RAM (in the GPU's dtype, so half of float32's bytes) and
+#   builds the editor; each cold start restores that, then copies the weights to the GPU and
+#   warms up.
+# - "off": every cold start loads from the weights Volume onto the GPU and warms up.
+# Snapshots exist only for deployed apps (`modal run` starts cold every time).
 
-
+SNAPSHOTS = deployment.snapshot != "off"
 # What a GPU container sees of the deployment: the same settings `modal deploy` read here, so
-# its decisions (a model's GPU, hence its dtype; the app's name) are the deploy-time ones.
-# Weights come from the Volume only: a missing model fails at once, naming itself.
+# its decisions (a model's GPUs, hence its dtype; the snapshot mode; the app's name) are the
+# deploy-time ones. Weights come from the Volume only: a missing model fails at once, naming itself.
 GPU_ENV = {**deployment.forwarded_env(), "HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"}
 
 
-@app.cls(
-    image=gpu_image,
-    gpu=deployment.gpu_for(deployment.models[0]),
-    volumes={WEIGHTS_DIR: weights},
-    env=GPU_ENV,
-    enable_memory_snapshot=True,
-    scaledown_window=deployment.scaledown_window,
-    min_containers=deployment.min_containers,
-    max_containers=deployment.max_containers,
-    timeout=deployment.timeout,
-    startup_timeout=deployment.startup_timeout,
-)
-@modal.concurrent(max_inputs=deployment.gpu_max_inputs)
 class ImageWorker:
-    # A real type, not a string: Modal reads it to encode the parameter (hence no
-    # `from __future__ import annotations` in this file).
-    model_id: str = modal.parameter()
+    """The GPU side of one model: the subclasses below fix `model_id`."""
 
-    @modal.enter(snap=True)
-    def load_to_cpu(self) -> None:
-        # A failed load raises: no snapshot of a container without its model, and the caller
-        # gets the Worker's error (model_load_failed, naming the model) instead of a hang.
-        spec = CATALOG.get(self.model_id)
-        if spec is None:
-            raise errors.model_not_found(self.model_id)
-        # Loaded in the GPU's dtype, so the snapshot holds half the bytes of float32.
-        self.models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device="cpu", max_loaded=1,
-                                 dtype=deployment.dtype_for(self.model_id),
-                                 optimizations=Optimizations.from_settings(EngineSettings()))
-        self.worker = Worker(self.models, png_parameters=EngineSettings().png_parameters)
-        try:
-            self.models.get(self.model_id)
-        except errors.APIError:
-            log.error("%s is not loadable from the weights Volume; fetch it with: "
-                      "modal run modal_app.py::download --models %s", self.model_id, self.model_id)
-            raise
-        log.info("%s loaded on cpu", self.model_id)
+    model_id: str
 
-    @modal.enter(snap=False)
-    def move_to_gpu(self) -> None:
+    def _gpu(self) -> str:
         device = pick_device("auto")
         if device == "cpu" and not modal.is_local():
             # A GPU class that serves on the CPU times out on every request: fail the container,
             # and Modal starts another (on `.local()`, a developer's CPU, it serves anyway).
             attached = "is attached but torch sees none" if Path("/dev/nvidiactl").exists() else "is not attached"
             raise RuntimeError(f"{self.model_id}: the container's GPU {attached}; refusing to serve on the CPU")
+        return device
+
+    @modal.enter(snap=SNAPSHOTS)
+    def load(self) -> None:
+        # A failed load raises: no snapshot of a container without its model, and the caller
+        # gets the Worker's error (model_load_failed, naming the model) instead of a hang.
+        spec = CATALOG.get(self.model_id)
+        if spec is None:
+            raise errors.model_not_found(self.model_id)
+        # Only a CPU snapshot is taken without the GPU at hand; otherwise load straight onto it.
+        device = "cpu" if deployment.snapshot == "cpu" else self._gpu()
+        engine_settings = EngineSettings()
+        self.models = ModelCache([spec], cache_dir=engine_settings.cache_dir, device=device, max_loaded=1,
+                                 dtype=deployment.dtype_for(self.model_id),
+                                 optimizations=Optimizations.from_settings(engine_settings))
+        self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters)
+        try:
+            model = self.models.get(self.model_id)
+        except errors.APIError:
+            log.error("%s is not loadable from the weights Volume; fetch it with: "
+                      "modal run modal_app.py::download --models %s", self.model_id, self.model_id)
+            raise
+        if {"edit", "variation"} & set(spec.tasks):
+            model.editor()  # made now (and snapshotted), not on the first edit
+        log.info("%s loaded on %s", self.model_id, device)
         if device != "cpu":
-            self.models.move_to(device)  # a reload (after a failure) goes straight there too
-        log.info("%s serving on %s", self.model_id, device)
+            warm_up(self.worker, spec)
+
+    @modal.enter(snap=False)
+    def serve(self) -> None:
+        if deployment.snapshot == "cpu":
+            device = self._gpu()
+            if device != "cpu":
+                self.models.move_to(device)  # a reload (after a failure) goes straight there too
+                warm_up(self.worker, CATALOG[self.model_id])
+        # Modal bounds the inputs a container holds, so the queue never refuses one; the Job's
+        # deadline, not a queue timeout, says when nobody waits any more.
+        self.engine = LocalEngine(self.worker, EngineSettings(
+            models=[self.model_id], preload=False, max_queue=deployment.gpu_max_inputs,
+            queue_timeout_seconds=deployment.timeout))
+        self.engine_started = False
+        log.info("%s serving on %s", self.model_id, self.models.device)
+
+    async def _engine(self) -> LocalEngine:
+        if not self.engine_started:  # its queue's task lives on the loop that runs the methods
+            self.engine_started = True
+            await self.engine.start()
+        return self.engine
 
     @modal.method()
-    def run(self, job: Job) -> list[bytes]:
-        """The Job's images, encoded. Concurrent calls queue inside the Worker, one run at a time."""
-        return self.worker.run(job)
+    async def run(self, job: Job) -> list[bytes]:
+        """The Job's images, encoded; compatible jobs waiting together share a pipeline call."""
+        return await (await self._engine()).run(job)
 
     @modal.method()
-    def stream(self, job: Job) -> Iterator[ImageEvent]:
-        """The Job as events (previews, then each image); closing it stops the remaining steps."""
-        yield from self.worker.stream(job)
+    async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
+        """This call's id (for the front to cancel it by), then the Job as events."""
+        yield StreamStarted(modal.current_function_call_id())
+        async for event in (await self._engine()).stream(job):
+            yield event
+
+    @modal.exit()
+    async def stop(self) -> None:
+        if self.engine_started:
+            await self.engine.close()
+
+
+def gpu_class(model_id: str) -> type:
+    """The Modal class serving `model_id`, declared on the app the first time it is asked for."""
+    name = deployment.class_name(model_id)
+    if name not in globals():
+        # A module-level name: the container finds its class by it (getattr on this module).
+        cls = type(name, (ImageWorker,), {"model_id": model_id, "__module__": __name__, "__qualname__": name})
+        gpus = deployment.gpus_for(model_id)
+        globals()[name] = app.cls(
+            image=gpu_image,
+            gpu=gpus if len(gpus) > 1 else gpus[0],
+            cpu=deployment.cpu,
+            memory=deployment.memory_mib_for(model_id),
+            region=deployment.regions or None,
+            volumes={WEIGHTS_DIR: weights},
+            env=GPU_ENV,
+            enable_memory_snapshot=SNAPSHOTS,
+            experimental_options={"enable_gpu_snapshot": True} if deployment.snapshot == "gpu" else None,
+            scaledown_window=deployment.scaledown_window,
+            min_containers=deployment.min_containers,
+            max_containers=deployment.max_containers,
+            buffer_containers=deployment.buffer_containers or None,
+            timeout=deployment.timeout,
+            startup_timeout=deployment.startup_timeout,
+        )(modal.concurrent(max_inputs=deployment.gpu_max_inputs, target_inputs=deployment.gpu_target_inputs)(cls))
+    return globals()[name]
+
+
+for _model_id in deployment.models:
+    gpu_class(_model_id)
 
 
 # ## The web front
@@ -177,9 +245,11 @@ class ImageWorker:
 # wait on GPUs. It refuses to start without API keys unless Modal's proxy auth guards it.
 
 
-def create_web_app(settings: ServerSettings, worker_cls: object, volume: VolumeFiles,
-                   config: ModalDeployment) -> FastAPI:
-    """The deployed app, from its parts: what `web` serves, and what the tests drive."""
+def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], volume: VolumeFiles,
+                   config: ModalDeployment, **engine_options: Any) -> FastAPI:
+    """The deployed app, from its parts: what `web` serves, and what the tests drive.
+
+    `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine."""
     if not settings.api_keys and not config.proxy_auth:
         raise RuntimeError(
             f"IMAGEGEN_API_KEYS is empty: refusing to serve an open API on a public URL. Put keys in the "
@@ -188,8 +258,8 @@ def create_web_app(settings: ServerSettings, worker_cls: object, volume: VolumeF
             "proxy-auth tokens instead."
         )
     served = ServedModels.from_names(config.models, settings.model_aliases)
-    gpus = {spec.id: config.gpu_for(spec.id) for spec in served.specs}
-    engine = ModalEngine(worker_cls, gpus, deadline_seconds=config.deadline_seconds)
+    engine = ModalEngine({spec.id: gpu_classes(spec.id) for spec in served.specs},
+                         deadline_seconds=config.deadline_seconds, **engine_options)
     store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
                              max_bytes=settings.storage_max_bytes)
     return create_app(settings, engine, store, served)
@@ -205,7 +275,7 @@ def create_web_app(settings: ServerSettings, worker_cls: object, volume: VolumeF
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
-    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR), ImageWorker, ModalVolumeFiles(images), deployment)
+    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR), gpu_class, ModalVolumeFiles(images), deployment)
 
 
 # ## Cleanup

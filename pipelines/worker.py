@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -29,10 +30,16 @@ Cancelled = Callable[[], bool]
 
 
 class Stopped(Exception):
-    """The callers stopped listening; the remaining steps were skipped."""
+    """The callers stopped listening (or their deadline passed); the remaining steps were skipped."""
 
-    def __init__(self, model: str, step: int, steps: int) -> None:
-        super().__init__(f"stopped {model} after step {step} of {steps}: the caller went away")
+    def __init__(self, model: str, step: int, steps: int, why: str = "the caller went away") -> None:
+        super().__init__(f"stopped {model} after step {step} of {steps}: {why}")
+
+
+def past_deadline(jobs: list[Job], now: float | None = None) -> bool:
+    """Whether nobody waits for any of `jobs` any more: each has a deadline, and all have passed."""
+    now = time.time() if now is None else now
+    return all(job.deadline is not None and now > job.deadline for job in jobs)
 
 
 def partial_steps(count: int, steps: int, strength: float = 1.0) -> list[int]:
@@ -86,11 +93,15 @@ class Worker:
         lead = jobs[0]
         if len(jobs) > 1 and len({batch_key(job) for job in jobs}) != 1:
             raise ValueError("jobs of one batch must share a batch_key")
+        if past_deadline(jobs):  # queued past it (a cold start, a busy container): nobody is waiting
+            stopped = Stopped(lead.model, 0, lead.steps, "its deadline passed before it started")
+            log.info("%s", stopped)
+            raise stopped
         model = self.models.get(lead.model)
         # CPU generators make the same noise on every device: a seed means the same image.
         generators = [torch.Generator("cpu").manual_seed(seed) for job in jobs for seed in job.seeds]
         edit = None if lead.task == "generate" else EditCanvas.of(lead)
-        on_step = self._step_watcher(model, lead, edit, on_partial, cancelled)
+        on_step = self._step_watcher(model, lead, edit, on_partial, self._stop_when(jobs, cancelled))
         with self._run_locks[lead.model]:
             with self._counting:
                 self._batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
@@ -147,6 +158,13 @@ class Worker:
             lambda on_partial, cancelled: self.run(job, on_partial=on_partial, cancelled=cancelled),
             name=f"imagegen-stream-{job.model}",
         )
+
+    @staticmethod
+    def _stop_when(jobs: list[Job], cancelled: Cancelled | None) -> Cancelled | None:
+        """Asked after every step: the callers have gone, or the jobs' deadline has passed."""
+        if all(job.deadline is None for job in jobs):
+            return cancelled
+        return lambda: (cancelled is not None and cancelled()) or past_deadline(jobs)
 
     def _step_watcher(
         self,

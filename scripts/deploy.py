@@ -4,7 +4,7 @@
 
 In order: check the choices (offline, before anything is created); create the Secret with a
 fresh API key if it is missing (the key is printed once); fetch the models' pinned weights into
-the weights Volume; `modal deploy modal_app.py`; keep `--min-containers` GPUs warm per model;
+the weights Volume; `modal deploy modal_app.py` (each model its own GPU class, `--min-containers` kept warm);
 print the URL; with `--smoke`, run the smoke test against it. `--dry-run` stops after the check.
 
 Every flag has an environment twin that `modal_app.py` reads (IMAGEGEN_MODELS,
@@ -36,6 +36,10 @@ FLAGS = {
     "scaledown_window": "IMAGEGEN_MODAL_SCALEDOWN_WINDOW",
     "timeout": "IMAGEGEN_MODAL_TIMEOUT",
     "proxy_auth": "IMAGEGEN_MODAL_PROXY_AUTH",
+    "cpu": "IMAGEGEN_MODAL_CPU",
+    "buffer_containers": "IMAGEGEN_MODAL_BUFFER_CONTAINERS",
+    "regions": "IMAGEGEN_MODAL_REGIONS",
+    "snapshot": "IMAGEGEN_MODAL_SNAPSHOT",
 }
 # Settings of the service itself, forwarded to the web containers as they are.
 SERVICE_FLAGS = {"aliases": "IMAGEGEN_MODEL_ALIASES", "public_url": "IMAGEGEN_PUBLIC_URL",
@@ -45,8 +49,16 @@ SERVICE_FLAGS = {"aliases": "IMAGEGEN_MODEL_ALIASES", "public_url": "IMAGEGEN_PU
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated catalog ids; the first is the default (sdxl-turbo)")
-    parser.add_argument("--gpu", action="append", default=[], metavar="MODEL=GPU",
-                        help="override the catalog's GPU for a model, e.g. flux-schnell=H200 (repeatable)")
+    parser.add_argument("--gpu", action="append", default=[], metavar="MODEL=GPU[|GPU…]",
+                        help="a model's GPUs instead of the catalog's, preferred first, e.g. "
+                             "flux-schnell=H100|A100-80GB (repeatable)")
+    parser.add_argument("--memory", action="append", default=[], metavar="MODEL=GiB",
+                        help="host RAM per GPU container of a model, instead of the catalog's (repeatable)")
+    parser.add_argument("--cpu", type=float, help="CPU cores per GPU container (default 4)")
+    parser.add_argument("--regions", help="comma-separated Modal regions the GPUs may run in (default: any)")
+    parser.add_argument("--buffer-containers", type=int, help="idle GPUs kept ready per model while it is busy")
+    parser.add_argument("--snapshot", choices=("gpu", "cpu", "off"),
+                        help="cold starts restore a GPU memory snapshot (default), a CPU one, or none")
     parser.add_argument("--min-containers", type=int, help="warm GPUs kept per model, even idle (billed)")
     parser.add_argument("--max-containers", type=int, help="most GPUs per model under load")
     parser.add_argument("--scaledown-window", type=int, help="idle seconds before a warm GPU goes (2-3600)")
@@ -76,6 +88,8 @@ def deploy_env(args: argparse.Namespace) -> dict[str, str]:
             env[variable] = str(value).lower() if isinstance(value, bool) else str(value)
     if args.gpu:
         env["IMAGEGEN_MODAL_GPUS"] = ",".join(args.gpu)
+    if args.memory:
+        env["IMAGEGEN_MODAL_MEMORY_GIB"] = ",".join(args.memory)
     for flag, variable in SERVICE_FLAGS.items():
         if getattr(args, flag) is not None:
             env[variable] = str(getattr(args, flag))
@@ -110,8 +124,10 @@ def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
         steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.models)}")
     steps.append(f"deploy   modal deploy modal_app.py  (app {deployment.app_name})")
     for model_id in deployment.models:
-        steps.append(f"pool     {model_id} on {deployment.gpu_for(model_id)}: {deployment.min_containers} warm, "
-                     f"at most {deployment.max_containers}, idle {deployment.scaledown_window} s")
+        steps.append(f"pool     {model_id} on {'|'.join(deployment.gpus_for(model_id))} "
+                     f"({deployment.memory_mib_for(model_id) // 1024} GiB RAM, {deployment.cpu:g} CPU): "
+                     f"{deployment.min_containers} warm, at most {deployment.max_containers}, "
+                     f"idle {deployment.scaledown_window} s, {deployment.snapshot} snapshot")
     if deployment.proxy_auth:
         steps.append("auth     Modal proxy auth (Modal-Key / Modal-Secret headers) on every request")
     return steps
@@ -139,16 +155,6 @@ def modal_cli(*command: str) -> None:
         sys.exit(f"deploy: `modal {' '.join(command)}` failed (exit {result.returncode})")
 
 
-def keep_warm(deployment: Any) -> None:
-    """Start each model's warm GPUs now, on the same pool (GPU variant + model id) the front calls."""
-    import modal
-
-    worker = modal.Cls.from_name(deployment.app_name, "ImageWorker")
-    for model_id in deployment.models:
-        pool = worker.with_options(gpu=deployment.gpu_for(model_id))(model_id=model_id)
-        pool.update_autoscaler(min_containers=deployment.min_containers)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.update(deploy_env(args))
@@ -165,9 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nCreated Secret '{deployment.secret_name}'. Your API key (shown once):\n\n    {key}\n")
     if not args.skip_download:
         modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.models))
-    modal_cli("deploy", "modal_app.py")
-    if deployment.min_containers:
-        keep_warm(deployment)
+    modal_cli("deploy", "modal_app.py")  # each model's class carries its min_containers
     url = modal.Function.from_name(deployment.app_name, "web").get_web_url()
     print(f"\nimagegen is up: {url}/v1  (OpenAI base_url)\n"
           f"smoke test:     python scripts/smoke.py --url {url} --key <your key>")

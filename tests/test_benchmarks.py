@@ -43,3 +43,10 @@ def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> No
 def test_bench_tiny_families_times_build_and_generation(cache_dir: Path) -> None:
     out = _run("bench_tiny_families.py", "--families", "sd3", "--sizes", "64", "--repeat", "1", cache_dir=cache_dir)
     assert out.splitlines()[1].split()[0] == "sd3" and "64px ms" in out
+
+
+def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir: Path) -> None:
+    out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20",
+               cache_dir=cache_dir)
+    assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
+    assert "before/after: wall" in out

@@ -1,9 +1,9 @@
-"""modal_app.py offline: what it declares, the GPU class run in-process, and the deployed web app
-driven over HTTP with only Modal's control plane faked, at its boundary.
+"""modal_app.py offline: what it declares, the GPU classes run in a container faked at Modal's
+boundary, and the deployed web app driven over HTTP.
 
-`LocalPools` stands in for the GPU class as the web container sees it: `.remote.aio` and
-`.remote_gen.aio` run the real class's `.local()` (enter hooks included) and carry arguments,
-results and exceptions across by pickling, as Modal does.
+`tests/modal_control_plane.py` stands in for Modal between the front and the GPU classes: the
+real class's enter hooks and async methods run in a container of their own, calls are spawned and
+cancelled as modal 1.6.4 does, and arguments, results and exceptions cross by pickling.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import asyncio
 import base64
 import json
 import os
-import pickle
+import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,95 +26,22 @@ from openai import OpenAI
 
 import modal_app
 from handlers.http_errors import http_status
+from pipelines.contract.catalog import CATALOG
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import Job
+from pipelines.modal_engine import ModalEngine
+from pipelines.model_cache import ModelCache
+from pipelines.warm_up import warm_up, warm_up_jobs
+from pipelines.worker import Worker
 from tests.conftest import API_KEY, ROOT, png, png_bytes
+from tests.modal_control_plane import Container, Deployment, across
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 from tests.test_modal_volume_store import SharedVolume
 
-# Modal's own notice that `.local()` runs without the class's Volume mounted: expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:The ImageWorker.*executing locally:UserWarning")
 
-# --- the Modal boundary, faked --------------------------------------------------------------
-
-
-def across(value: Any) -> Any:
-    """A value after a trip over Modal's wire (pickled there, unpickled here)."""
-    return pickle.loads(pickle.dumps(value))
-
-
-def received(exc: BaseException) -> BaseException:
-    """A remote exception as Modal's client raises it: unpickled, or ExecutionError if it cannot be."""
-    from modal.exception import ExecutionError
-
-    try:
-        return across(exc)
-    except Exception as failure:
-        return ExecutionError(f"Could not deserialize remote exception due to local error:\n{failure}")
-
-
-class Remote:
-    def __init__(self, method: Any) -> None:
-        self.method = method
-
-    async def aio(self, *args: Any) -> Any:
-        try:
-            result = await asyncio.to_thread(self.method.local, *across(args))
-        except Exception as exc:
-            raise received(exc) from None
-        return across(result)
-
-
-class RemoteGen:
-    def __init__(self, method: Any) -> None:
-        self.method = method
-
-    async def aio(self, *args: Any) -> AsyncIterator[Any]:
-        done = object()
-        try:
-            events: Iterator[Any] = await asyncio.to_thread(self.method.local, *across(args))
-        except Exception as exc:
-            raise received(exc) from None
-        try:
-            while True:
-                try:
-                    event = await asyncio.to_thread(next, events, done)
-                except Exception as exc:
-                    raise received(exc) from None
-                if event is done:
-                    return
-                yield across(event)
-        finally:
-            await asyncio.to_thread(events.close)  # what Modal does when the caller stops listening
-
-
-class Method:
-    def __init__(self, method: Any) -> None:
-        self.remote = Remote(method)
-        self.remote_gen = RemoteGen(method)
-
-
-class Pool:
-    """`ImageWorker.with_options(gpu=…)(model_id=…)` as the front sees it: one warm container."""
-
-    def __init__(self, instance: Any) -> None:
-        self.run = Method(instance.run)
-        self.stream = Method(instance.stream)
-
-
-class LocalPools:
-    """The GPU class as the web container sees it; records the GPU each model's pool asked for."""
-
-    def __init__(self, cls: Any) -> None:
-        self.cls = cls
-        self.gpus: dict[str, str] = {}
-
-    def with_options(self, *, gpu: str) -> Any:
-        def pool(*, model_id: str) -> Pool:
-            self.gpus[model_id] = gpu
-            return Pool(self.cls(model_id=model_id))
-
-        return pool
+def gpu_instance(model_id: str) -> Any:
+    """The user-class instance a GPU container of `model_id` holds (what `.local()` binds to)."""
+    return modal_app.gpu_class(model_id)()._cached_user_cls_instance()
 
 
 # --- what modal_app declares, imported with no Modal config and no network ------------------
@@ -135,15 +62,18 @@ def info(f):
     i = f.info()
     return {"gpus": i.gpus, "timeout": i.timeout, "schedule": i.schedule, "secrets": i.secrets,
             "volumes": {path: v.name for path, v in i.volumes.items()}, "methods": i.method_names,
+            "cpu": i.cpu, "memory_mib": i.memory_mib, "regions": i.regions,
             "max_inputs": i.concurrency_info.max_inputs if i.concurrency_info else None,
+            "target_inputs": i.concurrency_info.target_inputs if i.concurrency_info else None,
             "web": None if i.web_info is None else {"unauthenticated": i.web_info.unauthenticated}}
 
 print(json.dumps({
     "heavy": sorted(name for name in ("torch", "diffusers", "transformers") if name in sys.modules),
-    "gpu": info(m.ImageWorker(model_id="tiny-sd").run), "web": info(m.web),
-    "cleanup": info(m.cleanup), "download": info(m.download),
-    "decisions": {"app": m.deployment.app_name, "models": m.deployment.models,
-                  "gpus": {model: m.deployment.gpu_for(model) for model in m.deployment.models},
+    "gpu": {model: info(m.gpu_class(model)().run) for model in m.deployment.models},
+    "classes": sorted(name for name in vars(m) if name.startswith("ImageWorker_")),
+    "web": info(m.web), "cleanup": info(m.cleanup), "download": info(m.download),
+    "decisions": {"app": m.deployment.app_name, "models": m.deployment.models, "snapshot": m.deployment.snapshot,
+                  "gpus": {model: m.deployment.gpus_for(model) for model in m.deployment.models},
                   "dtypes": {model: m.deployment.dtype_for(model) for model in m.deployment.models}},
     "gpu_env": m.GPU_ENV,
 }))
@@ -161,10 +91,14 @@ def describe(tmp_path: Path, **env: str) -> dict[str, Any]:
 def test_modal_app_imports_offline_and_declares_the_deployment(tmp_path: Path) -> None:
     app = describe(tmp_path)
     assert app["heavy"] == []  # the web front's import pulls in no torch/diffusers/transformers
-    gpu, web = app["gpu"], app["web"]
-    assert gpu["gpus"] == [["L4", 1]]  # the default model's (sdxl-turbo) GPU from the catalog
+    assert app["classes"] == ["ImageWorker_sdxl_turbo"]  # one class, one pool, per served model
+    gpu, web = app["gpu"]["sdxl-turbo"], app["web"]
+    assert gpu["gpus"] == [["L4", 1]]  # the catalog's GPU for sdxl-turbo
+    # Resources for loading SDXL and encoding its images, not Modal's 0.125 core and 128 MiB.
+    assert gpu["cpu"] == 4.0 and gpu["memory_mib"] == 1024 * CATALOG["sdxl-turbo"].host_memory_gib
     assert gpu["volumes"] == {"/weights": "imagegen-weights"}
-    assert gpu["methods"] == ["run", "stream"] and gpu["max_inputs"] == 4 and gpu["timeout"] == 300
+    assert gpu["methods"] == ["run", "stream"] and gpu["timeout"] == 300
+    assert (gpu["max_inputs"], gpu["target_inputs"]) == (8, 4)  # room to batch a burst; scale out past 4
     assert web["gpus"] == [] and web["max_inputs"] >= 100
     assert web["volumes"] == {"/images": "imagegen-images"}
     assert "modal.Secret.from_name('imagegen')" in web["secrets"]
@@ -177,23 +111,45 @@ def test_modal_app_imports_offline_and_declares_the_deployment(tmp_path: Path) -
 
 def test_deploy_time_knobs_reach_modal(tmp_path: Path) -> None:
     app = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_TIMEOUT="123",
-                   IMAGEGEN_MODAL_GPU_MAX_INPUTS="2", IMAGEGEN_MODAL_PROXY_AUTH="1", IMAGEGEN_MODAL_APP_NAME="img")
-    assert app["gpu"]["gpus"] == [["H100", 1]] and app["gpu"]["timeout"] == 123 and app["gpu"]["max_inputs"] == 2
+                   IMAGEGEN_MODAL_GPUS="flux-schnell=H100|A100-80GB", IMAGEGEN_MODAL_MEMORY_GIB="sd-turbo=12",
+                   IMAGEGEN_MODAL_CPU="2.5", IMAGEGEN_MODAL_REGIONS="us-east,us-west",
+                   IMAGEGEN_MODAL_GPU_MAX_INPUTS="2", IMAGEGEN_MODAL_GPU_TARGET_INPUTS="1",
+                   IMAGEGEN_MODAL_PROXY_AUTH="1", IMAGEGEN_MODAL_APP_NAME="img", IMAGEGEN_MODAL_SNAPSHOT="off")
+    # (with snapshots off the classes declare no snap=True hook, which Modal would refuse)
+    flux, sd = app["gpu"]["flux-schnell"], app["gpu"]["sd-turbo"]
+    assert flux["gpus"] == [["H100", 1], ["A100-80GB", 1]]  # a fallback list: Modal tries them in order
+    assert sd["gpus"] == [["L4", 1]]
+    assert (flux["memory_mib"], sd["memory_mib"]) == (1024 * CATALOG["flux-schnell"].host_memory_gib, 12 * 1024)
+    assert flux["cpu"] == sd["cpu"] == 2.5 and flux["regions"] == ["us-east", "us-west"]
+    assert (flux["timeout"], flux["max_inputs"], flux["target_inputs"]) == (123, 2, 1)
     assert app["web"]["web"] == {"unauthenticated": False}  # Modal's proxy auth now guards it
     assert app["web"]["volumes"] == {"/images": "img-images"}
 
 
 def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
-    """Re-imported with nothing but the GPU class's environment (what its container sees), the
-    deployment makes the deploy-time decisions: a GPU override (hence the dtype), the app's name."""
-    deployed = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_GPUS="sd-turbo=T4",
-                        IMAGEGEN_MODAL_APP_NAME="img")
-    assert deployed["decisions"]["dtypes"] == {"flux-schnell": "bfloat16", "sd-turbo": "float16"}
+    """Re-imported with nothing but the GPU classes' environment (what their containers see), the
+    deployment makes the deploy-time decisions: the GPUs (hence the dtype), the snapshot mode, the
+    app's name."""
+    deployed = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_GPUS="sd-turbo=L4|T4",
+                        IMAGEGEN_MODAL_SNAPSHOT="cpu", IMAGEGEN_MODAL_APP_NAME="img")
+    assert deployed["decisions"]["dtypes"] == {"flux-schnell": "bfloat16", "sd-turbo": "float16"}  # a T4 may serve it
+    assert deployed["decisions"]["snapshot"] == "cpu"
     in_container = describe(tmp_path, **deployed["gpu_env"])
     assert in_container["decisions"] == deployed["decisions"]
 
 
-# --- the GPU class, in process ---------------------------------------------------------------
+def test_why_one_class_per_model_a_gpu_list_cannot_be_given_per_call() -> None:
+    """modal 1.6.4 takes a fallback list only where a class is declared: `with_options(gpu=…)`
+    takes one GPU, so each model's list lives on a class of its own."""
+    from modal.exception import InvalidError
+
+    worker = modal_app.gpu_class("tiny-sd")
+    worker.with_options(gpu="H100")  # one GPU per call: fine
+    with pytest.raises(InvalidError, match="Invalid GPU config"):
+        worker.with_options(gpu=["H100", "A100-80GB"])
+
+
+# --- the GPU class, in a container faked at Modal's boundary ---------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -210,31 +166,141 @@ def job(**fields: Any) -> Job:
     return Job(**{**defaults, **fields})
 
 
-def test_the_gpu_class_loads_in_its_enter_hooks_and_makes_real_images(gpu_env: None, caplog) -> None:
+@pytest.fixture
+def gpus(gpu_env: None) -> Iterator[Deployment]:
+    deployment = Deployment(gpu_instance)
+    yield deployment
+    deployment.close()
+
+
+def remote(deployment: Deployment, *jobs: Job) -> list[Any]:
+    """Each job spawned on its model's class at once, then every outcome (images, or the error)."""
+
+    async def spawn_all() -> list[Any]:
+        calls = [await deployment.gpu_class(each.model)().run.spawn.aio(each) for each in jobs]
+        return await asyncio.gather(*(call.get.aio() for call in calls), return_exceptions=True)
+
+    return asyncio.run(spawn_all())
+
+
+def test_the_gpu_class_loads_in_its_enter_hooks_and_makes_real_images(gpus: Deployment, caplog) -> None:
     caplog.set_level("INFO", logger="imagegen")
-    worker = modal_app.ImageWorker(model_id="tiny-sd")
-    first = worker.run.local(job())
+    [first] = remote(gpus, job())
     assert [png(image).size for image in first] == [(64, 48), (64, 48)]
     assert first[0] != first[1]
-    hooks = [record.getMessage() for record in caplog.records if "tiny-sd" in record.getMessage()]
-    assert hooks[-2:] == ["tiny-sd loaded on cpu", "tiny-sd serving on cpu"]  # snap=True, then snap=False
+    hooks = [record.getMessage() for record in caplog.records if record.getMessage().startswith("tiny-sd ")]
+    assert hooks == ["tiny-sd loaded on cpu", "tiny-sd serving on cpu"]  # snap=True, then snap=False
     caplog.clear()
-    assert worker.run.local(job()) == first  # warm: no second load, and the same seeds, the same pixels
+    assert remote(gpus, job()) == [first]  # warm: no second load, and the same seeds, the same pixels
     assert not any("loaded" in record.getMessage() for record in caplog.records)
 
 
-def test_the_gpu_class_streams_previews_then_images(gpu_env: None) -> None:
+def test_the_gpu_class_streams_its_call_id_then_previews_then_images(gpus: Deployment) -> None:
     streamed = job(n=1, seeds=(3,), steps=4, partial_images=2)
-    events = list(modal_app.ImageWorker(model_id="tiny-sd").stream.local(streamed))
+
+    async def read() -> list[Any]:
+        return [item async for item in gpus.gpu_class("tiny-sd")().stream.remote_gen.aio(streamed)]
+
+    started, *events = asyncio.run(read())
+    assert started.call_id in gpus.plane.calls  # what the front cancels it by
     assert [(e.kind, e.partial_index) for e in events] == [("partial", 0), ("partial", 1), ("completed", None)]
     assert png(events[-1].data).size == (64, 48)
 
 
+def test_a_burst_in_a_warm_container_shares_pipeline_calls(gpus: Deployment) -> None:
+    """The container hosts the local engine's queue and batch window: jobs that arrive while the
+    GPU is busy go through together."""
+    burst = [job(n=1, seeds=(seed,), steps=8) for seed in range(6)]
+    results = remote(gpus, *burst)
+    assert all(len(images) == 1 for images in results)
+    worker = gpus.containers["tiny-sd"].instance.worker
+    calls = worker.batch_sizes("tiny-sd")
+    assert sum(size * count for size, count in calls.items()) == 6
+    assert sum(calls.values()) < 6 and max(calls) > 1  # fewer pipeline calls than jobs
+    alone = remote(gpus, job(n=1, seeds=(4,), steps=8))[0]
+    assert alone == results[4]  # sharing a call changed no image
+
+
+def stopped_at(caplog) -> int | None:
+    """The step at which the GPU's run stopped (waiting up to 5 s for the news), or None."""
+    for _ in range(100):
+        for record in caplog.records:
+            if found := re.search(r"stopped tiny-sd after step (\d+) of ", record.getMessage()):
+                return int(found.group(1))
+        asyncio.run(asyncio.sleep(0.05))
+    return None
+
+
+def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, caplog) -> None:
+    caplog.set_level("INFO", logger="imagegen")
+    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=120,
+                         function_call=gpus.plane.from_id)
+    remote(gpus, job(n=1, seeds=(1,)))  # warm (the load is not the point here)
+    container = gpus.containers["tiny-sd"]
+
+    async def hang_up() -> None:
+        request = asyncio.ensure_future(engine.run(job(n=1, seeds=(1,), steps=100_000)))
+        while len(container.tasks) < 2:  # the GPU has the input
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # a few steps in
+        request.cancel()  # what handlers/disconnect.py does when the client goes
+        await asyncio.gather(request, return_exceptions=True)
+        await engine.close()
+
+    asyncio.run(hang_up())
+    step = stopped_at(caplog)
+    assert step is not None and step < 100_000  # long before its deadline, 120 s away
+    assert len(container.cancelled) == 1  # Modal cancelled that one input's task, not the container
+    assert remote(gpus, job(n=1, seeds=(1,)))[0]  # which goes on serving
+
+
+def test_a_run_past_its_deadline_is_busy_and_stops_on_the_gpu(gpus: Deployment, caplog) -> None:
+    caplog.set_level("INFO", logger="imagegen")
+    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=1.0,
+                         function_call=gpus.plane.from_id)
+
+    async def too_slow() -> APIError:
+        try:
+            await engine.run(job(n=1, seeds=(1,), steps=100_000))
+        except APIError as exc:
+            return exc
+        finally:
+            await engine.close()
+        raise AssertionError("answered")
+
+    assert asyncio.run(too_slow()).code == "model_busy"
+    step = stopped_at(caplog)
+    assert step is not None and step < 100_000
+
+
+def test_a_job_past_its_deadline_is_skipped_on_the_gpu(gpus: Deployment, caplog) -> None:
+    caplog.set_level("INFO", logger="imagegen")
+    [outcome] = remote(gpus, job(deadline=1.0))  # long past: queued behind a cold start, say
+    assert isinstance(outcome, APIError) and outcome.code == "cancelled"
+    assert any("deadline passed before it started" in r.getMessage() for r in caplog.records)
+
+
 def test_a_failed_load_raises_from_the_enter_hook_in_a_form_that_crosses_the_wire(gpu_env: None) -> None:
+    broken = modal_app.ImageWorker()
+    broken.model_id = "no-such-model"
+    container = Container(broken)
     with pytest.raises(APIError) as caught:
-        modal_app.ImageWorker(model_id="no-such-model").run.local(job(model="no-such-model"))
+        container.entered.result(timeout=30)
     arrived = across(caught.value)
     assert (http_status(arrived), arrived.code, arrived.param) == (404, "model_not_found", "model")
+    container.exit()
+
+
+def test_the_warm_up_runs_each_task_the_model_serves(cache_dir: Path, caplog) -> None:
+    caplog.set_level("INFO", logger="imagegen")
+    for model_id, tasks in (("tiny-sd", ["generate", "variation"]), ("tiny-flux2", ["generate", "variation"])):
+        spec = CATALOG[model_id]
+        assert [each.task for each in warm_up_jobs(spec)] == tasks
+        worker = Worker(ModelCache([spec], cache_dir=cache_dir, device="cpu"))
+        warm_up(worker, spec)
+        assert sum(worker.batch_sizes(model_id).values()) == 2
+    edits_only = CATALOG["sdxl-inpainting"]
+    assert [each.task for each in warm_up_jobs(edits_only)] == ["variation"]
 
 
 # --- the deployed web app over HTTP, Modal faked at its boundary ----------------------------
@@ -243,10 +309,11 @@ def test_a_failed_load_raises_from_the_enter_hook_in_a_form_that_crosses_the_wir
 class Front:
     """One web container of the deployment, with the SDK pointed at it."""
 
-    def __init__(self, settings: Any, volume: SharedVolume, pools: LocalPools) -> None:
+    def __init__(self, settings: Any, volume: SharedVolume, gpus: Deployment) -> None:
         # In a deployment IMAGEGEN_MODELS reaches both the front's settings and the deployment's.
-        self.app = modal_app.create_web_app(settings, pools, volume.mount(settings.storage_dir),
-                                            modal_app.ModalDeployment(models=settings.models))
+        self.app = modal_app.create_web_app(settings, gpus.gpu_class, volume.mount(settings.storage_dir),
+                                            modal_app.ModalDeployment(models=settings.models),
+                                            function_call=gpus.plane.from_id)
         self.http = TestClient(self.app, raise_server_exceptions=False)
         self.sdk = OpenAI(api_key=API_KEY, base_url="http://testserver/v1", http_client=self.http, max_retries=0)
 
@@ -257,12 +324,14 @@ def shared() -> SharedVolume:
 
 
 @pytest.fixture(scope="module")
-def pools() -> LocalPools:
-    return LocalPools(modal_app.ImageWorker)
+def pools(gpu_env: None) -> Iterator[Deployment]:
+    deployment = Deployment(gpu_instance)
+    yield deployment
+    deployment.close()
 
 
 @pytest.fixture(scope="module")
-def front(make_settings, gpu_env: None, shared: SharedVolume, pools: LocalPools,
+def front(make_settings, gpu_env: None, shared: SharedVolume, pools: Deployment,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     settings = make_settings(models="tiny-sd,sd-turbo", api_keys=API_KEY,
                              storage_dir=tmp_path_factory.mktemp("front-a"))
@@ -271,12 +340,11 @@ def front(make_settings, gpu_env: None, shared: SharedVolume, pools: LocalPools,
         yield front
 
 
-def test_generate_returns_a_url_that_fetches_the_image(front: Front, pools: LocalPools) -> None:
+def test_generate_returns_a_url_that_fetches_the_image(front: Front) -> None:
     response = front.sdk.images.generate(model="tiny-sd", prompt="a harbour", size="128x64")
     fetched = front.http.get(response.data[0].url)  # no key, as a browser
     assert fetched.status_code == 200 and fetched.headers["content-type"] == "image/png"
     assert png(fetched.content).size == (128, 64)
-    assert pools.gpus["tiny-sd"] == "T4"  # each model's pool on its catalog GPU
 
 
 def test_b64_json_and_seeds_behave_as_locally(front: Front) -> None:
@@ -310,7 +378,7 @@ def test_a_streamed_generation_crosses_the_boundary(front: Front) -> None:
 
 
 def test_another_front_container_serves_the_url_through_the_volume_api(
-        front: Front, make_settings, shared: SharedVolume, pools: LocalPools, tmp_path: Path) -> None:
+        front: Front, make_settings, shared: SharedVolume, pools: Deployment, tmp_path: Path) -> None:
     url = front.sdk.images.generate(model="tiny-sd", prompt="x", size="64x64").data[0].url
     other = Front(make_settings(models="tiny-sd", api_keys=API_KEY, storage_dir=tmp_path), shared, pools)
     with other.http:
@@ -344,9 +412,9 @@ def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(make_settin
                                                                      tmp_path: Path) -> None:
     settings = make_settings(models="tiny-sd", storage_dir=tmp_path)
     with pytest.raises(RuntimeError, match="IMAGEGEN_API_KEYS is empty.*IMAGEGEN_MODAL_PROXY_AUTH=1"):
-        modal_app.create_web_app(settings, LocalPools(modal_app.ImageWorker), shared.mount(tmp_path),
+        modal_app.create_web_app(settings, modal_app.gpu_class, shared.mount(tmp_path),
                                  modal_app.ModalDeployment(models=settings.models))
-    guarded = modal_app.create_web_app(settings, LocalPools(modal_app.ImageWorker), shared.mount(tmp_path),
+    guarded = modal_app.create_web_app(settings, modal_app.gpu_class, shared.mount(tmp_path),
                                        modal_app.ModalDeployment(models=settings.models, proxy_auth=True))
     with TestClient(guarded) as http:
         assert http.get("/v1/models").json()["data"][0]["id"] == "tiny-sd"

@@ -1,93 +1,101 @@
-"""ModalEngine when the Modal side misbehaves: every failure is an APIError, in time, with an honest
-x-should-retry. The remote pools here are stand-ins raising what Modal's client raises."""
+"""ModalEngine against Modal's control plane, faked at its boundary as modal 1.6.4 behaves
+(tests/modal_control_plane.py): every failure is an APIError, in time, with an honest
+x-should-retry; and work nobody waits for any more is cancelled where it runs.
+
+The GPU class here is scripted (it hangs, raises, or streams what a test says); its methods are
+async, as the real one's are, and run in a container the fake cancels as Modal does."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import modal
 import pytest
 from modal import exception as modal_errors
 
 from handlers.http_errors import http_headers, http_status
+from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
-from pipelines.modal_engine import ModalEngine
+from pipelines.contract.status import JobTrace, current_trace
+from pipelines.modal_engine import ModalEngine, StreamStarted
 from tests.conftest import ROOT
+from tests.modal_control_plane import Deployment
 
 JOB = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64, output_height=64,
           steps=2, guidance=0.0, seeds=(1,))
 
 
-class Behaviour:
-    """What the remote call does: raise, hang, or yield events then raise/hang."""
+class Scripted:
+    """A GPU class whose work hangs, raises, or streams what the test says; it notes what it got
+    and whether its work was cancelled."""
 
     def __init__(self, *, error: BaseException | None = None, hang: bool = False,
                  events: list[ImageEvent] | None = None) -> None:
         self.error = error
         self.hang = hang
         self.events = events or []
-        self.closed = False
+        self.jobs: list[Job] = []
+        self.stopped = threading.Event()
 
+    async def _work(self, job: Job) -> None:
+        self.jobs.append(job)
+        try:
+            if self.hang:
+                await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.stopped.set()
+            raise
+        if self.error:
+            raise self.error
 
-class Remote:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-
-    async def aio(self, job: Job) -> list[bytes]:
-        if self.behaviour.hang:
-            await asyncio.Event().wait()
-        if self.behaviour.error:
-            raise self.behaviour.error
+    @modal.method()
+    async def run(self, job: Job) -> list[bytes]:
+        await self._work(job)
         return [b"image"]
 
-
-class RemoteGen:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-
-    async def aio(self, job: Job) -> AsyncIterator[ImageEvent]:
-        try:
-            for event in self.behaviour.events:
-                yield event
-            if self.behaviour.hang:
-                await asyncio.Event().wait()
-            if self.behaviour.error:
-                raise self.behaviour.error
-        finally:
-            self.behaviour.closed = True
+    @modal.method()
+    async def stream(self, job: Job) -> AsyncIterator[Any]:
+        yield StreamStarted(modal.current_function_call_id())
+        for event in self.events:
+            yield event
+        await self._work(job)
 
 
-class Method:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.remote = Remote(behaviour)
-        self.remote_gen = RemoteGen(behaviour)
+@pytest.fixture
+def deployment() -> Iterator[Deployment]:
+    deployment = Deployment(lambda model_id: Scripted())
+    yield deployment
+    deployment.close()
 
 
-class Pools:
-    def __init__(self, behaviour: Behaviour) -> None:
-        self.behaviour = behaviour
-
-    def with_options(self, *, gpu: str) -> Any:
-        def pool(*, model_id: str) -> Any:
-            method = Method(self.behaviour)
-            return type("Pool", (), {"run": method, "stream": method})()
-
-        return pool
+def engine(deployment: Deployment, scripted: Scripted, deadline: float = 5.0) -> ModalEngine:
+    deployment.make_instance = lambda model_id: scripted
+    return ModalEngine({"tiny-sd": deployment.gpu_class("tiny-sd")}, deadline_seconds=deadline,
+                       function_call=deployment.plane.from_id)
 
 
-def engine(behaviour: Behaviour, deadline: float = 5.0) -> ModalEngine:
-    return ModalEngine(Pools(behaviour), {"tiny-sd": "T4"}, deadline_seconds=deadline)
+async def settled(engine: ModalEngine, outcome: Any) -> Any:
+    """`outcome`'s result or APIError, once the cancellations it sent have gone out."""
+    try:
+        return await outcome
+    except APIError as exc:
+        return exc
+    finally:
+        await engine.close()
 
 
-def run(behaviour: Behaviour, deadline: float = 5.0) -> APIError:
-    with pytest.raises(APIError) as caught:
-        asyncio.run(engine(behaviour, deadline).run(JOB))
-    return caught.value
+def run(deployment: Deployment, scripted: Scripted, deadline: float = 5.0) -> APIError:
+    modal_engine = engine(deployment, scripted, deadline)
+    failure = asyncio.run(settled(modal_engine, modal_engine.run(JOB)))
+    assert isinstance(failure, APIError), failure
+    return failure
 
 
 @pytest.mark.parametrize(
@@ -101,73 +109,120 @@ def run(behaviour: Behaviour, deadline: float = 5.0) -> APIError:
         (ValueError("anything else"), 500, "generation_failed", "false"),
     ],
 )
-def test_modal_failures_become_api_errors(error: BaseException, status: int, code: str, retry: str) -> None:
-    failure = run(Behaviour(error=error))
+def test_modal_failures_become_api_errors(deployment: Deployment, error: BaseException, status: int, code: str,
+                                          retry: str) -> None:
+    failure = run(deployment, Scripted(error=error))
     assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (status, code, retry)
     assert "tiny-sd" in failure.message and "Traceback" not in failure.message
     if retry == "true":
         assert int(http_headers(failure)["retry-after"]) > 0
 
 
-def test_an_api_error_from_the_gpu_passes_through_unchanged() -> None:
-    remote = APIError(400, "bad mask", param="mask", code="invalid_mask")
-    assert run(Behaviour(error=remote)) is remote
+def test_an_api_error_from_the_gpu_passes_through_unchanged(deployment: Deployment) -> None:
+    remote = errors.invalid("mask", "bad mask", code="invalid_mask")
+    arrived = run(deployment, Scripted(error=remote))  # it crossed the wire: a copy, not the same object
+    assert (http_status(arrived), arrived.message, arrived.param, arrived.code) == (400, "bad mask", "mask",
+                                                                                    "invalid_mask")
 
 
-def test_a_pool_that_never_answers_is_a_503_by_the_deadline_never_a_hang() -> None:
+def test_a_pool_that_never_answers_is_a_503_by_the_deadline_and_its_call_is_cancelled(deployment: Deployment) -> None:
+    scripted = Scripted(hang=True)
     started = time.monotonic()
-    failure = run(Behaviour(hang=True), deadline=0.2)
-    assert time.monotonic() - started < 2
+    failure = run(deployment, scripted, deadline=0.3)
+    assert time.monotonic() - started < 3
     assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (503, "model_busy", "true")
     assert http_headers(failure)["retry-after"]
+    # A retry will not find this one still holding the GPU: Modal cancelled it there.
+    assert scripted.stopped.wait(5)
 
 
-def test_a_model_without_a_pool_is_a_404() -> None:
+def test_a_caller_who_hangs_up_cancels_the_gpu_call(deployment: Deployment) -> None:
+    scripted = Scripted(hang=True)
+    modal_engine = engine(deployment, scripted)
+
+    async def hang_up() -> None:
+        call = asyncio.ensure_future(modal_engine.run(JOB))
+        while not scripted.jobs:  # the GPU has started it
+            await asyncio.sleep(0.01)
+        call.cancel()  # what handlers/disconnect.py does when the client goes
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await modal_engine.close()
+
+    asyncio.run(hang_up())
+    assert scripted.stopped.wait(5)
+
+
+def test_an_answered_call_is_not_cancelled(deployment: Deployment) -> None:
+    modal_engine = engine(deployment, Scripted())
+    assert asyncio.run(settled(modal_engine, modal_engine.run(JOB))) == [b"image"]
+    assert [call.cancel_requests for call in deployment.plane.calls.values()] == [0]
+
+
+def test_the_deadline_counts_from_when_the_request_arrived_and_travels_in_the_job(deployment: Deployment) -> None:
+    scripted = Scripted()
+    modal_engine = engine(deployment, scripted, deadline=140)
+
+    async def request(arrived: float) -> Any:
+        current_trace.set(JobTrace(received_at=arrived))  # as the request log sets it, on arrival
+        return await settled(modal_engine, modal_engine.run(JOB))
+
+    arrived = time.time() - 30  # a slow upload, or a cold front
+    assert asyncio.run(request(arrived)) == [b"image"]
+    assert scripted.jobs[-1].deadline == pytest.approx(arrived + 140)
+    late = asyncio.run(request(time.time() - 141))  # nothing left to wait: busy at once, nothing runs
+    assert late.code == "model_busy" and len(scripted.jobs) == 1
+
+
+def test_a_model_without_a_pool_is_a_404(deployment: Deployment) -> None:
     with pytest.raises(APIError) as caught:
-        asyncio.run(engine(Behaviour()).run(Job(**{**JOB.__dict__, "model": "other"})))
+        asyncio.run(engine(deployment, Scripted()).run(Job(**{**JOB.__dict__, "model": "other"})))
     assert (http_status(caught.value), caught.value.code) == (404, "model_not_found")
 
 
-def collect(behaviour: Behaviour, deadline: float = 5.0, take: int | None = None) -> list[ImageEvent]:
+def collect(modal_engine: ModalEngine, take: int | None = None) -> list[ImageEvent]:
     async def consume() -> list[ImageEvent]:
         got = []
-        events = engine(behaviour, deadline).stream(JOB)
-        async for event in events:
-            got.append(event)
-            if take is not None and len(got) == take:
-                await events.aclose()
-                break
+        events = modal_engine.stream(JOB)
+        try:
+            async for event in events:
+                got.append(event)
+                if take is not None and len(got) == take:
+                    await events.aclose()
+                    break
+        finally:
+            await modal_engine.close()
         return got
 
     return asyncio.run(consume())
 
 
-def test_a_stream_failing_before_its_first_event_raises_an_api_error() -> None:
+def test_a_stream_failing_before_its_first_event_raises_an_api_error(deployment: Deployment) -> None:
     with pytest.raises(APIError) as caught:
-        collect(Behaviour(error=modal_errors.InternalFailure("preempted")))
+        collect(engine(deployment, Scripted(error=modal_errors.InternalFailure("preempted"))))
     assert http_status(caught.value) == 503
 
 
-def test_a_stream_that_stalls_mid_way_ends_by_the_deadline() -> None:
+def test_a_stream_that_stalls_mid_way_ends_by_the_deadline_and_is_cancelled(deployment: Deployment) -> None:
     partial = ImageEvent("partial", 0, b"preview", partial_index=0)
-    behaviour = Behaviour(events=[partial], hang=True)
-    got: list[ImageEvent] = []
-
-    async def consume() -> None:
-        async for event in engine(behaviour, deadline=0.2).stream(JOB):
-            got.append(event)
-
+    scripted = Scripted(events=[partial], hang=True)
     with pytest.raises(APIError) as caught:
-        asyncio.run(consume())
-    assert got == [partial] and caught.value.code == "model_busy"
-    assert behaviour.closed  # the remote generator was closed, not left running
+        collect(engine(deployment, scripted, deadline=0.3))
+    assert caught.value.code == "model_busy"
+    assert scripted.stopped.wait(5)  # cancelled on the GPU, not merely no longer read
 
 
-def test_a_caller_that_stops_listening_closes_the_remote_stream() -> None:
+def test_a_caller_that_stops_listening_cancels_the_remote_stream(deployment: Deployment) -> None:
     events = [ImageEvent("partial", 0, b"a", partial_index=0), ImageEvent("completed", 0, b"b")]
-    behaviour = Behaviour(events=events)
-    assert collect(behaviour, take=1) == events[:1]
-    assert behaviour.closed
+    scripted = Scripted(events=events, hang=True)
+    assert collect(engine(deployment, scripted), take=1) == events[:1]
+    assert scripted.stopped.wait(5)
+
+
+def test_a_stream_read_to_its_end_is_not_cancelled(deployment: Deployment) -> None:
+    events = [ImageEvent("partial", 0, b"a", partial_index=0), ImageEvent("completed", 0, b"b")]
+    assert collect(engine(deployment, Scripted(events=events))) == events
+    assert [call.cancel_requests for call in deployment.plane.calls.values()] == [0]
 
 
 def test_the_modal_adapters_import_without_modal_or_torch() -> None:

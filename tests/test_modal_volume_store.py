@@ -6,6 +6,7 @@ The only fake is the Volume API (`VolumeFiles`): `SharedVolume` keeps the commit
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -40,10 +41,19 @@ class Mount:
         self.commit_seconds = commit_seconds
         self.seen: set[str] = set()
         self.fail = False
+        self.in_flight = self.most_in_flight = 0
 
     def commit(self) -> None:
         if self.fail:
             raise ConnectionError("Modal is unreachable")
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self._commit()
+        finally:
+            self.in_flight -= 1
+
+    def _commit(self) -> None:
         present = {}
         for path in self.root.iterdir():
             try:
@@ -88,10 +98,18 @@ def container(volume: SharedVolume, root: Path, clock: Clock, ttl: int = 3600) -
     return VolumeImageStore(root, ttl, volume.mount(root), clock=clock)
 
 
-def test_a_put_is_committed_before_it_returns_and_read_from_the_mount(volume, clock, tmp_path: Path) -> None:
+def stored(store: VolumeImageStore, data: bytes, format: str) -> str:
+    """What a response does: put the image, then publish before naming its URL."""
+    image_id = store.put(data, format)
+    asyncio.run(store.publish())
+    return image_id
+
+
+def test_a_put_is_committed_once_published_and_read_from_the_mount(volume, clock, tmp_path: Path) -> None:
     store = container(volume, tmp_path / "a", clock)
     image_id = store.put(b"png bytes", "png")
-    assert image_id.endswith(".png")
+    assert image_id.endswith(".png") and image_id not in volume.committed  # not yet shared
+    asyncio.run(store.publish())
     assert volume.committed[image_id] == b"png bytes"
     assert store.get(image_id) == b"png bytes"
     assert volume.reads == []  # its own image came from its mount, no API call
@@ -100,7 +118,7 @@ def test_a_put_is_committed_before_it_returns_and_read_from_the_mount(volume, cl
 def test_another_container_reads_it_through_the_volume_api(volume, clock, tmp_path: Path) -> None:
     writer = container(volume, tmp_path / "a", clock)
     reader = container(volume, tmp_path / "b", clock)
-    image_id = writer.put(b"from a", "webp")
+    image_id = stored(writer, b"from a", "webp")
     assert not (tmp_path / "b" / image_id).exists()  # b's mount is as it was at b's start
     assert reader.get(image_id) == b"from a"
     assert volume.reads == [image_id]
@@ -110,7 +128,7 @@ def test_another_container_reads_it_through_the_volume_api(volume, clock, tmp_pa
 def test_expiry_is_enforced_on_both_read_paths(volume, clock, tmp_path: Path) -> None:
     writer = container(volume, tmp_path / "a", clock, ttl=60)
     reader = container(volume, tmp_path / "b", clock, ttl=60)
-    image_id = writer.put(b"x", "png")
+    image_id = stored(writer, b"x", "png")
     clock.now += 59
     assert writer.get(image_id) == b"x" and reader.get(image_id) == b"x"
     clock.now += 2
@@ -129,9 +147,9 @@ def test_malformed_or_forged_ids_never_reach_the_volume(volume, clock, tmp_path:
 
 def test_the_sweep_deletes_expired_images_and_commits_the_deletions(volume, clock, tmp_path: Path) -> None:
     store = container(volume, tmp_path / "a", clock, ttl=60)
-    old = store.put(b"old", "png")
+    old = stored(store, b"old", "png")
     clock.now += 50
-    new = store.put(b"new", "png")
+    new = stored(store, b"new", "png")
     clock.now += 20
     commits = volume.commits
     assert store.sweep() == 1
@@ -140,24 +158,25 @@ def test_the_sweep_deletes_expired_images_and_commits_the_deletions(volume, cloc
     assert store.sweep() == 0 and volume.commits == commits + 1  # nothing removed, nothing committed
 
 
-def test_a_burst_of_puts_shares_commits_and_each_returns_committed(volume, clock, tmp_path: Path) -> None:
+def test_a_burst_of_responses_shares_commits_one_at_a_time_and_each_returns_committed(
+        volume, clock, tmp_path: Path) -> None:
     root = tmp_path / "a"
     root.mkdir()
     mount = Mount(volume, root, commit_seconds=0.05)
     store = VolumeImageStore(root, 3600, mount, clock=clock)
     committed_on_return: list[bool] = []
 
-    def put(index: int) -> None:
-        image_id = store.put(f"image {index}".encode(), "png")
-        committed_on_return.append(image_id in volume.committed)
+    async def respond(index: int) -> None:
+        ids = [await asyncio.to_thread(store.put, f"image {index}.{n}".encode(), "png") for n in range(2)]
+        await store.publish()
+        committed_on_return.append(all(image_id in volume.committed for image_id in ids))
 
-    threads = [threading.Thread(target=put, args=(index,)) for index in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
-    assert committed_on_return == [True] * 8
-    assert volume.commits < 8
+    async def burst() -> None:
+        await asyncio.gather(*(respond(index) for index in range(16)))
+
+    asyncio.run(burst())
+    assert committed_on_return == [True] * 16  # no URL is named before every container can read it
+    assert volume.commits < 16 and mount.most_in_flight == 1  # shared, and never two at once
 
 
 def test_an_unreachable_volume_api_is_a_retryable_503(volume, clock, tmp_path: Path) -> None:
@@ -167,7 +186,7 @@ def test_an_unreachable_volume_api_is_a_retryable_503(volume, clock, tmp_path: P
     store = VolumeImageStore(root, 3600, mount, clock=clock)
     mount.fail = True
     with pytest.raises(APIError) as put_failed:
-        store.put(b"x", "png")
+        stored(store, b"x", "png")
     with pytest.raises(APIError) as read_failed:
         store.get(stamped_id("png", clock()))
     for caught in (put_failed, read_failed):

@@ -7,7 +7,8 @@ operator's choices before anything is created. Importing this module creates not
 from __future__ import annotations
 
 import os
-from typing import Annotated
+import re
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -19,6 +20,29 @@ from pipelines.modal_engine import DEFAULT_DEADLINE_SECONDS
 # Modal's GPU types (a ":N" suffix asks for N of them). Checked at deploy time, because a typo
 # would otherwise surface only when the first request for that model fails.
 GPU_TYPES = ("T4", "L4", "A10", "A10G", "L40S", "A100", "A100-40GB", "A100-80GB", "H100", "H100!", "H200", "B200")
+# GPUs without fast bfloat16: a model whose list names one loads in float16 everywhere.
+NO_BFLOAT16 = ("T4",)
+
+Snapshot = Literal["gpu", "cpu", "off"]
+
+# Settings of the service and of the GPU containers' engines, forwarded as they were at deploy time.
+SERVICE_ENV = ("IMAGEGEN_MODEL_ALIASES", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_IMAGE_TTL_SECONDS",
+               "IMAGEGEN_MAX_PROMPT_CHARS", "IMAGEGEN_MAX_BATCH_IMAGES", "IMAGEGEN_MAX_BATCH_PIXELS",
+               "IMAGEGEN_BATCH_WAIT_MS", "IMAGEGEN_PNG_PARAMETERS")
+
+
+def _gpu_lists(value: Any) -> Any:
+    """`"flux-schnell=H100|A100-80GB"` → `{"flux-schnell": ["H100", "A100-80GB"]}`: the GPUs a model
+    may run on, in the order Modal should try them."""
+    pairs = name_pairs(value, "model=GPU or model=GPU|GPU|…")
+    if not isinstance(pairs, dict):
+        return pairs
+    return {model: [gpu.strip() for gpu in gpus.split("|")] if isinstance(gpus, str) else gpus
+            for model, gpus in pairs.items()}
+
+
+def _numbers(value: Any) -> Any:
+    return name_pairs(value, "model=GiB")
 
 
 class ModalDeployment(BaseSettings):
@@ -31,14 +55,28 @@ class ModalDeployment(BaseSettings):
     )
     app_name: str = "imagegen"
     secret_name: str = "imagegen"
-    # "model=GPU,…": overrides the catalog's GPU for a model, e.g. flux-schnell=H200
-    gpus: Annotated[dict[str, str], NoDecode, BeforeValidator(lambda value: name_pairs(value, "model=GPU"))] = {}
+    # "model=GPU|GPU…,…": a model's GPUs (fallbacks after the first), replacing the catalog's one,
+    # e.g. flux-schnell=H100|A100-80GB
+    gpus: Annotated[dict[str, list[str]], NoDecode, BeforeValidator(_gpu_lists)] = {}
+    # Per GPU container: CPU cores (PNG encoding and the Worker's threads are CPU work; Modal's
+    # default is 0.125 core) and host RAM, by default the catalog's `host_memory_gib`.
+    cpu: float = Field(4.0, gt=0, le=64)
+    memory_gib: Annotated[dict[str, int], NoDecode, BeforeValidator(_numbers)] = {}
+    regions: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = []  # empty: anywhere
     min_containers: int = Field(0, ge=0)  # per model: warm GPUs kept even when idle (billed)
     max_containers: int = Field(4, ge=1)  # per model: the cost ceiling under load
+    buffer_containers: int = Field(0, ge=0)  # per model: idle GPUs kept ready while the model is busy (billed)
     scaledown_window: int = Field(300, ge=2, le=3600)  # idle seconds before a warm GPU goes
     timeout: int = Field(300, ge=10, le=86400)  # seconds one job may run on a GPU
     startup_timeout: int = Field(1200, ge=10, le=86400)  # first start: weights from the Volume
-    gpu_max_inputs: int = Field(4, ge=1, le=1000)  # queued in a warm container, not a cold one
+    # Inputs one GPU container holds at once (a burst of them shares pipeline calls: the batch
+    # window), and the number the autoscaler aims at before it starts another container.
+    gpu_max_inputs: int = Field(8, ge=1, le=1000)
+    gpu_target_inputs: int | None = Field(4, ge=1, le=1000)
+    # How a GPU container starts: "gpu" restores a snapshot taken with the model on the GPU and
+    # warmed up; "cpu" restores one with the model in host RAM, then copies it to the GPU and
+    # warms up; "off" loads from the weights Volume every time. Unset: "gpu".
+    snapshot: Snapshot = "gpu"
     web_max_inputs: int = Field(500, ge=1, le=1000)
     deadline_seconds: float = Field(DEFAULT_DEADLINE_SECONDS, gt=0, lt=150)
     proxy_auth: bool = False  # let Modal's proxy auth guard the endpoint instead of API keys
@@ -49,30 +87,51 @@ class ModalDeployment(BaseSettings):
         if unknown or not self.models:
             raise ValueError(f"IMAGEGEN_MODELS must name catalog models ({', '.join(CATALOG)}); "
                              f"got {','.join(self.models)!r}")
-        for model_id, gpu in self.gpus.items():
-            if model_id not in self.models:
-                raise ValueError(f"IMAGEGEN_MODAL_GPUS names {model_id!r}, which is not served "
-                                 f"({','.join(self.models)})")
-            if gpu.split(":")[0].upper() not in GPU_TYPES:
-                raise ValueError(f"IMAGEGEN_MODAL_GPUS: unknown GPU {gpu!r} for {model_id} "
-                                 f"(known: {', '.join(GPU_TYPES)})")
+        for variable, per_model in (("IMAGEGEN_MODAL_GPUS", self.gpus), ("IMAGEGEN_MODAL_MEMORY_GIB", self.memory_gib)):
+            for model_id in per_model:
+                if model_id not in self.models:
+                    raise ValueError(f"{variable} names {model_id!r}, which is not served ({','.join(self.models)})")
+        for model_id, gpus in self.gpus.items():
+            for gpu in gpus:
+                if gpu.split(":")[0].upper() not in GPU_TYPES:
+                    raise ValueError(f"IMAGEGEN_MODAL_GPUS: unknown GPU {gpu!r} for {model_id} "
+                                     f"(known: {', '.join(GPU_TYPES)})")
+        for model_id, gib in self.memory_gib.items():
+            if not 1 <= gib <= 1024:
+                raise ValueError(f"IMAGEGEN_MODAL_MEMORY_GIB: {model_id}={gib} is not between 1 and 1024 GiB")
         if self.min_containers > self.max_containers:
             raise ValueError(f"min_containers ({self.min_containers}) exceeds max_containers ({self.max_containers})")
+        if self.gpu_target_inputs is not None and self.gpu_target_inputs > self.gpu_max_inputs:
+            raise ValueError(f"gpu_target_inputs ({self.gpu_target_inputs}) exceeds gpu_max_inputs "
+                             f"({self.gpu_max_inputs})")
         return self
 
+    def gpus_for(self, model_id: str) -> list[str]:
+        """The GPUs `model_id` may run on, preferred first (Modal falls back down the list)."""
+        return self.gpus.get(model_id) or [CATALOG[model_id].gpu]
+
     def gpu_for(self, model_id: str) -> str:
-        return self.gpus.get(model_id) or CATALOG[model_id].gpu
+        """The preferred GPU, for the plan and the dtype."""
+        return self.gpus_for(model_id)[0]
 
     def dtype_for(self, model_id: str) -> str:
-        """What the model loads in: float16 on a T4 (no fast bfloat16 there), bfloat16 elsewhere."""
-        return "float16" if self.gpu_for(model_id).split(":")[0].upper() == "T4" else "bfloat16"
+        """What the model loads in: float16 if any of its GPUs lacks fast bfloat16 (a T4), else
+        bfloat16, so that whichever GPU Modal picks from the list runs it."""
+        slow = any(gpu.split(":")[0].upper() in NO_BFLOAT16 for gpu in self.gpus_for(model_id))
+        return "float16" if slow else "bfloat16"
+
+    def memory_mib_for(self, model_id: str) -> int:
+        """Host RAM one GPU container of `model_id` reserves, in MiB (what Modal's `memory=` takes)."""
+        return 1024 * (self.memory_gib.get(model_id) or CATALOG[model_id].host_memory_gib)
+
+    def class_name(self, model_id: str) -> str:
+        """The Modal class serving `model_id`: one class (one pool, its own GPUs and memory) per model."""
+        return "ImageWorker_" + re.sub(r"[^0-9A-Za-z]", "_", model_id)
 
     def forwarded_env(self) -> dict[str, str]:
         """What the containers must see at run time: the served models and the service settings
         given at deploy time. API keys are not among them: they live in the Secret."""
-        service = ("IMAGEGEN_MODEL_ALIASES", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_IMAGE_TTL_SECONDS",
-                   "IMAGEGEN_MAX_PROMPT_CHARS")
-        env = {name: os.environ[name] for name in service if name in os.environ}
+        env = {name: os.environ[name] for name in SERVICE_ENV if name in os.environ}
         env.update({name: value for name, value in os.environ.items() if name.startswith("IMAGEGEN_MODAL_")})
         env["IMAGEGEN_MODELS"] = ",".join(self.models)
         return env

@@ -76,6 +76,8 @@ async def _respond(encoded: list[bytes], job: Job, request: ImageRequestBase, ht
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
         else:
             data.append(Image(url=url, revised_prompt=revised_prompt, seed=seed))
+    if any(item.url for item in data):
+        await services.store.publish()  # no URL is handed out before any server can serve it
     return ImagesResponse(
         created=int(time.time()),
         data=data,

@@ -49,6 +49,11 @@ class ImageStore(Protocol):
         """(bytes, files) of the images held now."""
         ...
 
+    async def publish(self) -> None:
+        """Return once every image put so far can be read by its URL from any server (a shared
+        store commits; a local folder already can). Awaited before a response names a URL."""
+        ...
+
 
 def stamped_id(format: str, created: float) -> str:
     if format not in CONTENT_TYPES:
@@ -83,6 +88,9 @@ class ImageFolder:
     def usage(self) -> tuple[int, int]:
         with self._counting:
             return self._bytes, self._files
+
+    async def publish(self) -> None:
+        """A folder's files are readable once written: nothing to wait for."""
 
     def _count(self, size: int, files: int) -> None:
         with self._counting:

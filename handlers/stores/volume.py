@@ -1,7 +1,11 @@
 """VolumeImageStore: temp images on a Modal Volume, shared by every container of the web front.
 
 A container sees a Volume as it was when the container started, plus its own writes. So:
-- `put` writes to the mount and commits before returning, so the URL works from any container;
+- `put` writes to the mount; `publish` (awaited before a response names the URL) returns once a
+  commit that started after those writes has finished, so the URL works from any container.
+  One background committer does the commits, one at a time, each covering every write made
+  before it began: a burst of responses shares a few commits, and waiting for one holds no
+  thread (the commit runs in one thread of its own, not in the request thread pool);
 - `get` reads the mount, and on a miss (another container wrote it) reads the committed file
   through the Volume API. Never `reload()` here: it fails while files are open and shows an
   empty Volume while it runs, and this front serves many requests at once.
@@ -14,10 +18,12 @@ a temp directory and a stand-in in tests.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -69,21 +75,33 @@ class VolumeImageStore(ImageFolder):
     ) -> None:
         super().__init__(root, ttl_seconds, max_bytes=max_bytes, clock=clock)
         self.volume = volume
-        # Group commit: one commit covers every write finished before it started, so a burst of
-        # n images (or of requests) costs a few commits, not n, and each put still returns only
-        # once its own file is committed.
+        # Writes are numbered; a commit covers every write numbered before it began.
         self._written = 0
-        self._committed = 0
         self._counter = threading.Lock()
-        self._committing = threading.Lock()
+        self._committer = Committer(self._commit_now)
 
     def put(self, data: bytes, format: str) -> str:
+        """The new image's id, written to this container's mount (`publish` makes it shared)."""
         image_id = self.write(data, format)
         with self._counter:
             self._written += 1
-            mine = self._written
-        self._commit_through(mine)
         return image_id
+
+    async def publish(self) -> None:
+        with self._counter:
+            mine = self._written
+        await self._committer.cover(mine)
+
+    def _commit_now(self) -> int:
+        """Commit (in the committer's thread); the last write the commit covers."""
+        with self._counter:
+            covered = self._written
+        try:
+            self.volume.commit()
+        except Exception:
+            log.exception("committing temp images to the Volume failed")
+            raise storage_unavailable("the Volume is unreachable") from None
+        return covered
 
     def get(self, image_id: str) -> bytes | None:
         if not self.live(image_id):
@@ -106,18 +124,50 @@ class VolumeImageStore(ImageFolder):
         """Delete the expired images this container can see, and commit the deletions."""
         removed = super().sweep()
         if removed:
-            self.volume.commit()
+            self._committer.commit_blocking()
         return removed
 
-    def _commit_through(self, write: int) -> None:
-        with self._committing:
-            if self._committed >= write:
-                return  # a commit that started after this write has covered it
-            with self._counter:
-                covered = self._written
+
+class Committer:
+    """Runs `commit()` (which returns the last write it covered) at most once at a time, in a
+    thread of its own, for callers that await `cover(n)`: each is released by the first commit
+    that began after its write `n`, and a burst of callers shares one commit."""
+
+    def __init__(self, commit: Callable[[], int]) -> None:
+        self._commit = commit
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-volume-commit")
+        self._covered = 0
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def cover(self, write: int) -> None:
+        if write <= self._covered:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((write, done))
+        if self._running is None or self._running.done():
+            self._running = asyncio.get_running_loop().create_task(self._commit_while_waited_for())
+        await done
+
+    async def _commit_while_waited_for(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._waiting:
             try:
-                self.volume.commit()
-            except Exception:
-                log.exception("committing temp images to the Volume failed")
-                raise storage_unavailable("the Volume is unreachable") from None
-            self._committed = covered
+                covered = await loop.run_in_executor(self._thread, self._commit)
+            except Exception as exc:  # every caller this commit would have released hears of it
+                waiting, self._waiting = self._waiting, []
+                for _, done in waiting:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self._covered = max(self._covered, covered)
+            released = [(write, done) for write, done in self._waiting if write <= covered]
+            self._waiting = [each for each in self._waiting if each[0] > covered]
+            for _, done in released:
+                if not done.done():
+                    done.set_result(None)
+
+    def commit_blocking(self) -> None:
+        """A commit from a plain thread (the sweep), in the committer's thread, so that no two
+        commits of this container ever overlap."""
+        self._thread.submit(self._commit).result()

@@ -68,6 +68,10 @@ class ModelSpec:
     loras: dict[str, str] = field(default_factory=dict)
     owned_by: str = "imagegen"
     created: int = 1_735_689_600  # catalog entries have no real release moment; a fixed one
+    # Host RAM (GiB) a Modal GPU container reserves for this model: loading reads the weights
+    # through CPU memory (a CPU memory snapshot holds them there), so roughly the weights in
+    # the GPU's dtype plus a margin. Modal reserves only 128 MiB unless asked.
+    host_memory_gib: int = 16
 
 
 _VIVID = "{prompt}, vivid colors, dramatic lighting, highly detailed"
@@ -92,6 +96,7 @@ def _tiny(family: FamilyName, name: str, **overrides: Any) -> ModelSpec:
         "styles": _styles(0.0, 3.0),
         "max_n": 10,
         "gpu": "T4",
+        "host_memory_gib": 4,
     }
     return ModelSpec(**{**fields, **overrides})
 
@@ -132,6 +137,7 @@ REAL = (
         styles=_styles(0.0, 0.0),
         max_n=8,
         gpu="L4",
+        host_memory_gib=8,
     ),
     ModelSpec(
         id="sdxl-turbo",
@@ -148,6 +154,7 @@ REAL = (
         styles=_styles(0.0, 0.0),
         max_n=8,
         gpu="L4",
+        host_memory_gib=16,
     ),
     ModelSpec(
         id="sdxl-inpainting",
@@ -165,6 +172,7 @@ REAL = (
         edit_strength=0.99,
         max_n=4,
         gpu="A10G",
+        host_memory_gib=16,
     ),
     ModelSpec(
         id="flux-schnell",
@@ -182,6 +190,7 @@ REAL = (
         negative_prompt=False,
         max_n=4,
         gpu="H100",
+        host_memory_gib=48,
     ),
     ModelSpec(
         id="flux2-klein",
@@ -203,6 +212,7 @@ REAL = (
         max_input_images=4,
         instruction_edits=True,
         gpu="L40S",
+        host_memory_gib=24,
     ),
 )
 
@@ -226,6 +236,7 @@ REAL += (
         negative_prompt=False,
         max_n=4,
         gpu="L40S",
+        host_memory_gib=48,
     ),
     ModelSpec(
         id="qwen-image",
@@ -245,6 +256,7 @@ REAL += (
         max_steps=100,
         max_n=2,
         gpu="H100",
+        host_memory_gib=80,
     ),
     ModelSpec(
         id="flux-dev",
@@ -263,6 +275,7 @@ REAL += (
         negative_prompt=False,
         max_n=4,
         gpu="H100",
+        host_memory_gib=48,
     ),
     ModelSpec(
         id="flux-kontext-dev",
@@ -283,6 +296,7 @@ REAL += (
         max_n=4,
         instruction_edits=True,
         gpu="H100",
+        host_memory_gib=48,
     ),
     ModelSpec(
         id="sd3.5-large-turbo",
@@ -302,6 +316,7 @@ REAL += (
         negative_prompt=False,
         max_n=4,
         gpu="L40S",
+        host_memory_gib=40,
     ),
     ModelSpec(
         id="sd3.5-medium",
@@ -319,6 +334,7 @@ REAL += (
         styles=_styles(4.5, 5.5),
         max_n=4,
         gpu="L4",
+        host_memory_gib=24,
     ),
 )
 

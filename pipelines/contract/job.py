@@ -61,6 +61,10 @@ class Job:
     partial_images: int = 0
     # The LoRAs this job runs with, in the order asked; none: the base weights alone.
     loras: tuple[LoraUse, ...] = ()
+    # Unix time after which nobody waits for the result (set where a host answers by a deadline,
+    # counted from when the request arrived): the Worker skips a job that starts later and stops
+    # one still running then. Wall-clock time, because it crosses machines (the Modal boundary).
+    deadline: float | None = None
 
 
 @dataclass(frozen=True)

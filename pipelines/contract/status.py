@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +30,9 @@ class JobTrace:
     queue_seconds: float | None = None
     run_seconds: float | None = None
     batch_images: int | None = None  # images in the pipeline call this job shared
+    # When the request arrived (Unix time): where a deadline is counted from, so the time spent
+    # receiving an upload (and waiting for a cold container) counts against it.
+    received_at: float = field(default_factory=time.time)
 
 
 # Set by the web side around a request; engines fill it in when it is there.

@@ -1,0 +1,245 @@
+"""Modal's control plane, faked at its boundary for the tests, doing what modal 1.6.4's source does.
+
+What is real: the user class (ours, or a scripted stand-in), its enter/exit hooks and async
+methods, found on the instance as modal's container finds them (`_find_callables_for_obj`), and
+`modal.current_function_call_id()` inside them. What is faked is the trip through Modal:
+
+- A `Container` runs one instance's hooks (pre-snapshot enter, then post-snapshot enter) and its
+  inputs, each an asyncio task on the container's own event loop (`UserCodeEventLoop`), with the
+  input's ids set as `_container_io_manager` sets them.
+- `spawn` starts an input and returns a `FunctionCall` at once; `get` waits for its output;
+  `cancel` cancels the input's task, as `make_async_cancel_callback` does for async methods
+  under `@modal.concurrent` (`_container_entrypoint.py`).
+- `remote_gen` starts a generator input whose outputs the container pushes whether or not
+  anyone reads them: closing the caller's iterator stops the reading only. Only a
+  `FunctionCall.cancel()` (found with `from_id`) stops the generator.
+- Arguments, results and exceptions cross by pickling; an exception that cannot be unpickled
+  arrives as `ExecutionError`, as Modal's client raises it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
+from typing import Any
+
+from modal._partial_function import _find_callables_for_obj, _PartialFunctionFlags
+from modal._runtime.execution_context import _set_current_context_ids
+from modal._serialization import deserialize, pickle_exception, serialize
+from modal.exception import ExecutionError
+
+_ids = itertools.count(1)
+_END = object()
+
+
+def across(value: Any) -> Any:
+    """A value after a trip over Modal's wire: Modal's own serializer there, its deserializer here."""
+    return deserialize(serialize(value), None)
+
+
+def received(exc: BaseException) -> BaseException:
+    """A remote exception as Modal's client raises it: pickled by the container as
+    `pickle_exception` does, unpickled here, or ExecutionError if it cannot be."""
+    try:
+        return deserialize(pickle_exception(exc), None)
+    except Exception as failure:
+        return ExecutionError(f"Could not deserialize remote exception due to local error:\n{failure}")
+
+
+class Container:
+    """One container of a class: its event loop in a thread, its instance entered once."""
+
+    def __init__(self, instance: Any) -> None:
+        self.instance = instance
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-modal-container", daemon=True)
+        self.thread.start()
+        self.entered: Future[None] = Future()
+        self.tasks: dict[str, asyncio.Task[Any]] = {}
+        self.finished: list[str] = []  # call ids whose input ended, by any way
+        self.cancelled: list[str] = []  # call ids whose input was cancelled
+        asyncio.run_coroutine_threadsafe(self._enter(), self.loop)
+
+    async def _enter(self) -> None:
+        try:
+            for flag in (_PartialFunctionFlags.ENTER_PRE_SNAPSHOT, _PartialFunctionFlags.ENTER_POST_SNAPSHOT):
+                for hook in _find_callables_for_obj(self.instance, flag).values():
+                    outcome = hook()
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+        except BaseException as exc:
+            self.entered.set_exception(exc)
+        else:
+            self.entered.set_result(None)
+
+    def method(self, name: str) -> Callable[..., Any]:
+        return _find_callables_for_obj(self.instance, _PartialFunctionFlags.CALLABLE_INTERFACE)[name]
+
+    def start(self, call_id: str, body: Callable[[], Any]) -> Future[Any]:
+        """Run `body()` (a coroutine) as this input's task; its outcome as a thread-safe future."""
+        started: Future[Any] = Future()
+
+        async def run() -> Any:
+            _set_current_context_ids([f"in-{call_id}"], [call_id], ["attempt"])
+            await asyncio.wrap_future(self.entered)  # inputs wait for the enter hooks (a failed one fails them)
+            try:
+                return await body()
+            except asyncio.CancelledError:
+                self.cancelled.append(call_id)
+                raise
+            finally:
+                self.finished.append(call_id)
+
+        def create() -> None:
+            task = self.loop.create_task(run())
+            self.tasks[call_id] = task
+            started.set_result(task)
+
+        self.loop.call_soon_threadsafe(create)
+        return started
+
+    def cancel(self, call_id: str) -> None:
+        task = self.tasks.get(call_id)
+        if task is not None:
+            self.loop.call_soon_threadsafe(task.cancel)
+
+    def exit(self) -> None:
+        """Modal scales the container down: cancel what still runs, run the exit hooks, stop."""
+
+        async def leave() -> None:
+            for task in self.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            if self.entered.done() and self.entered.exception() is None:
+                for hook in _find_callables_for_obj(self.instance, _PartialFunctionFlags.EXIT).values():
+                    outcome = hook()
+                    if asyncio.iscoroutine(outcome):
+                        await outcome
+
+        asyncio.run_coroutine_threadsafe(leave(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+class ControlPlane:
+    """Every call made through the fake, by id (what `modal.FunctionCall.from_id` looks up)."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, FunctionCall] = {}
+
+    def from_id(self, call_id: str) -> FunctionCall:
+        return self.calls[call_id]
+
+
+class _Aio:
+    """`x.aio(...)`, as modal's synchronicity wrappers spell the async form."""
+
+    def __init__(self, aio: Callable[..., Any]) -> None:
+        self.aio = aio
+
+
+class FunctionCall:
+    def __init__(self, container: Container, call_id: str, outcome: Future[Any]) -> None:
+        self.object_id = call_id
+        self.container = container
+        self.outcome = outcome  # resolves to the input's task
+        self.get = _Aio(self._get)
+        self.cancel = _Aio(self._cancel)
+        self.cancel_requests = 0
+
+    async def _get(self) -> Any:
+        task = await asyncio.wrap_future(self.outcome)
+        try:
+            result = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_wait(task), self.container.loop))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise received(exc) from None
+        return across(result)
+
+    async def _cancel(self, terminate_containers: bool = False) -> None:
+        self.cancel_requests += 1
+        self.container.cancel(self.object_id)
+
+
+async def _wait(task: asyncio.Task[Any]) -> Any:
+    return await asyncio.shield(task)
+
+
+class Method:
+    """`instance.<method>` as the front sees it: `.spawn.aio(...)` and `.remote_gen.aio(...)`."""
+
+    def __init__(self, plane: ControlPlane, container: Container, name: str) -> None:
+        self.plane, self.container, self.name = plane, container, name
+        self.spawn = _Aio(self._spawn)
+        self.remote_gen = _Aio(self._remote_gen)
+
+    def _new_call(self, body: Callable[[], Any]) -> FunctionCall:
+        call_id = f"fc-{next(_ids)}"
+        call = FunctionCall(self.container, call_id, self.container.start(call_id, body))
+        self.plane.calls[call_id] = call
+        return call
+
+    async def _spawn(self, *args: Any) -> FunctionCall:
+        method, sent = self.container.method(self.name), across(args)
+        return self._new_call(lambda: method(*sent))
+
+    async def _remote_gen(self, *args: Any) -> AsyncIterator[Any]:
+        method, sent = self.container.method(self.name), across(args)
+        outputs: asyncio.Queue[Any] = asyncio.Queue()
+        reader = asyncio.get_running_loop()
+
+        async def push_all() -> None:  # the container's side: push every output, read or not
+            try:
+                async for value in method(*sent):
+                    reader.call_soon_threadsafe(outputs.put_nowait, ("value", across(value)))
+            except BaseException as exc:
+                reader.call_soon_threadsafe(outputs.put_nowait, ("error", exc))
+                raise
+            reader.call_soon_threadsafe(outputs.put_nowait, ("end", None))
+
+        self._new_call(push_all)
+        while True:
+            kind, value = await outputs.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                if isinstance(value, asyncio.CancelledError):
+                    raise ExecutionError("the function call was cancelled")
+                raise received(value)
+            yield value
+
+
+class Instance:
+    """`GpuClass()` as the front sees it: each method of one container."""
+
+    def __init__(self, plane: ControlPlane, container: Container) -> None:
+        self.container = container
+        self.run = Method(plane, container, "run")
+        self.stream = Method(plane, container, "stream")
+
+
+class Deployment:
+    """The GPU classes of a deployment as the web container sees them: one container per model,
+    started on the first call for it (a warm pool of one)."""
+
+    def __init__(self, make_instance: Callable[[str], Any]) -> None:
+        self.make_instance = make_instance
+        self.plane = ControlPlane()
+        self.containers: dict[str, Container] = {}
+
+    def gpu_class(self, model_id: str) -> Callable[[], Instance]:
+        def construct() -> Instance:
+            if model_id not in self.containers:
+                self.containers[model_id] = Container(self.make_instance(model_id))
+            return Instance(self.plane, self.containers[model_id])
+
+        return construct
+
+    def close(self) -> None:
+        for container in self.containers.values():
+            container.exit()
