@@ -399,13 +399,14 @@ def test_errors_are_the_same_openai_errors(front: Front) -> None:
     assert front.http.get("/v1/temp-images/" + "A" * 31 + ".png").status_code == 404
 
 
-def test_a_model_missing_from_the_weights_volume_is_a_500_that_says_so_and_not_to_retry(front: Front) -> None:
+def test_a_model_missing_from_the_weights_volume_is_a_503_that_says_how_to_fetch_it(front: Front) -> None:
     response = front.http.post("/v1/images/generations", headers={"Authorization": f"Bearer {API_KEY}"},
                                json={"model": "sd-turbo", "prompt": "x"})
-    assert response.status_code == 500
+    assert response.status_code == 503
     assert response.headers["x-should-retry"] == "false"
     error = response.json()["error"]
-    assert error["code"] == "model_load_failed" and "sd-turbo" in error["message"]
+    assert error["code"] == "model_unavailable"
+    assert "modal run modal_app.py::download --models sd-turbo" in error["message"]
 
 
 def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(make_settings, shared: SharedVolume,
