@@ -61,6 +61,8 @@ WEB_PACKAGES = ("fastapi==0.165.0", "pydantic==2.14.3", "pydantic-settings==2.16
 MODEL_PACKAGES = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0",
                   "safetensors==0.8.0", "huggingface_hub==2.4.0")
 WEIGHTS_DIR = "/weights"
+# LoRA files, on the weights Volume: `modal volume put imagegen-weights pixel.safetensors /loras/`.
+LORA_DIR = f"{WEIGHTS_DIR}/loras"
 IMAGES_DIR = "/images"
 
 gpu_image = (
@@ -257,7 +259,7 @@ def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], 
             "IMAGEGEN_API_KEYS=sk-...), or deploy with IMAGEGEN_MODAL_PROXY_AUTH=1 to require Modal "
             "proxy-auth tokens instead."
         )
-    served = ServedModels.from_names(config.models, settings.model_aliases)
+    served = ServedModels.from_names(config.models, settings.model_aliases, settings.lora_dir)
     engine = ModalEngine({spec.id: gpu_classes(spec.id) for spec in served.specs},
                          deadline_seconds=config.deadline_seconds, **engine_options)
     store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
@@ -267,7 +269,9 @@ def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], 
 
 @app.function(
     image=web_image,
-    volumes={IMAGES_DIR: images},
+    # The weights Volume too: the LoRA files live there, and the front checks a request's LoRAs
+    # against them before a GPU is woken (the Job carries their paths, the same in both).
+    volumes={IMAGES_DIR: images, WEIGHTS_DIR: weights},
     secrets=[secret],
     env=deployment.forwarded_env(),
     timeout=180,  # the engine answers by deadline_seconds; this only bounds a stuck upload
@@ -275,7 +279,8 @@ def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], 
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
-    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR), gpu_class, ModalVolumeFiles(images), deployment)
+    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class,
+                          ModalVolumeFiles(images), deployment)
 
 
 # ## Cleanup

@@ -100,7 +100,8 @@ def test_modal_app_imports_offline_and_declares_the_deployment(tmp_path: Path) -
     assert gpu["methods"] == ["run", "stream"] and gpu["timeout"] == 300
     assert (gpu["max_inputs"], gpu["target_inputs"]) == (8, 4)  # room to batch a burst; scale out past 4
     assert web["gpus"] == [] and web["max_inputs"] >= 100
-    assert web["volumes"] == {"/images": "imagegen-images"}
+    # The weights Volume holds the LoRA files the front checks requests against.
+    assert web["volumes"] == {"/images": "imagegen-images", "/weights": "imagegen-weights"}
     assert "modal.Secret.from_name('imagegen')" in web["secrets"]
     assert web["web"] == {"unauthenticated": True}  # guarded by our API keys, not Modal's proxy
     assert app["cleanup"]["schedule"] == "Period(minutes=10)"
@@ -123,7 +124,7 @@ def test_deploy_time_knobs_reach_modal(tmp_path: Path) -> None:
     assert flux["cpu"] == sd["cpu"] == 2.5 and flux["regions"] == ["us-east", "us-west"]
     assert (flux["timeout"], flux["max_inputs"], flux["target_inputs"]) == (123, 2, 1)
     assert app["web"]["web"] == {"unauthenticated": False}  # Modal's proxy auth now guards it
-    assert app["web"]["volumes"] == {"/images": "img-images"}
+    assert app["web"]["volumes"] == {"/images": "img-images", "/weights": "img-weights"}
 
 
 def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
@@ -436,3 +437,31 @@ def test_deploy_time_settings_reach_the_containers_but_keys_stay_in_the_secret(m
                                           "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
                                           "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200"}
     assert (deployment.gpu_for("flux-schnell"), deployment.gpu_for("tiny-sd")) == ("H200", "T4")
+
+
+def test_loras_on_the_weights_volume_reach_the_gpu_through_the_front(make_settings, gpu_env: None,
+                                                                      shared: SharedVolume, pools: Deployment,
+                                                                      cache_dir: Path,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The front checks a request's LoRAs against the folder it mounts; the GPU class loads the file
+    the Job names (one Volume, one path, in both containers)."""
+    from tests.test_lora import _save_lora
+
+    loras = tmp_path_factory.mktemp("weights-loras")
+    _save_lora("sd", cache_dir, loras / "ink.safetensors", seed=1)
+    settings = make_settings(models="tiny-sd", api_keys=API_KEY, lora_dir=loras,
+                             storage_dir=tmp_path_factory.mktemp("front-lora"))
+    front = Front(settings, shared, pools)
+    with front.http:
+        def make(**extra) -> bytes:
+            response = front.sdk.images.generate(model="tiny-sd", prompt="a harbour", size="64x64",
+                                                 response_format="b64_json", extra_body={"seed": 3, **extra})
+            return base64.b64decode(response.data[0].b64_json)
+
+        plain = make()
+        assert make(lora=[{"name": "ink"}]) != plain
+        assert make() == plain
+        assert [lora["name"] for lora in front.sdk.models.retrieve("tiny-sd").model_extra["loras"]] == ["ink"]
+        with pytest.raises(openai.BadRequestError) as caught:
+            make(lora=[{"name": "nope"}])
+        assert caught.value.body["param"] == "lora"
