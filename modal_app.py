@@ -127,7 +127,16 @@ SNAPSHOTS = deployment.snapshot != "off"
 # What a GPU container sees of the deployment: the same settings `modal deploy` read here, so
 # its decisions (a model's GPUs, hence its dtype; the snapshot mode; the app's name) are the
 # deploy-time ones. Weights come from the Volume only: a missing model fails at once, naming itself.
-GPU_ENV = {**deployment.forwarded_env(), "HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"}
+# Inductor's compiled kernels go to the weights Volume too (committed after the warm-up that
+# compiles them), so a container that cannot restore a snapshot does not compile again.
+GPU_ENV = {"IMAGEGEN_COMPILE_CACHE_DIR": f"{WEIGHTS_DIR}/compile-cache", **deployment.forwarded_env(),
+           "HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"}
+
+
+def _keep_compiled_kernels() -> None:
+    """Commit what the warm-up compiled to the weights Volume (in a container, not on a laptop)."""
+    if not modal.is_local() and Optimizations.from_settings(EngineSettings()).for_device("cuda").torch_compile:
+        weights.commit()
 
 
 class ImageWorker:
@@ -169,6 +178,7 @@ class ImageWorker:
         log.info("%s loaded on %s", self.model_id, device)
         if device != "cpu":
             warm_up(self.worker, spec)
+            _keep_compiled_kernels()
 
     @modal.enter(snap=False)
     def serve(self) -> None:
@@ -177,6 +187,7 @@ class ImageWorker:
             if device != "cpu":
                 self.models.move_to(device)  # a reload (after a failure) goes straight there too
                 warm_up(self.worker, CATALOG[self.model_id])
+                _keep_compiled_kernels()
         # Modal bounds the inputs a container holds, so the queue never refuses one; the Job's
         # deadline, not a queue timeout, says when nobody waits any more.
         self.engine = LocalEngine(self.worker, EngineSettings(

@@ -430,12 +430,14 @@ def test_fetching_weights_takes_catalog_models_only(cache_dir: Path) -> None:
 
 def test_deploy_time_settings_reach_the_containers_but_keys_stay_in_the_secret(monkeypatch) -> None:
     for name, value in {"IMAGEGEN_MODELS": " flux-schnell , tiny-sd", "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
-                        "IMAGEGEN_API_KEYS": "sk-local", "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200"}.items():
+                        "IMAGEGEN_API_KEYS": "sk-local", "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
+                        "IMAGEGEN_TORCH_COMPILE": "false"}.items():
         monkeypatch.setenv(name, value)
     deployment = modal_app.ModalDeployment()
     assert deployment.forwarded_env() == {"IMAGEGEN_MODELS": "flux-schnell,tiny-sd",
                                           "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
-                                          "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200"}
+                                          "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
+                                          "IMAGEGEN_TORCH_COMPILE": "false"}
     assert (deployment.gpu_for("flux-schnell"), deployment.gpu_for("tiny-sd")) == ("H200", "T4")
 
 

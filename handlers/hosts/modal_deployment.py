@@ -28,7 +28,11 @@ Snapshot = Literal["gpu", "cpu", "off"]
 # Settings of the service and of the GPU containers' engines, forwarded as they were at deploy time.
 SERVICE_ENV = ("IMAGEGEN_MODEL_ALIASES", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_IMAGE_TTL_SECONDS",
                "IMAGEGEN_MAX_PROMPT_CHARS", "IMAGEGEN_MAX_BATCH_IMAGES", "IMAGEGEN_MAX_BATCH_PIXELS",
-               "IMAGEGEN_BATCH_WAIT_MS", "IMAGEGEN_PNG_PARAMETERS")
+               "IMAGEGEN_BATCH_WAIT_MS", "IMAGEGEN_PNG_PARAMETERS",
+               # The GPU optimisations (pipelines/optimize.py), decided at deploy time like the rest.
+               "IMAGEGEN_FUSE_QKV", "IMAGEGEN_CHANNELS_LAST", "IMAGEGEN_ATTENTION_BACKEND", "IMAGEGEN_TORCH_COMPILE",
+               "IMAGEGEN_COMPILE_MODE", "IMAGEGEN_COMPILE_CACHE_DIR", "IMAGEGEN_PROMPT_CACHE_SIZE",
+               "IMAGEGEN_VAE_TILE_ABOVE", "IMAGEGEN_QUANTIZE", "IMAGEGEN_STEP_CACHE", "IMAGEGEN_STEP_CACHE_THRESHOLD")
 
 
 def _gpu_lists(value: Any) -> Any:
