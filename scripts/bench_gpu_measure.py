@@ -84,7 +84,7 @@ def build_target(name: str, args: argparse.Namespace, device: str, dtype: Any) -
         from pipelines.weights import weights_source
 
         spec = CATALOG[name]
-        source, _ = weights_source(spec, Path(args.cache_dir))
+        source = weights_source(spec, Path(args.cache_dir))
         family = FAMILIES[spec.family]
         pipe = family.load(source, None, dtype, device)
         steps, guidance = args.steps or 2, 0.0

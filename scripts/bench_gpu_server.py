@@ -100,7 +100,7 @@ def _server(target: Target, spec: Any, max_batch_images: int, args: argparse.Nam
         """The model cache with the benchmark's pipeline in it: loading is not what is measured."""
 
         def _load(self, _spec: Any) -> LoadedModel:
-            return LoadedModel(family=FAMILIES[spec.family], pipe=target.pipe)
+            return LoadedModel(model_id=spec.id, family=FAMILIES[spec.family], pipe=target.pipe)
 
     storage = tempfile.mkdtemp(prefix="imagegen-bench-images-")
     settings = LocalSettings(models=[spec.id], device=args.device, storage_dir=storage, cache_dir=args.cache_dir,

@@ -29,7 +29,7 @@ OFF = Optimizations.eager()
 
 def _pipe(cache_dir: Path, model: str = "tiny-flux"):
     spec = CATALOG[model]
-    source, _ = weights_source(spec, cache_dir)
+    source = weights_source(spec, cache_dir)
     return FAMILIES[spec.family].load(source, None, torch.float32, "cpu")
 
 
