@@ -59,7 +59,7 @@ app = modal.App(deployment.app_name)
 WEB_PACKAGES = ("fastapi==0.165.0", "pydantic==2.14.3", "pydantic-settings==2.16.3", "python-multipart==0.0.34",
                 "pillow==13.0.0", "prometheus-client==0.26.0", "fastapi-offline==1.7.7")
 MODEL_PACKAGES = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0",
-                  "safetensors==0.8.0", "huggingface_hub==2.4.0")
+                  "safetensors==0.8.0", "huggingface_hub==2.4.0", "peft==0.21.2")
 WEIGHTS_DIR = "/weights"
 # LoRA files, on the weights Volume: `modal volume put imagegen-weights pixel.safetensors /loras/`.
 LORA_DIR = f"{WEIGHTS_DIR}/loras"

@@ -160,6 +160,7 @@ REAL = (
         id="sdxl-inpainting",
         source="hub:diffusers/stable-diffusion-xl-1.0-inpainting-0.1",
         revision="115134f363124c53c7d878647567d04daf26e41e",
+        variant="fp16",  # as its model card and official Space load it
         family="sdxl",
         description="SDXL 1.0 fine-tuned for inpainting (1024px); edits only.",
         tasks=("edit", "variation"),
