@@ -77,6 +77,9 @@ def _check(request: ImageRequestBase, spec: ModelSpec) -> None:
     if request.num_inference_steps is not None and request.num_inference_steps > spec.max_steps:
         raise invalid("num_inference_steps",
                       f"Model {spec.id} takes at most {spec.max_steps} steps; {request.num_inference_steps} were asked.")
+    if request.num_inference_steps is not None and request.num_inference_steps < spec.min_steps:
+        raise invalid("num_inference_steps",
+                      f"Model {spec.id} takes at least {spec.min_steps} steps; {request.num_inference_steps} were asked.")
     if request.background == "transparent":
         if not spec.transparent_background:
             raise invalid("background", f"Model {spec.id} cannot make transparent backgrounds; use 'opaque' or 'auto'.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 
+import openai
 import pytest
 from openai import OpenAI
 from PIL import Image
@@ -100,3 +101,9 @@ def test_compatible_jobs_share_one_pipeline_call(make_settings, model: str) -> N
     alone = worker.run(Job(prompt="a boat", seeds=(2,), **job))
     # The same seed and prompt in a batch of two: the same picture (up to the batch's float noise).
     assert png(alone[0]).size == png(batch[1][0]).size == (64, 64)
+
+
+def test_qwen_image_refuses_the_one_step_its_scheduler_cannot_take(client: OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="tiny-qwen-image", prompt="x", size="64x64", extra_body={"num_inference_steps": 1})
+    assert caught.value.body["param"] == "num_inference_steps" and "at least 2" in caught.value.body["message"]

@@ -41,6 +41,8 @@ class ModelSpec:
     # Steps per quality tier; "medium"/"high"/"auto" map onto these (see handlers).
     steps: dict[str, int] = field(default_factory=lambda: {"low": 1, "standard": 2, "hd": 4})
     max_steps: int = 50
+    # Qwen-Image's scheduler divides by zero at one step (a black image): its entries say 2.
+    min_steps: int = 1
     styles: dict[str, Style] = field(
         default_factory=lambda: {
             "natural": Style("{prompt}", 0.0),
@@ -114,7 +116,8 @@ TINY = (
     # Built like SD3.5 Large: an MMDiT with two CLIPs and T5.
     _tiny("sd3", "Stable Diffusion 3.5", multiple=16),
     # Built like Qwen-Image: true CFG with a negative prompt; its scheduler needs 2 steps or more.
-    _tiny("qwen-image", "Qwen-Image", multiple=16, styles=_styles(1.0, 4.0), steps={"low": 2, "standard": 2, "hd": 4}),
+    _tiny("qwen-image", "Qwen-Image", multiple=16, styles=_styles(1.0, 4.0), steps={"low": 2, "standard": 2, "hd": 4},
+          min_steps=2),
     # Built like FLUX.1 Kontext [dev]: edits follow the prompt as an instruction on one image.
     _tiny("flux-kontext", "FLUX.1 Kontext", multiple=16, styles=_styles(2.5, 3.5), negative_prompt=False,
           instruction_edits=True),
@@ -254,6 +257,7 @@ REAL += (
         multiple=16,
         steps={"low": 20, "standard": 30, "hd": 50},  # the model card's 50 is the top
         styles=_styles(4.0, 4.0),  # true_cfg_scale, as the model card
+        min_steps=2,
         max_steps=100,
         max_n=2,
         gpu="H100",
