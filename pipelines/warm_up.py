@@ -28,17 +28,17 @@ def _gray_png(size: tuple[int, int]) -> bytes:
 
 
 def warm_up_jobs(spec: ModelSpec) -> list[Job]:
-    """One generation (if the model generates) and one variation (if it edits), one step each at
-    the model's default size."""
+    """One generation (if the model generates) and one variation (if it edits), as few steps as
+    the model takes (one, or its `min_steps`), at its default size."""
     width, height = spec.default_size
     base = dict(model=spec.id, prompt="warm-up", n=1, width=width, height=height, output_width=width,
                 output_height=height, guidance=0.0, seeds=(0,), output_format="jpeg")
     jobs = []
     if "generate" in spec.tasks:
-        jobs.append(Job(task="generate", steps=1, **base))
+        jobs.append(Job(task="generate", steps=spec.min_steps, **base))
     if "variation" in spec.tasks or "edit" in spec.tasks:
         strength = spec.variation_strength
-        jobs.append(Job(task="variation", steps=steps_for_strength(1, strength), strength=strength,
+        jobs.append(Job(task="variation", steps=steps_for_strength(spec.min_steps, strength), strength=strength,
                         images=(_gray_png((width, height)),), **base))
     return jobs
 
