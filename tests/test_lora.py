@@ -57,11 +57,28 @@ def _save_lora(family: str, cache_dir: Path, dest: Path, *, seed: int, metadata:
         dest.write_bytes(struct.pack("<Q", len(encoded)) + encoded + raw[8 + length :])
 
 
+def _as_kohya(diffusers_file: Path, dest: Path, base: str) -> None:
+    """The same LoRA as kohya's trainers write it: `lora_unet_<module with underscores>` keys,
+    `lora_down`/`lora_up` weights, an `alpha` each (alpha = rank: scale 1), the base in metadata."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    tensors = {}
+    for key, value in load_file(diffusers_file).items():
+        module, _, kind = key.removeprefix("unet.").rpartition(".lora_")
+        name = "lora_unet_" + module.replace(".", "_")
+        tensors[f"{name}.lora_{'down' if kind.startswith('A') else 'up'}.weight"] = value
+        if kind.startswith("A"):
+            tensors[f"{name}.alpha"] = torch.tensor(float(value.shape[0]))
+    save_file(tensors, dest, metadata={"ss_base_model_version": base})
+
+
 @pytest.fixture(scope="module")
 def lora_dir(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("loras")
     _save_lora("sd", cache_dir, folder / "ink.safetensors", seed=1)
     _save_lora("sd", cache_dir, folder / "glow.safetensors", seed=2)
+    _as_kohya(folder / "ink.safetensors", folder / "ink-kohya.safetensors", base="sd_v2")
     _save_lora("sd", cache_dir, folder / "sd" / "words.safetensors", seed=6, text_encoder=True)  # the prompt side
     _save_lora("sdxl", cache_dir, folder / "sdxl" / "pixel.safetensors", seed=3)
     # Made for SDXL, and the file does not say so: only loading it can tell.
@@ -140,14 +157,18 @@ def test_the_lora_for_its_family_works_on_that_family(sdk: OpenAI) -> None:
 
 def test_a_model_lists_the_loras_it_takes(sdk: OpenAI) -> None:
     sd = sdk.models.retrieve("tiny-sd").model_extra["loras"]
-    assert {lora["name"] for lora in sd} == {"ink", "glow", "mystery", "words"}
+    assert {lora["name"] for lora in sd} == {"ink", "ink-kohya", "glow", "mystery", "words"}
     xl = {lora["name"]: lora for lora in sdk.models.retrieve("tiny-sdxl").model_extra["loras"]}
-    assert set(xl) == {"ink", "glow", "pixel", "mystery", "kohya-xl"}
+    assert set(xl) == {"ink", "glow", "pixel", "mystery", "kohya-xl"}  # not ink-kohya: its metadata says SD 2
     assert xl["pixel"]["family"] == xl["kohya-xl"]["family"] == "sdxl"
     # A file that does not say what it is for is offered everywhere, and checked when it loads.
     assert xl["mystery"]["family"] is None
     flux = sdk.models.retrieve("tiny-flux").model_extra["loras"]
     assert {lora["name"] for lora in flux} == {"ink", "glow", "mystery"}
+
+
+def test_a_kohya_lora_gives_the_same_image_as_the_same_weights_in_diffusers_layout(sdk: OpenAI) -> None:
+    assert np.array_equal(_pixels(_generate(sdk, [{"name": "ink-kohya"}])), _pixels(_generate(sdk, [{"name": "ink"}])))
 
 
 def test_edits_take_lora_as_multipart_parts(sdk: OpenAI) -> None:
