@@ -107,3 +107,21 @@ def test_qwen_image_refuses_the_one_step_its_scheduler_cannot_take(client: OpenA
     with pytest.raises(openai.BadRequestError) as caught:
         client.images.generate(model="tiny-qwen-image", prompt="x", size="64x64", extra_body={"num_inference_steps": 1})
     assert caught.value.body["param"] == "num_inference_steps" and "at least 2" in caught.value.body["message"]
+
+
+def test_a_qwen_batch_keeps_each_jobs_negative_prompt(make_settings) -> None:
+    """Qwen-Image's guidance runs on the negative prompt: in a shared call, each job's own."""
+    from handlers.hosts.local import local_worker, served_models
+
+    settings = make_settings(models=["tiny-qwen-image"])
+    worker = local_worker(served_models(settings), settings)
+    job = dict(task="generate", model="tiny-qwen-image", prompt="a fox", n=1, width=64, height=64, output_width=64,
+               output_height=64, steps=2, guidance=4.0)
+    alone = worker.run(Job(seeds=(2,), negative_prompt="blurry", **job))[0]
+    plain = worker.run(Job(seeds=(2,), **job))[0]
+    batch = worker.run_batch([Job(seeds=(1,), **job), Job(seeds=(2,), negative_prompt="blurry", **job)])
+    assert worker.batch_sizes("tiny-qwen-image")[2] == 1
+    batched = png(batch[1][0]).convert("RGB").tobytes()
+    closest = min((png(alone).convert("RGB").tobytes(), png(plain).convert("RGB").tobytes()),
+                  key=lambda other: sum(abs(a - b) for a, b in zip(batched, other, strict=True)))
+    assert closest == png(alone).convert("RGB").tobytes()  # made with its own negative prompt

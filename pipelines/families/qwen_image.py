@@ -9,7 +9,7 @@ from typing import Any
 from PIL import Image
 
 from pipelines.contract.job import Job
-from pipelines.families.base import Family
+from pipelines.families.base import Family, StepCallback
 
 # What the model card passes as the negative prompt when there is none: guidance still runs.
 _BLANK_NEGATIVE = " "
@@ -20,6 +20,14 @@ class QwenImageFamily(Family):
         if job.guidance <= 1.0:
             return {"true_cfg_scale": 1.0}  # off; the pipeline warns unless told so
         return {"true_cfg_scale": job.guidance, "negative_prompt": job.negative_prompt or _BLANK_NEGATIVE}
+
+    def _common(self, job: Job, generators: list[Any], on_step: StepCallback | None,
+                batch: list[Job] | None = None) -> dict[str, Any]:
+        options = super()._common(job, generators, on_step, batch)
+        if batch and "negative_prompt" in options:  # each job's own, image by image
+            options["negative_prompt"] = [each.negative_prompt or _BLANK_NEGATIVE for each in batch
+                                          for _ in range(each.n)]
+        return options
 
     def vae_latents(self, pipe: Any, latents: Any, height: int, width: int) -> Any:
         import torch
