@@ -261,3 +261,39 @@ def test_the_page_uses_only_relative_urls_and_serves_its_own_files() -> None:
         assert "location.origin" not in source and "://" not in source, name
         assert all(path.startswith("./") for path in re.findall(r'from "([^"]+)"', source)), name
     assert {path.name for path in PAGE.iterdir()} == {"index.html", *ASSETS}  # every file is served, by name
+
+
+def test_loras_are_offered_for_the_models_that_take_them_and_reach_the_image(browser: Browser, cache_dir: Path,
+                                                                              tmp_path: Path) -> None:
+    from tests.conftest import start_server, stop_server
+    from tests.test_lora import _save_lora
+
+    _save_lora("sd", cache_dir, tmp_path / "loras" / "sd" / "ink.safetensors", seed=1)  # for the SD family only
+    process, url = start_server({"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "img"),
+                                 "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_LORA_DIR": str(tmp_path / "loras")},
+                                tmp_path / "server.log")
+    try:
+        with new_page(browser) as page:
+            open_with_key(page, url)
+            page.get_by_label("Model", exact=True).select_option("tiny-flux")
+            expect(page.get_by_label("LoRAs")).to_be_hidden()
+            fill(page, "a harbour", "64x64")
+            expect(page.locator("#lora-info")).to_contain_text("tiny-sd takes: ink")
+            page.get_by_label("LoRAs").fill("ink:1")
+            page.get_by_label("Seed").fill("5")
+            page.get_by_role("button", name="Generate").click()
+            card = page.locator(".card[data-final]")
+            expect(card).to_have_count(1)
+            shown = decoded(card.locator("img.card-image").get_attribute("src")).convert("RGB")
+
+        def made(**extra: Any) -> Image.Image:
+            response = httpx.post(f"{url}/v1/images/generations", headers={"Authorization": f"Bearer {API_KEY}"},
+                                  timeout=60, json={"model": "tiny-sd", "prompt": "a harbour", "size": "64x64",
+                                                    "num_inference_steps": 2, "seed": 5, "response_format": "b64_json",
+                                                    **extra})
+            return Image.open(io.BytesIO(base64.b64decode(response.json()["data"][0]["b64_json"]))).convert("RGB")
+
+        assert shown.tobytes() == made(lora=[{"name": "ink", "scale": 1}]).tobytes()
+        assert shown.tobytes() != made().tobytes()
+    finally:
+        stop_server(process)

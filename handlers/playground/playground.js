@@ -14,7 +14,7 @@ const FIELD_ERRORS = {
   prompt: "prompt-error", model: "model-error", negative_prompt: "negative_prompt-error", size: "size-error",
   n: "n-error", quality: "quality-error", style: "style-error", seed: "seed-error",
   num_inference_steps: "num_inference_steps-error", guidance_scale: "guidance_scale-error",
-  image: "image-error", "image[]": "image-error", mask: "mask-error",
+  image: "image-error", "image[]": "image-error", mask: "mask-error", lora: "lora-error",
 };
 
 const form = $("form");
@@ -133,6 +133,13 @@ function followModel() {
   n.max = caps.max_n;
   if (Number(n.value) > caps.max_n) n.value = caps.max_n;
   $("negative-field").hidden = !caps.negative_prompt;
+  // LoRAs: offered only for a model that has some (the server lists them per model).
+  const loras = model.loras ?? [];
+  $("lora-field").hidden = loras.length === 0;
+  $("lora-names").replaceChildren(...loras.map((lora) => new Option(lora.name, lora.name)));
+  $("lora-info").textContent = loras.length
+    ? `${model.id} takes: ${loras.map((lora) => lora.name).join(", ")}. Several: name:scale, name:scale (scale −2 to 2, default 1).`
+    : "";
   $("images").multiple = caps.max_input_images > 1;
   $("images-hint").textContent = caps.max_input_images > 1
     ? `Up to ${caps.max_input_images} images: the first is edited, the others are references the prompt can name.`
@@ -236,9 +243,18 @@ function fields() {
   // Optional extensions: sent only when set (an empty box means "the server decides").
   if (value("seed")) out.seed = Number(value("seed"));
   if (!$("negative-field").hidden && value("negative_prompt")) out.negative_prompt = value("negative_prompt");
+  if (!$("lora-field").hidden && value("lora")) out.lora = loraList(value("lora"));
   if (value("num_inference_steps")) out.num_inference_steps = Number(value("num_inference_steps"));
   if (value("guidance_scale")) out.guidance_scale = Number(value("guidance_scale"));
   return JSON.parse(JSON.stringify(out)); // drops the undefined model
+}
+
+/** "ink:0.8, film" -> [{name: "ink", scale: 0.8}, {name: "film"}]; a bad scale is the server's to name. */
+function loraList(text) {
+  return text.split(",").map((item) => item.trim()).filter(Boolean).map((item) => {
+    const at = item.lastIndexOf(":");
+    return at < 0 ? { name: item } : { name: item.slice(0, at).trim(), scale: Number(item.slice(at + 1)) };
+  });
 }
 
 async function run() {
@@ -259,7 +275,10 @@ async function run() {
     const mask = await painter.toBlob();
     if (mask) body.append("mask", mask, "mask.png");
     request.hasMask = Boolean(mask);
-    for (const [name, value] of Object.entries(request.fields)) body.append(name, String(value)); // text parts
+    // Text parts; a list (the LoRAs) as one part holding its JSON, a spelling the server reads.
+    for (const [name, value] of Object.entries(request.fields)) {
+      body.append(name, typeof value === "object" ? JSON.stringify(value) : String(value));
+    }
     init = { method: "POST", body };
   }
 

@@ -15,6 +15,7 @@ function py(value) {
   if (value === true) return "True";
   if (value === false) return "False";
   if (value === null) return "None";
+  if (Array.isArray(value)) return `[${value.map(py).join(", ")}]`;
   if (typeof value === "object") {
     return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${py(v)}`).join(", ")}}`;
   }
@@ -32,7 +33,10 @@ export function curlSnippet(request) {
     for (const name of request.imageNames) lines.push(`-F ${sh(`${part}=@${name}`)}`);
     if (request.hasMask) lines.push(`-F ${sh("mask=@mask.png")}`);
     // --form-string: a prompt starting with @ or < is text, not a file to read.
-    for (const [name, value] of Object.entries(request.fields)) lines.push(`--form-string ${sh(`${name}=${value}`)}`);
+    for (const [name, value] of Object.entries(request.fields)) {
+      const text = typeof value === "object" ? JSON.stringify(value) : value; // the LoRAs, as the page sent them
+      lines.push(`--form-string ${sh(`${name}=${text}`)}`);
+    }
   }
   const note = request.hasMask ? "# mask.png: the mask painted in the playground (alpha 0 = edit)\n" : "";
   return note + lines.join(" \\\n  ");
