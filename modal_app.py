@@ -29,7 +29,6 @@ from handlers.hosts.modal_deployment import ModalDeployment
 from handlers.settings import ServerSettings
 from handlers.stores.volume import ModalVolumeFiles, VolumeFiles, VolumeImageStore
 from pipelines.contract import errors
-from pipelines.contract.catalog import CATALOG
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.served import ServedModels
 from pipelines.modal_engine import ModalEngine, StreamStarted
@@ -157,7 +156,7 @@ class ImageWorker:
     def load(self) -> None:
         # A failed load raises: no snapshot of a container without its model, and the caller
         # gets the Worker's error (model_load_failed, naming the model) instead of a hang.
-        spec = CATALOG.get(self.model_id)
+        spec = deployment.catalog().get(self.model_id)
         if spec is None:
             raise errors.model_not_found(self.model_id)
         # Only a CPU snapshot is taken without the GPU at hand; otherwise load straight onto it.
@@ -186,7 +185,7 @@ class ImageWorker:
             device = self._gpu()
             if device != "cpu":
                 self.models.move_to(device)  # a reload (after a failure) goes straight there too
-                warm_up(self.worker, CATALOG[self.model_id])
+                warm_up(self.worker, deployment.catalog()[self.model_id])
                 _keep_compiled_kernels()
         # Modal bounds the inputs a container holds, so the queue never refuses one; the Job's
         # deadline, not a queue timeout, says when nobody waits any more.
@@ -270,7 +269,7 @@ def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], 
             "IMAGEGEN_API_KEYS=sk-...), or deploy with IMAGEGEN_MODAL_PROXY_AUTH=1 to require Modal "
             "proxy-auth tokens instead."
         )
-    served = ServedModels.from_names(config.models, settings.model_aliases, settings.lora_dir)
+    served = ServedModels.from_names(config.models, settings.model_aliases, settings.lora_dir, config.extra_models)
     engine = ModalEngine({spec.id: gpu_classes(spec.id) for spec in served.specs},
                          deadline_seconds=config.deadline_seconds, **engine_options)
     store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
@@ -320,10 +319,11 @@ def cleanup() -> int:
 
 def fetch_weights(model_ids: list[str], cache_dir: Path) -> list[str]:
     """Each model's pinned weights into the hub cache (a tiny model is built into `cache_dir`)."""
-    unknown = [model_id for model_id in model_ids if model_id not in CATALOG]
+    catalog = deployment.catalog()  # the models file's entries too
+    unknown = [model_id for model_id in model_ids if model_id not in catalog]
     if unknown:
-        raise ValueError(f"unknown model {unknown[0]!r}: not in the catalog ({', '.join(CATALOG)})")
-    return [fetch(CATALOG[model_id], cache_dir) for model_id in model_ids]
+        raise ValueError(f"unknown model {unknown[0]!r}: not in the catalog ({', '.join(catalog)})")
+    return [fetch(catalog[model_id], cache_dir) for model_id in model_ids]
 
 
 @app.function(image=gpu_image, volumes={WEIGHTS_DIR: weights}, secrets=[secret], timeout=3600,

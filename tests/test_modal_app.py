@@ -139,6 +139,47 @@ def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
     assert in_container["decisions"] == deployed["decisions"]
 
 
+def test_a_models_file_adds_models_to_a_deploy_and_its_containers_see_them(tmp_path: Path) -> None:
+    """The operator's own entries: checked at deploy time, each given its class, its GPU and RAM; the
+    containers get the file's text in their environment, so they decide from the same entries."""
+    models_file = tmp_path / "models.toml"
+    models_file.write_text('[models.house]\nlike = "sdxl-turbo"\nsource = "hub:me/house-sdxl"\n'
+                           'revision = "0123456789abcdef0123456789abcdef01234567"\ngpu = "A100-80GB"\n'
+                           'host_memory_gib = 40\ndescription = "Our house style"\n')
+    deployed = describe(tmp_path, IMAGEGEN_MODELS="house,sd-turbo", IMAGEGEN_MODELS_FILE=str(models_file))
+    assert deployed["classes"] == ["ImageWorker_house", "ImageWorker_sd_turbo"]
+    house = deployed["gpu"]["house"]
+    assert house["gpus"] == [["A100-80GB", 1]] and house["memory_mib"] == 40 * 1024
+    assert "IMAGEGEN_MODELS_FILE" not in deployed["gpu_env"]  # a path on this machine; its text travels
+    models_file.unlink()  # the containers never read it
+    in_container = describe(tmp_path, **deployed["gpu_env"])
+    assert in_container["decisions"] == deployed["decisions"]
+
+
+def test_the_front_serves_the_models_files_entries(make_settings, shared: SharedVolume, tmp_path: Path) -> None:
+    models_file = tmp_path / "models.toml"
+    models_file.write_text('[models.house]\nlike = "tiny-sd"\ndescription = "Our house style"\n')
+    deployment = modal_app.ModalDeployment(models=["house"], models_file=models_file, proxy_auth=True)
+    settings = make_settings(models="house", models_file=models_file, storage_dir=tmp_path / "images")
+    # No GPU is called here: the classes (declared from the deploy's own environment) are not needed.
+    with TestClient(modal_app.create_web_app(settings, lambda model_id: None, shared.mount(tmp_path / "images"),
+                                             deployment)) as http:
+        listed = http.get("/v1/models").json()["data"]
+    assert [(model["id"], model["description"]) for model in listed] == [("house", "Our house style")]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('[models.mine]\nlike = "sd-turbo"\nsource = "/models/mine"\n', "'source'"),  # no such path here
+    ('[models.mine]\nlike = "sd-turbo"\nsource = "/"\n', "loads from a path on this machine"),
+    ('[models.mine]\nsource = "tiny:sd"\nfamily = "sd"\ndescription = "d"\nfamliy = "x"\n', "famliy"),
+])
+def test_a_bad_models_file_stops_the_deploy_naming_the_field(text: str, says: str, tmp_path: Path) -> None:
+    models_file = tmp_path / "models.toml"
+    models_file.write_text(text)
+    with pytest.raises(ValueError, match=says):
+        modal_app.ModalDeployment(models=["mine"], models_file=models_file)
+
+
 def test_why_one_class_per_model_a_gpu_list_cannot_be_given_per_call() -> None:
     """modal 1.6.4 takes a fallback list only where a class is declared: `with_options(gpu=…)`
     takes one GPU, so each model's list lives on a class of its own."""

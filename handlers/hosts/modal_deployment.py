@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from pipelines.contract.catalog import CATALOG
+from pipelines.contract.catalog import CATALOG, ModelSpec
 from pipelines.contract.config import comma_list, name_pairs
+from pipelines.contract.models_file import read_models_file, read_models_text
 from pipelines.modal_engine import DEFAULT_DEADLINE_SECONDS
 
 # Modal's GPU types (a ":N" suffix asks for N of them). Checked at deploy time, because a typo
@@ -57,6 +59,11 @@ class ModalDeployment(BaseSettings):
     models: Annotated[list[str], NoDecode, BeforeValidator(comma_list)] = Field(
         ["sdxl-turbo"], validation_alias="IMAGEGEN_MODELS"
     )
+    # The operator's own catalog entries (as locally). Read at deploy time; the containers get
+    # its text (IMAGEGEN_MODELS_TOML), so they see the entries the deploy saw, file or no file.
+    # On Modal an entry's weights come from the hub (pinned) into the weights Volume.
+    models_file: Path | None = Field(None, validation_alias="IMAGEGEN_MODELS_FILE")
+    models_toml: str | None = Field(None, validation_alias="IMAGEGEN_MODELS_TOML")
     app_name: str = "imagegen"
     secret_name: str = "imagegen"
     # "model=GPU|GPU…,…": a model's GPUs (fallbacks after the first), replacing the catalog's one,
@@ -85,11 +92,23 @@ class ModalDeployment(BaseSettings):
     deadline_seconds: float = Field(DEFAULT_DEADLINE_SECONDS, gt=0, lt=150)
     proxy_auth: bool = False  # let Modal's proxy auth guard the endpoint instead of API keys
 
+    _extra: tuple[ModelSpec, ...] = PrivateAttr(())
+
     @model_validator(mode="after")
     def _check(self) -> ModalDeployment:
-        unknown = [name for name in self.models if name not in CATALOG]
+        if self.models_toml:
+            self._extra = read_models_text(self.models_toml, "IMAGEGEN_MODELS_TOML")
+        elif self.models_file is not None:
+            self._extra = read_models_file(self.models_file)
+            self.models_toml = self.models_file.read_text()
+        local = [spec.id for spec in self._extra if not spec.source.startswith(("hub:", "tiny:"))]
+        if local:
+            raise ValueError(f"the models file's {local[0]!r} loads from a path on this machine; on Modal a model's "
+                             "weights come from the hub (source = \"hub:org/repo\" with a revision)")
+        known = self.catalog()
+        unknown = [name for name in self.models if name not in known]
         if unknown or not self.models:
-            raise ValueError(f"IMAGEGEN_MODELS must name catalog models ({', '.join(CATALOG)}); "
+            raise ValueError(f"IMAGEGEN_MODELS must name catalog models ({', '.join(known)}); "
                              f"got {','.join(self.models)!r}")
         for variable, per_model in (("IMAGEGEN_MODAL_GPUS", self.gpus), ("IMAGEGEN_MODAL_MEMORY_GIB", self.memory_gib)):
             for model_id in per_model:
@@ -110,9 +129,18 @@ class ModalDeployment(BaseSettings):
                              f"({self.gpu_max_inputs})")
         return self
 
+    def catalog(self) -> dict[str, ModelSpec]:
+        """The built-in catalog and the models file's entries (which win on a shared id)."""
+        return {**CATALOG, **{spec.id: spec for spec in self._extra}}
+
+    @property
+    def extra_models(self) -> tuple[ModelSpec, ...]:
+        """The models file's entries, as ServedModels takes them."""
+        return self._extra
+
     def gpus_for(self, model_id: str) -> list[str]:
         """The GPUs `model_id` may run on, preferred first (Modal falls back down the list)."""
-        return self.gpus.get(model_id) or [CATALOG[model_id].gpu]
+        return self.gpus.get(model_id) or [self.catalog()[model_id].gpu]
 
     def gpu_for(self, model_id: str) -> str:
         """The preferred GPU, for the plan and the dtype."""
@@ -126,7 +154,7 @@ class ModalDeployment(BaseSettings):
 
     def memory_mib_for(self, model_id: str) -> int:
         """Host RAM one GPU container of `model_id` reserves, in MiB (what Modal's `memory=` takes)."""
-        return 1024 * (self.memory_gib.get(model_id) or CATALOG[model_id].host_memory_gib)
+        return 1024 * (self.memory_gib.get(model_id) or self.catalog()[model_id].host_memory_gib)
 
     def class_name(self, model_id: str) -> str:
         """The Modal class serving `model_id`: one class (one pool, its own GPUs and memory) per model."""
@@ -138,4 +166,6 @@ class ModalDeployment(BaseSettings):
         env = {name: os.environ[name] for name in SERVICE_ENV if name in os.environ}
         env.update({name: value for name, value in os.environ.items() if name.startswith("IMAGEGEN_MODAL_")})
         env["IMAGEGEN_MODELS"] = ",".join(self.models)
+        if self.models_toml:
+            env["IMAGEGEN_MODELS_TOML"] = self.models_toml
         return env

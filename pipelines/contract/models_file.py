@@ -36,7 +36,7 @@ class ModelsFileError(ValueError):
     """A models file that cannot be used; the message names the file, the entry and the field."""
 
 
-def _entry(path: Path, model_id: str, table: Any) -> ModelSpec:
+def _entry(path: str | Path, model_id: str, table: Any) -> ModelSpec:
     where = f"{path}: [models.{model_id}]"
     if not isinstance(table, dict):
         raise ModelsFileError(f"{where} must be a table of catalog fields")
@@ -69,15 +69,22 @@ def _entry(path: Path, model_id: str, table: Any) -> ModelSpec:
     return spec
 
 
+def read_models_text(text: str, origin: str | Path) -> tuple[ModelSpec, ...]:
+    """Entries from a models file's text (`origin` names it in errors). Raises ModelsFileError."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ModelsFileError(f"{origin}: not valid TOML ({exc})") from None
+    tables = document.get("models")
+    if set(document) - {"models"} or not isinstance(tables, dict) or not tables:
+        raise ModelsFileError(f"{origin}: expected one or more [models.<id>] tables and nothing else")
+    return tuple(_entry(origin, model_id, table) for model_id, table in tables.items())
+
+
 def read_models_file(path: Path) -> tuple[ModelSpec, ...]:
     """The file's entries, each checked. Raises ModelsFileError naming what is wrong."""
     try:
-        document = tomllib.loads(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as exc:
         raise ModelsFileError(f"{path}: cannot read it ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ModelsFileError(f"{path}: not valid TOML ({exc})") from None
-    tables = document.get("models")
-    if set(document) - {"models"} or not isinstance(tables, dict) or not tables:
-        raise ModelsFileError(f"{path}: expected one or more [models.<id>] tables and nothing else")
-    return tuple(_entry(path, model_id, table) for model_id, table in tables.items())
+    return read_models_text(text, path)
