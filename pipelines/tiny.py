@@ -9,7 +9,9 @@ Heavy libraries are imported inside the functions so importing this module is ch
 
 from __future__ import annotations
 
+import importlib
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 _SEED = 0
@@ -233,38 +235,24 @@ def _build_flux() -> Any:
     )
 
 
-def _build_flux2() -> Any:
-    from pipelines.tiny_flux2 import build_flux2
-
-    return build_flux2()
-
-
-def _build_zimage() -> Any:
-    from pipelines.tiny_zimage import build_zimage
-
-    return build_zimage()
+# The newer families' builders, each in a module of its own: imported only when built.
+_BUILT_ELSEWHERE = {
+    "flux2": ("pipelines.tiny_flux2", "build_flux2"),
+    "zimage": ("pipelines.tiny_zimage", "build_zimage"),
+    "sd3": ("pipelines.tiny_sd3", "build_sd3"),
+    "qwen-image": ("pipelines.tiny_qwen", "build_qwen_image"),
+    "flux-kontext": ("pipelines.tiny_kontext", "build_kontext"),
+}
 
 
-def _build_sd3() -> Any:
-    from pipelines.tiny_sd3 import build_sd3
-
-    return build_sd3()
+def _builder(module: str, name: str) -> Callable[[], Any]:
+    return lambda: getattr(importlib.import_module(module), name)()
 
 
-def _build_qwen_image() -> Any:
-    from pipelines.tiny_qwen import build_qwen_image
-
-    return build_qwen_image()
-
-
-def _build_flux_kontext() -> Any:
-    from pipelines.tiny_kontext import build_kontext
-
-    return build_kontext()
-
-
-_BUILDERS = {"sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux, "flux2": _build_flux2, "zimage": _build_zimage,
-             "sd3": _build_sd3, "qwen-image": _build_qwen_image, "flux-kontext": _build_flux_kontext}
+_BUILDERS: dict[str, Callable[[], Any]] = {
+    "sd": _build_sd, "sdxl": _build_sdxl, "flux": _build_flux,
+    **{family: _builder(*where) for family, where in _BUILT_ELSEWHERE.items()},
+}
 TINY_FAMILIES = tuple(_BUILDERS)
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from pipelines.contract.safetensors_header import NotSafetensors, read_header
+
 FamilyName = Literal["sd", "sdxl", "flux", "flux2", "zimage", "sd3", "qwen-image", "flux-kontext"]
 FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)  # each has an adapter and a tiny model
 Task = Literal["generate", "edit", "variation"]
@@ -412,17 +414,11 @@ _SINGLE_FILE_FAMILIES = "SD, SDXL or FLUX.1"
 
 
 def _safetensors_keys(path: Path) -> list[str]:
-    """The tensor names in a .safetensors file's header (8-byte length, then JSON), not its data."""
-    import struct
-
+    """The tensor names in a .safetensors file, not its data."""
     try:
-        with path.open("rb") as file:
-            (length,) = struct.unpack("<Q", file.read(8))
-            if length > 100 * 1024 * 1024:
-                raise ValueError("header too large")
-            return [key for key in json.loads(file.read(length)) if key != "__metadata__"]
-    except (OSError, struct.error, ValueError) as exc:
-        raise UnknownModel(f"{path} is not a readable .safetensors file ({exc})") from None
+        return [key for key in read_header(path) if key != "__metadata__"]
+    except NotSafetensors as exc:
+        raise UnknownModel(str(exc)) from None
 
 
 def spec_for_file(path: Path) -> ModelSpec:

@@ -13,9 +13,7 @@ Where LoRAs come from:
 
 from __future__ import annotations
 
-import json
 import re
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 from pipelines.contract.catalog import FAMILY_NAMES, ModelSpec
 from pipelines.contract.errors import invalid
 from pipelines.contract.job import LoraUse
+from pipelines.contract.safetensors_header import NotSafetensors, read_header
 
 MAX_SCALE = 2.0  # past ±2 a LoRA only burns the image
 MAX_LORAS = 4  # per request: each is a full pass of extra matmuls per layer
@@ -46,18 +45,6 @@ class Lora:
         return self.family is None or self.family == spec.family
 
 
-def _header(path: Path) -> dict:
-    """A safetensors file's header (8-byte length, then JSON); {} when it cannot be read."""
-    try:
-        with path.open("rb") as file:
-            (length,) = struct.unpack("<Q", file.read(8))
-            if length > 64 * 1024 * 1024:
-                return {}
-            return json.loads(file.read(length))
-    except (OSError, struct.error, ValueError):
-        return {}
-
-
 # kohya's trainers record the base model in the file's metadata.
 _KOHYA_BASES = {"sd_v2": "sd", "sd_2": "sd", "sdxl": "sdxl", "flux": "flux", "sd3": "sd3"}
 
@@ -65,7 +52,10 @@ _KOHYA_BASES = {"sd_v2": "sd", "sd_2": "sd", "sdxl": "sdxl", "flux": "flux", "sd
 def family_of_file(path: Path) -> str | None:
     """The family a LoRA file was trained for, where the file says: kohya's `ss_base_model_version`
     or Stability's `modelspec.architecture` in the metadata. None when it does not say."""
-    metadata = _header(path).get("__metadata__") or {}
+    try:
+        metadata = read_header(path).get("__metadata__") or {}
+    except NotSafetensors:
+        return None
     base = str(metadata.get("ss_base_model_version") or metadata.get("modelspec.architecture") or "").lower()
     if base.startswith("sd_v1") or base.startswith("stable-diffusion-v1"):
         return "sd1"  # a family no catalog model has: usable with none
