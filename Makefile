@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # The JavaScript SDK the test suite also drives (needs Node.js and npm).
 JS_SDK := tests/js/node_modules/.package-lock.json
 
-.PHONY: install serve test clean
+.PHONY: install serve test lint clean
 
 install: $(STAMP)
 
@@ -27,6 +27,11 @@ $(JS_SDK): tests/js/package.json tests/js/package-lock.json
 
 serve: $(STAMP)
 	$(BIN)/imagegen serve --port $(PORT)
+
+# ruff's lint and format check (its configuration is in pyproject.toml); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: $(STAMP) $(JS_SDK)
 	$(BIN)/python -m pytest
