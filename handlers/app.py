@@ -20,7 +20,8 @@ from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.metrics import Telemetry
 from handlers.request_log import RequestLog
-from handlers.routes import health, images, metrics, models, playground, temp_images
+from handlers.images import routes as images
+from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from handlers.http_errors import http_status
-from handlers.jobs import generation_job
+from handlers.images.resolve import generation_job
 from handlers.protocol import ImageGenerationRequest
 from handlers.sizes import parse_size, render_size
 from pipelines.contract.catalog import CATALOG

@@ -14,8 +14,8 @@ from starlette.datastructures import FormData, UploadFile
 
 from handlers.deps import Services, ServicesDep
 from handlers.disconnect import unless_disconnected
-from handlers.edit_inputs import EditInput, read_edit_input
-from handlers.jobs import (
+from handlers.images.uploads import EditInput, read_edit_input
+from handlers.images.resolve import (
     check_input_images,
     edit_job,
     edit_needs,
@@ -37,7 +37,7 @@ from handlers.protocol import (
     StreamEvent,
 )
 from handlers.request_log import note_job
-from handlers.streaming import stream_response
+from handlers.images.respond import stream_response
 from handlers.urls import temp_image_url
 from pipelines.contract.catalog import ModelSpec
 from pipelines.contract.errors import APIError, invalid

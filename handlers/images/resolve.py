@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Collection
 from typing import Any
 
-from handlers.edit_inputs import EditInput
+from handlers.images.uploads import EditInput
 from handlers.protocol import (
     MAX_SEED,
     ImageEditForm,
