@@ -18,7 +18,13 @@ from handlers.deps import Services
 from handlers.disconnect import unless_disconnected
 from handlers.http_errors import error_body
 from handlers.images.resolve import response_format
-from handlers.images.schemas import Image, ImageRequestBase, ImagesResponse, PromptedRequest, StreamEvent
+from handlers.images.schemas import (
+    Image,
+    ImageRequestBase,
+    ImagesResponse,
+    PromptedRequest,
+    StreamEvent,
+)
 from handlers.request_log import note_job
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
