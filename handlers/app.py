@@ -16,11 +16,12 @@ from starlette.middleware.cors import CORSMiddleware
 from handlers.auth import BearerAuth
 from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
+from handlers.images import routes as images
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.metrics import Telemetry
 from handlers.request_log import RequestLog
-from handlers.routes import health, images, metrics, models, playground, temp_images
+from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine

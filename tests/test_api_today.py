@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from handlers.hosts.local import create_local_app
-from handlers.jobs import QUALITY_TIER
+from handlers.images.resolve import QUALITY_TIER
 from pipelines.contract.catalog import CATALOG
 from tests.conftest import png, png_bytes
 from tests.test_edit import noise

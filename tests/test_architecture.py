@@ -95,8 +95,8 @@ def test_dependencies_run_one_way() -> None:
 @pytest.mark.parametrize(
     ("file", "line", "reason"),
     [
-        ("handlers/jobs.py", "from pipelines.worker import batch_key", "web side imports the model side"),
-        ("handlers/jobs.py", "import torch", "never imports torch"),
+        ("handlers/images/resolve.py", "from pipelines.worker import batch_key", "web side imports the model side"),
+        ("handlers/images/resolve.py", "import torch", "never imports torch"),
         ("pipelines/worker.py", "from fastapi import Request", "never imports the web side"),
         ("pipelines/local_engine.py", "from handlers.http_errors import error_body", "never imports the web side"),
         ("pipelines/contract/job.py", "import fastapi", "the contract imports"),
@@ -128,7 +128,8 @@ def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
 
 def test_the_web_side_imports_without_torch_diffusers_or_transformers() -> None:
     """On Modal the web side is the small CPU-only front; its image has no torch at all."""
-    web = "handlers.app, handlers.routes.images, handlers.jobs, handlers.stores.volume, pipelines.modal_engine"
+    web = ("handlers.app, handlers.images.routes, handlers.images.resolve, handlers.stores.volume, "
+           "pipelines.modal_engine")
     assert _loaded_after(web, ("torch", "diffusers", "transformers")) == []
 
 

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from handlers.edit_inputs import read_edit_input
+from handlers.images.uploads import read_edit_input
 from handlers.hosts.local import create_local_app
 from handlers.http_errors import http_status
 from pipelines.contract.errors import APIError

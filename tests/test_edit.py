@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 import io
 import os
+from collections.abc import Collection
+from dataclasses import dataclass, field, replace
 
 import httpx
 import openai
 import pytest
+from fastapi.testclient import TestClient
 from openai import OpenAI
 from PIL import Image, ImageChops
 
+from handlers.hosts.local import create_local_app
+from pipelines.contract.catalog import ModelSpec, Task
+from pipelines.contract.served import Need, ServedModels
 from tests.conftest import API_KEY, Server, png, png_bytes
 
 HOLE = (24, 16, 56, 40)  # left, top, right, bottom: the area to edit
@@ -153,3 +159,30 @@ def test_two_images_are_refused_naming_the_limit(client: OpenAI) -> None:
         client.images.edit(model="tiny-sd", prompt="x", image=[image, image])
     assert caught.value.body["param"] == "image"
     assert "at most 1 input image" in caught.value.body["message"]
+
+
+@dataclass(frozen=True)
+class CountingServed(ServedModels):
+    """The real served models, noting each lookup of a model by name."""
+
+    lookups: list[tuple[str | None, tuple[Need, ...], Task | None]] = field(default_factory=list, compare=False)
+
+    def get(self, name: str | None, needs: Collection[Need] = (), task: Task | None = None) -> ModelSpec | None:
+        self.lookups.append((name, tuple(needs), task))
+        return super().get(name, needs, task)
+
+
+@pytest.mark.parametrize("model", ["tiny-sd", "gpt-image-1"])
+def test_an_edit_resolves_its_model_once_knowing_its_images(make_settings, model: str) -> None:
+    """One lookup per edit, made once the images are read: what an OpenAI name stands for depends
+    on them (here: one opaque image, no mask, so the edit needs a model that follows instructions)."""
+    app = create_local_app(make_settings())
+    real = app.state.services.served
+    served = CountingServed(real.specs, real.aliases, real.loras)
+    app.state.services = replace(app.state.services, served=served)
+    with TestClient(app) as api:
+        response = api.post("/v1/images/edits", files={"image": ("p.png", png_bytes(noise((64, 64))), "image/png")},
+                            data={"model": model, "prompt": "a red door", "num_inference_steps": "1",
+                                  "response_format": "b64_json"})
+    assert response.status_code == 200, response.text
+    assert served.lookups == [(model, ("instructions",), "edit")]

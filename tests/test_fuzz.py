@@ -19,7 +19,7 @@ from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
-from handlers.edit_inputs import read_edit_input
+from handlers.images.uploads import read_edit_input
 from handlers.hosts.local import create_local_app
 from handlers.http_errors import http_status
 from pipelines.contract.errors import APIError

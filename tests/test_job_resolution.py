@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from handlers.http_errors import http_status
-from handlers.jobs import generation_job
-from handlers.protocol import ImageGenerationRequest
+from handlers.images.resolve import generation_job
+from handlers.images.schemas import ImageGenerationRequest
 from handlers.sizes import parse_size, render_size
 from pipelines.contract.catalog import CATALOG
 from pipelines.contract.errors import APIError

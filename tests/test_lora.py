@@ -191,6 +191,20 @@ def test_edits_take_lora_as_multipart_parts(sdk: OpenAI) -> None:
     assert caught.value.body["param"] == "lora"
 
 
+@pytest.mark.parametrize("lora", [[{"name": f"l{i}"} for i in range(5)], [{"name": "ink", "scale": 2.5}],
+                                  [{"name": "ink", "scale": -2.01}]])
+def test_how_many_loras_and_their_scale_are_bounded_at_the_edge(api: TestClient, lora: list) -> None:
+    """Refused by the request's schema, before any LoRA is looked up (this server has no LoRA folder:
+    a lookup would say how to enable one); four LoRAs at ±2 pass the schema and reach the lookup."""
+    response = api.post("/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "lora": lora})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "lora" and error["code"] != "lora_disabled", error
+    at_the_bounds = [{"name": f"l{i}", "scale": 2.0 if i % 2 else -2.0} for i in range(4)]
+    response = api.post("/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "lora": at_the_bounds})
+    assert response.json()["error"]["code"] == "lora_disabled"
+
+
 def test_without_a_lora_folder_a_lora_is_a_400_that_says_how_to_enable_it(api: TestClient) -> None:
     response = api.post("/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "lora": [{"name": "a"}]})
     assert response.status_code == 400

@@ -89,8 +89,8 @@ def models(args: argparse.Namespace) -> None:
 
 def generate(args: argparse.Namespace) -> None:
     """One image (or n) straight through the Worker, resolved exactly as the API would."""
-    from handlers.jobs import generation_job, resolve_model
-    from handlers.protocol import ImageGenerationRequest
+    from handlers.images.resolve import generation_job, resolve_model
+    from handlers.images.schemas import ImageGenerationRequest
 
     settings = _settings(args)
     served = served_models(settings)

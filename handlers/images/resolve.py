@@ -1,4 +1,8 @@
-"""From a validated request to a fully resolved Job: every API default is applied here."""
+"""From a validated request to a fully resolved Job: every API default and every rule that depends on
+the model is applied here, with no HTTP in sight (tests/test_job_resolution.py calls it directly).
+
+`resolve_generation`, `resolve_edit` and `resolve_variation` are what the routes call: each picks
+the model once and builds the Job for it. The `*_job` builders take a model already picked."""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import secrets
 from collections.abc import Collection
 from typing import Any
 
-from handlers.edit_inputs import EditInput
-from handlers.protocol import (
+from handlers.images.schemas import (
     MAX_SEED,
     ImageEditForm,
     ImageGenerationRequest,
@@ -15,6 +18,7 @@ from handlers.protocol import (
     ImageVariationForm,
     PromptedRequest,
 )
+from handlers.images.uploads import EditInput
 from handlers.sizes import Size, parse_size, render_size
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
@@ -174,3 +178,21 @@ def edit_needs(edit: EditInput) -> list[Need]:
     if edit.mask is None:
         needs.append("instructions")
     return needs
+
+
+def resolve_generation(request: ImageGenerationRequest, served: ServedModels, max_prompt_chars: int) -> Job:
+    spec = resolve_model(request.model, served, "generate")
+    return generation_job(request, spec, max_prompt_chars, served.loras)
+
+
+def resolve_edit(request: ImageEditForm, edit: EditInput, served: ServedModels, max_prompt_chars: int) -> Job:
+    """The model is picked knowing the images: what an OpenAI name stands for depends on them."""
+    spec = resolve_model(request.model, served, "edit", edit_needs(edit))
+    check_input_images(spec, 1 + len(edit.references), served)
+    return edit_job(request, edit, spec, max_prompt_chars, served.loras)
+
+
+def resolve_variation(request: ImageVariationForm, edit: EditInput, served: ServedModels) -> Job:
+    spec = resolve_model(request.model, served, "variation")
+    check_input_images(spec, 1 + len(edit.references), served)
+    return variation_job(request, edit, spec, served.loras)

@@ -1,4 +1,8 @@
-"""Edit uploads: check them, and turn OpenAI's mask convention into the Worker's.
+"""Uploads of edits and variations: read the multipart form, check the images, and turn OpenAI's
+mask convention into the Worker's.
+
+The form's fields are validated by the request's schema, its files read here, as the OpenAI SDKs
+send them: `image` or `image[]` (up to 16), `mask`, and `lora` as one part or several.
 
 OpenAI: pixels with alpha = 0 in the mask mark the area to edit; with no mask, the image's own
 fully transparent pixels do; with neither, the whole image is edited under the prompt.
@@ -15,9 +19,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel
+from starlette.datastructures import FormData, UploadFile
 
+from handlers.images.schemas import MAX_INPUT_IMAGES, ImageRequestBase
 from handlers.settings import ServerSettings
 from pipelines.contract import pictures
 from pipelines.contract.errors import APIError, invalid
@@ -38,6 +48,8 @@ _SIGNATURES = (
 _FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
 
 DEFAULT_MAX_PIXELS: int = ServerSettings.model_fields["max_image_pixels"].default
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+Form = TypeVar("Form", bound=ImageRequestBase)
 
 
 @dataclass(frozen=True)
@@ -149,3 +161,49 @@ def read_edit_input(
             mask_area = _edit_area(alpha)
     return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else pictures.png(mask_area),
                      references=checked)
+
+
+def multipart_body(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI description of a multipart body (the routes read the form themselves)."""
+    schema = form.model_json_schema()
+    file_schema = files.model_json_schema()
+    schema["properties"] = {**file_schema["properties"], **schema["properties"]}
+    schema["required"] = [*file_schema.get("required", []), *schema.get("required", [])]
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+async def _files(form: FormData, names: tuple[str, ...], param: str) -> list[bytes]:
+    parts = [part for name in names for part in form.getlist(name)]
+    if any(not isinstance(part, UploadFile) for part in parts):
+        raise invalid(param, f"'{param}' must be sent as a file part, not as text.", code="invalid_image")
+    return [await part.read() for part in parts if isinstance(part, UploadFile)]
+
+
+async def read_form(request: Request, model: type[Form], max_pixels: int, *, mask: bool) -> tuple[Form, EditInput]:
+    """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask)."""
+    if not request.headers.get("content-type", "").lower().startswith(_FORMS):
+        raise invalid(None, f"{request.url.path} takes multipart/form-data, as the OpenAI SDKs send it: the image "
+                      "files and the other fields as form parts (curl: -F image=@photo.png -F prompt=...), not JSON.",
+                      code="invalid_content_type")
+    async with request.form() as form:
+        fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+        for name in ("image", "image[]", "mask"):
+            fields.pop(name, None)
+        # The one field that may come as several parts (the SDKs name a list's parts `lora[]`).
+        loras = [value for name in ("lora", "lora[]") for value in form.getlist(name) if isinstance(value, str)]
+        fields.pop("lora[]", None)
+        if loras:
+            fields["lora"] = loras
+        body = model.model_validate(fields)
+        images = await _files(form, ("image", "image[]"), "image")
+        masks = await _files(form, ("mask",), "mask") if mask else []
+    if not images:
+        raise invalid("image", "Missing required parameter: 'image'.", code="missing_required_parameter")
+    if len(images) > MAX_INPUT_IMAGES:
+        raise invalid("image", f"An edit takes at most {MAX_INPUT_IMAGES} images; {len(images)} were sent.",
+                      code="too_many_images")
+    if len(masks) > 1:
+        raise invalid("mask", "Send at most one mask.")
+    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None, references=images[1:],
+                                   max_pixels=max_pixels)
+    return body, edit
