@@ -7,7 +7,7 @@ import pytest
 from handlers.http_errors import http_status
 from handlers.images.resolve import generation_job
 from handlers.images.schemas import ImageGenerationRequest
-from handlers.sizes import parse_size, render_size
+from handlers.images.sizes import parse_size, render_size
 from pipelines.contract.catalog import CATALOG
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import denoising_steps, steps_for_strength

@@ -18,8 +18,8 @@ from handlers.images.schemas import (
     ImageVariationForm,
     PromptedRequest,
 )
+from handlers.images.sizes import Size, parse_size, render_size
 from handlers.images.uploads import EditInput
-from handlers.sizes import Size, parse_size, render_size
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
 from pipelines.contract.errors import invalid

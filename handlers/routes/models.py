@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from handlers.deps import Services, ServicesDep
+from handlers.images.sizes import format_size
 from handlers.protocol import ErrorResponse, Model, ModelCapabilities, ModelList, ModelLora
-from handlers.sizes import format_size
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
 
