@@ -1,17 +1,14 @@
-"""One bridge from the thread that runs a job to the code that reads its events.
+"""One bridge from the thread that runs a job to the asyncio code that reads its events.
 
 A job runs in a thread of its own (torch blocks; the event loop must not). Its previews appear
-there, one by one, then its images or its failure. `EventBridge` hands them over in order:
-to an asyncio reader (`async for`, LocalEngine) or to a plain one (`for`, the Modal GPU class's
-generator method). A reader that leaves early sets `stop`, which the run checks after each step.
+there, one by one, then its images or its failure. `EventBridge` hands them over in order to an
+`async for` on the loop (LocalEngine).
 """
 
 from __future__ import annotations
 
 import asyncio
-import queue
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from pipelines.contract.job import ImageEvent
@@ -28,18 +25,13 @@ _END = object()
 class EventBridge:
     """Previews as they are made, then one `completed` event per image; a failure is raised."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """With `loop`, read it with `async for` on that loop; without, with a plain `for`."""
-        self.stop = threading.Event()
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Read it with `async for` on `loop`."""
         self._loop = loop
-        self._async: asyncio.Queue[object] = asyncio.Queue()
-        self._plain: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
 
     def _put(self, item: object) -> None:
-        if self._loop is None:
-            self._plain.put(item)
-        else:
-            self._loop.call_soon_threadsafe(self._async.put_nowait, item)
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
 
     # --- the running side (any thread) ------------------------------------------------------
 
@@ -61,36 +53,6 @@ class EventBridge:
             raise item.error
         return None if item is _END else item  # type: ignore[return-value]
 
-    def __iter__(self) -> Iterator[ImageEvent]:
-        try:
-            while (event := self._delivered(self._plain.get())) is not None:
-                yield event
-        finally:
-            self.stop.set()
-
     async def __aiter__(self) -> AsyncIterator[ImageEvent]:
-        try:
-            while (event := self._delivered(await self._async.get())) is not None:
-                yield event
-        finally:
-            self.stop.set()
-
-
-Run = Callable[[Callable[[ImageEvent], None], Callable[[], bool]], list[bytes]]
-
-
-def events_in_thread(run: Run, name: str) -> Iterator[ImageEvent]:
-    """`run(on_partial, cancelled)` in a new thread, as a plain generator of its events.
-
-    Closing the generator early stops the run's remaining steps.
-    """
-    bridge = EventBridge()
-
-    def produce() -> None:
-        try:
-            bridge.finish(run(bridge.emit, bridge.stop.is_set))
-        except BaseException as exc:  # handed to the reader, raised there
-            bridge.fail(exc)
-
-    threading.Thread(target=produce, name=name, daemon=True).start()
-    yield from bridge
+        while (event := self._delivered(await self._queue.get())) is not None:
+            yield event

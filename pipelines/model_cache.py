@@ -23,7 +23,8 @@ from pipelines.contract.catalog import ModelSpec
 from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
-from pipelines.families import FAMILIES, Family
+from pipelines.families import FAMILIES, FamilyAdapter
+from pipelines.warm_up import compile_warm_up
 from pipelines.weights import WeightsAbsent, single_file_config, weights_source
 
 log = logging.getLogger("imagegen")
@@ -40,7 +41,7 @@ class LoadedModel:
     the LoRA adapters loaded into them."""
 
     model_id: str
-    family: Family
+    family: FamilyAdapter
     pipe: Any
     _editor: Any = field(default=None, repr=False)
     _adapters: Adapters | None = field(default=None, repr=False)
@@ -149,7 +150,7 @@ class ModelCache:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
             _decode_per_image(pipe, self.device)
-            optimize.apply(pipe, self.optimizations, self.device, optimize.warm_up_with(family, spec, pipe))
+            optimize.apply(pipe, self.optimizations, self.device, compile_warm_up(family, spec, pipe))
         except Exception as exc:
             log.exception("loading %s failed", spec.id)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -164,7 +165,7 @@ class ModelCache:
                 model.pipe.to(device=device, dtype=self.torch_dtype())  # editors share these modules
                 _decode_per_image(model.pipe, device)
                 optimize.apply(model.pipe, self.optimizations, device,
-                               optimize.warm_up_with(model.family, self.specs[model_id], model.pipe))
+                               compile_warm_up(model.family, self.specs[model_id], model.pipe))
 
     def torch_dtype(self) -> Any:
         """The dtype loads use: the override, else what the device runs best."""

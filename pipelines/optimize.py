@@ -102,9 +102,9 @@ def apply(pipe: Any, optimizations: Optimizations | None, device: str,
         ("fuse_qkv", bool(chosen.fuse_qkv), _fuse_qkv),
         ("channels_last", bool(chosen.channels_last), _channels_last),
         ("attention_backend", chosen.attention_backend != "auto", _attention_backend),
-        ("quantize", chosen.quantize != "none", _quantize),
-        ("step_cache", chosen.step_cache != "none", _step_cache),
-        ("torch_compile", bool(chosen.torch_compile), _compile),
+        ("quantize", chosen.quantize != "none", quantize),
+        ("step_cache", chosen.step_cache != "none", add_step_cache),
+        ("torch_compile", bool(chosen.torch_compile), compile_repeated_blocks),
         ("prompt_cache", bool(chosen.prompt_cache_size), _prompt_cache),
         ("vae_tiling", bool(chosen.vae_tile_above), _vae_tiling),
     ]
@@ -181,7 +181,7 @@ def _attention_backend(pipe: Any, chosen: Optimizations) -> None:
     model.set_attention_backend(name)
 
 
-def _quantize(pipe: Any, chosen: Optimizations) -> None:
+def quantize(pipe: Any, chosen: Optimizations) -> None:
     """fp8 weights and activations (dynamic, per row) in the denoiser's linear layers, through
     torchao: half the memory traffic of bf16 and the fp8 tensor cores of an H100/L40S/4090."""
     if chosen.quantize != "fp8":
@@ -194,7 +194,7 @@ def _quantize(pipe: Any, chosen: Optimizations) -> None:
     quantize_(denoiser(pipe), Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
 
 
-def _step_cache(pipe: Any, chosen: Optimizations) -> None:
+def add_step_cache(pipe: Any, chosen: Optimizations) -> None:
     """Skip most of the transformer on steps whose first block changed little (First Block Cache),
     or predict whole steps from a Taylor expansion of earlier ones (TaylorSeer)."""
     from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
@@ -212,7 +212,7 @@ def _step_cache(pipe: Any, chosen: Optimizations) -> None:
         raise OptimizationUnavailable(f"unknown step cache {chosen.step_cache!r}; use one of {STEP_CACHES}")
 
 
-def _compile(pipe: Any, chosen: Optimizations) -> None:
+def compile_repeated_blocks(pipe: Any, chosen: Optimizations) -> None:
     """Regional compilation: each repeated block (FLUX's 57, SDXL's 70 transformer blocks...) is
     compiled once and reused, so compiling takes seconds instead of the whole model's minutes."""
     if chosen.compile_mode not in COMPILE_MODES:
@@ -352,24 +352,3 @@ def _vae_tiling(pipe: Any, chosen: Optimizations) -> None:
         vae.enable_tiling(tile_sample_min_height=side, tile_sample_min_width=side,
                           tile_sample_stride_height=side * 3 // 4, tile_sample_stride_width=side * 3 // 4)
 
-
-def warm_up_with(family: Any, spec: Any, pipe: Any) -> Callable[[], Any] | None:
-    """One generation as a first request would make it (the catalog's default size, standard
-    steps, natural guidance), or None for a model that only edits (it compiles on first use)."""
-    if "generate" not in spec.tasks:
-        return None
-
-    def run() -> Any:
-        import torch
-
-        from pipelines.contract.job import Job
-
-        width, height = spec.default_size
-        style = spec.styles.get("natural") or next(iter(spec.styles.values()))
-        job = Job(task="generate", model=spec.id, prompt="warm-up", n=1, width=width, height=height,
-                  output_width=width, output_height=height, steps=max(2, spec.steps.get("standard", 2)),
-                  guidance=style.guidance, seeds=(0,))
-        with torch.inference_mode():
-            return family.text_to_image(pipe, job, [torch.Generator("cpu").manual_seed(0)])
-
-    return run

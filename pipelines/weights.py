@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipelines.contract.catalog import CATALOG, ModelSpec, family_template
 
-# Bump when pipelines/tiny.py changes what it builds, so cached folders are rebuilt.
+# Bump when a tiny builder (pipelines/families/<family>/tiny.py) changes what it builds, so cached folders are rebuilt.
 TINY_VERSION = 1
 _build_lock = threading.Lock()
 

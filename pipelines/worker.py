@@ -12,12 +12,11 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from pipelines import imaging
 from pipelines.batching import batch_key
-from pipelines.bridge import events_in_thread
 from pipelines.contract import errors, pictures
 from pipelines.contract.job import ImageEvent, Job, denoising_steps
 from pipelines.edit_canvas import EditCanvas
@@ -112,9 +111,9 @@ class Worker:
                 with torch.inference_mode():
                     if edit is None:
                         batch = jobs if len(jobs) > 1 else None
-                        images = model.family.text_to_image(model.pipe, lead, generators, on_step, batch)
+                        images = model.family.generate(model.pipe, lead, generators, on_step, batch)
                     else:
-                        images = model.family.edit(model, lead, edit, generators, on_step)
+                        images = model.family.edit(model.editor(), lead, edit, generators, on_step)
             except Stopped as stopped:
                 log.info("%s", stopped)
                 raise
@@ -150,14 +149,6 @@ class Worker:
             settings["LoRA"] = " ".join(f"{lora.name}:{lora.scale:g}" for lora in job.loras)
         lines.append(", ".join(f"{key}: {value}" for key, value in settings.items()))
         return "\n".join(lines)
-
-    def stream(self, job: Job) -> Iterator[ImageEvent]:
-        """The Job as a plain generator of events (Modal's generator method): previews as they are
-        made, then each completed image. Closing it early stops the remaining steps."""
-        yield from events_in_thread(
-            lambda on_partial, cancelled: self.run(job, on_partial=on_partial, cancelled=cancelled),
-            name=f"imagegen-stream-{job.model}",
-        )
 
     @staticmethod
     def _stop_when(jobs: list[Job], cancelled: Cancelled | None) -> Cancelled | None:

@@ -5,7 +5,7 @@
     python scripts/bench_gpu.py --tiny --json /tmp/bench.json          # CPU: the tiny models, seconds
 
 No weights are downloaded: each model is built at full size from its published configs
-(pipelines/architectures.py) with random weights, straight on the device in the benchmark's dtype.
+(pipelines/families/<family>/architecture.py) with random weights, straight on the device in the benchmark's dtype.
 Speed does not depend on the weights' values; what does (a step cache's hit rate, and so its gain
 and its drift) is marked "random weights" in the output and must be re-measured on real ones.
 
@@ -68,7 +68,7 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
     target = build_target(name, args, device, dtype)
     report: dict[str, Any] = {"model": name, "size": f"{target.size[0]}x{target.size[1]}", "steps": target.steps,
                               "build_s": target.built_s, "variants": {}}
-    from pipelines.architectures import parameter_counts
+    from pipelines.families.full_size import parameter_counts
 
     report["parameters"] = parameter_counts(target.pipe)
     print(f"\n== {name} {report['size']}, {target.steps} steps: built in {target.built_s:.1f} s "
@@ -99,7 +99,7 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
         a graph break; fp8 swaps the weights' type), and warmed up."""
         if not args.no_compile:
             optimize.uncompile(target.pipe)
-            optimize._compile(target.pipe, optimised(args, **changes))
+            optimize.compile_repeated_blocks(target.pipe, optimised(args, **changes))
             warm()
 
     for variant in sorted(args.variants, key=lambda name: name == "fp8"):  # fp8 last: it cannot be undone
@@ -110,12 +110,12 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
                 print(f"  {variant}: {type(model).__name__} has no step cache in diffusers; skipped")
                 continue
             optimize.uncompile(target.pipe)
-            optimize._step_cache(target.pipe, optimised(args, step_cache=variant))
+            optimize.add_step_cache(target.pipe, optimised(args, step_cache=variant))
             recompile(step_cache=variant)
         elif variant == "fp8":
             try:
                 optimize.uncompile(target.pipe)
-                optimize._quantize(target.pipe, optimised(args, quantize="fp8"))
+                optimize.quantize(target.pipe, optimised(args, quantize="fp8"))
             except optimize.OptimizationUnavailable as missing:
                 print(f"  fp8: {missing}; skipped")
                 continue
@@ -207,7 +207,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    from pipelines.architectures import ARCHITECTURES
+    from pipelines.families import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", help=f"architectures: {', '.join(ARCHITECTURES)} (default: all); "

@@ -91,7 +91,8 @@ def build_target(name: str, args: argparse.Namespace, device: str, dtype: Any) -
         size = args.size or (64, 64)
         return Target(name, pipe, size, steps, guidance, dict(family.call_options), spec.id, spec.family,
                       time.perf_counter() - began)
-    from pipelines.architectures import ARCHITECTURES, build
+    from pipelines.families import ARCHITECTURES
+    from pipelines.families.full_size import build
 
     arch = ARCHITECTURES[name]
     pipe = build(arch, device, dtype)

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
               output_width=args.size, output_height=args.size, steps=4, guidance=0.0, seeds=(1,), partial_images=1)
     captured = []
     worker.run(job, on_partial=lambda event: None, cancelled=lambda: False)  # warm up
-    model.family.text_to_image(model.pipe, job, [torch.Generator().manual_seed(1)],
-                               on_step=lambda step, latents: captured.append(latents.clone()))
+    model.family.generate(model.pipe, job, [torch.Generator().manual_seed(1)],
+                          on_step=lambda step, latents: captured.append(latents.clone()))
     latents = captured[1]
 
     def half() -> None:

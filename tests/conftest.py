@@ -34,7 +34,7 @@ API_KEY = "sk-test-key-0123456789"
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache folder with the three tiny models built (once per session)."""
+    """A cache folder with every family's tiny model built (once per session)."""
     path = tmp_path_factory.mktemp("cache")
     for family in TINY_FAMILIES:
         tiny_model_dir(family, path)
@@ -52,7 +52,7 @@ def make_settings(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="session")
 def api(make_settings) -> Iterator[TestClient]:
-    """The real app on the three tiny models, in process, no keys."""
+    """The real app on the tiny models, in process, no keys."""
     with TestClient(create_local_app(make_settings()), raise_server_exceptions=False) as client:
         yield client
 

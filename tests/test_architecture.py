@@ -7,6 +7,7 @@ made lazily, or only on some path, counts as much as one at the top of a file.
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -44,6 +45,18 @@ def imports(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str]]:
                 yield node.lineno, module
 
 
+def imported_names(path: Path, root: Path = ROOT) -> Iterator[tuple[int, str, str]]:
+    """(line, module, name) for every `from module import name` in the file, relative ones resolved."""
+    package = module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module is not None:
+            base = package[: len(package) - node.level + 1] if node.level else []
+            for alias in node.names:
+                yield node.lineno, ".".join([*base, node.module]), alias.name
+
+
 def within(module: str, *packages: str) -> bool:
     return any(module == package or module.startswith(f"{package}.") for package in packages)
 
@@ -77,14 +90,45 @@ def forbidden(importer: str, imported: str) -> str | None:
     return None
 
 
+# What a family is handed rather than fetches: the loaded pipelines. The cache and the worker call
+# the families, never the other way round.
+FAMILY_CALLERS = ("pipelines.model_cache", "pipelines.worker", "pipelines.local_engine", "pipelines.modal_engine")
+
+
+def family_of(module: str) -> str | None:
+    """The family folder a module is in (`pipelines.families.<family>...`), or None."""
+    parts = module.split(".")
+    if len(parts) >= 4 and parts[:2] == ["pipelines", "families"]:
+        return parts[2]
+    return None
+
+
+def forbidden_for_a_family(importer: str, imported: str, name: str | None) -> str | None:
+    """Why a module of pipelines/families may not import `imported` (`name` from it), or None."""
+    if not within(importer, "pipelines.families"):
+        return None
+    if within(imported, *FAMILY_CALLERS):
+        return "a family never imports the model cache or the worker: it is handed the pipelines it runs"
+    if not within(imported, "pipelines"):
+        return None
+    private = (name or "").startswith("_") or any(part.startswith("_") for part in imported.split(".")[2:])
+    if private and family_of(imported) != family_of(importer) and not imported.endswith("__future__"):
+        return "a family imports no other module's private names (the shared ones are public)"
+    return None
+
+
 def violations(root: Path) -> list[str]:
     found = []
     for path in sorted([*root.glob("handlers/**/*.py"), *root.glob("pipelines/**/*.py")]):
         importer = module_name(path, root)
         for line, imported in imports(path, root):
-            reason = forbidden(importer, imported)
+            reason = forbidden(importer, imported) or forbidden_for_a_family(importer, imported, None)
             if reason:
                 found.append(f"{path.relative_to(root)}:{line} imports {imported}: {reason}")
+        for line, imported, name in imported_names(path, root):
+            reason = forbidden_for_a_family(importer, imported, name)
+            if reason and not within(imported, *FAMILY_CALLERS):  # those are reported above
+                found.append(f"{path.relative_to(root)}:{line} imports {name} from {imported}: {reason}")
     return found
 
 
@@ -103,6 +147,11 @@ def test_dependencies_run_one_way() -> None:
         ("pipelines/contract/errors.py", "from pipelines.worker import Worker", "the contract imports"),
         ("pipelines/contract/catalog.py", "import torch", "the contract imports"),
         ("handlers/app.py", "from handlers.hosts.local import create_local_app", "only the hosts"),
+        ("pipelines/families/base.py", "from pipelines.model_cache import LoadedModel", "never imports the model cache"),
+        ("pipelines/families/flux2/adapter.py", "import pipelines.worker", "never imports the model cache"),
+        ("pipelines/families/zimage/tiny.py", "from pipelines.families.flux2.tiny import _transformer", "private names"),
+        ("pipelines/families/sd3/tiny.py", "from pipelines.families.tiny_parts import _QWEN3_CHAT_TEMPLATE",
+         "private names"),
     ],
 )
 def test_a_forbidden_import_is_caught(tmp_path: Path, file: str, line: str, reason: str) -> None:
@@ -139,9 +188,19 @@ def test_the_model_side_imports_without_the_web_framework() -> None:
 
 
 def test_every_family_has_one_adapter_and_one_tiny_model() -> None:
-    """The catalog names the families; the adapters and the tiny builders follow it, no list of their own."""
+    """The contract's family facts name the families; the catalog's tiny entries, the adapters and the
+    tiny builders follow them, each family's folder under the same name."""
     from pipelines.contract.catalog import FAMILY_NAMES, TINY
-    from pipelines.families import FAMILIES
+    from pipelines.contract.families import FAMILY_FACTS
+    from pipelines.families import ARCHITECTURES, FAMILIES, TINY_BUILDERS
     from pipelines.tiny import TINY_FAMILIES
 
-    assert set(FAMILIES) == set(TINY_FAMILIES) == {spec.family for spec in TINY} == set(FAMILY_NAMES)
+    assert set(FAMILIES) == set(TINY_BUILDERS) == set(TINY_FAMILIES) == set(FAMILY_FACTS) == set(FAMILY_NAMES)
+    assert [spec.family for spec in TINY] == list(FAMILY_NAMES)
+    for name, adapter in FAMILIES.items():
+        assert adapter.name == name
+        folder = importlib.import_module(f"pipelines.families.{name.replace('-', '_')}")
+        assert folder.ADAPTER is adapter and folder.build_tiny is TINY_BUILDERS[name]
+    assert {arch.family for arch in ARCHITECTURES.values()} <= set(FAMILY_NAMES)
+    pipelines = [pipeline for facts in FAMILY_FACTS.values() for pipeline in facts.pipelines]
+    assert len(pipelines) == len(set(pipelines))  # a folder's pipeline class names one family

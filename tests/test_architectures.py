@@ -9,18 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.architectures import (
-    ARCHITECTURES,
-    CLIP_H,
+from pipelines.families import ARCHITECTURES
+from pipelines.families.flux.architecture import FLUX1_TRANSFORMER
+from pipelines.families.flux2.architecture import FLUX2_KLEIN_4B_TRANSFORMER, FLUX2_VAE
+from pipelines.families.full_size import (
+    CLIP_L,
+    FLUX1_VAE,
     QWEN3_4B,
-    SD2_UNET,
-    SD2_VAE,
+    T5_XXL,
     Part,
-    _empty_module,
     build,
+    empty_module,
     materialise,
     parameter_count,
 )
+from pipelines.families.qwen_image.architecture import QWEN25_VL_7B, QWEN_IMAGE_TRANSFORMER, QWEN_IMAGE_VAE
+from pipelines.families.sd.architecture import CLIP_H, SD2_UNET, SD2_VAE
+from pipelines.families.zimage.architecture import Z_IMAGE_TRANSFORMER
 
 # Published sizes the configs must reproduce (model cards, papers, the safetensors' sizes): the
 # FLUX.1 transformer ~11.9B, SDXL's UNet ~2.57B, SD 2.1's UNet ~866M, Qwen-Image's MMDiT ~20B,
@@ -41,7 +46,7 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("name", list(ARCHITECTURES))
 def test_every_architecture_builds_on_meta_at_its_published_size(name: str) -> None:
-    pipe = build(name)  # device "meta": nothing allocated
+    pipe = build(ARCHITECTURES[name])  # device "meta": nothing allocated
     for component, part in ARCHITECTURES[name].parts.items():
         module = getattr(pipe, component)
         assert {parameter.device.type for parameter in module.parameters()} == {"meta"}
@@ -83,8 +88,8 @@ def test_materialising_keeps_tied_weights_and_rotary_frequencies() -> None:
     small = Part("transformers", "Qwen3ForCausalLM", {**QWEN3_4B, "hidden_size": 32, "intermediate_size": 48,
                                                       "num_hidden_layers": 2, "num_attention_heads": 4,
                                                       "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 300})
-    reference = _empty_module(small).model.rotary_emb.inv_freq.clone()
-    model = materialise(_empty_module(small), "cpu", torch.bfloat16)
+    reference = empty_module(small).model.rotary_emb.inv_freq.clone()
+    model = materialise(empty_module(small), "cpu", torch.bfloat16)
     assert model.lm_head.weight is model.model.embed_tokens.weight  # Qwen3-4B ties them: one tensor
     assert torch.equal(model.model.rotary_emb.inv_freq.float(), reference.to(torch.bfloat16).float())
     assert model.model.embed_tokens.weight.dtype == torch.bfloat16
@@ -94,42 +99,40 @@ def test_materialising_keeps_tied_weights_and_rotary_frequencies() -> None:
 
 def _narrow(name: str) -> dict[str, dict]:
     """Each part of `name`'s published config with its widths and depths cut to a few units."""
-    from pipelines import architectures as a
-
-    qwen3 = {**a.QWEN3_4B, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
+    qwen3 = {**QWEN3_4B, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
              "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8}
     vae = {"block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 4}
     return {
         "z-image-turbo": {
-            "transformer": {**a.Z_IMAGE_TRANSFORMER, "dim": 64, "n_layers": 1, "n_refiner_layers": 1, "n_heads": 2,
+            "transformer": {**Z_IMAGE_TRANSFORMER, "dim": 64, "n_layers": 1, "n_refiner_layers": 1, "n_heads": 2,
                             "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [8, 12, 12]},
-            "text_encoder": qwen3, "vae": {**a.FLUX1_VAE, **vae}},
+            "text_encoder": qwen3, "vae": {**FLUX1_VAE, **vae}},
         "qwen-image": {
-            "transformer": {**a.QWEN_IMAGE_TRANSFORMER, "num_layers": 1, "attention_head_dim": 32,
+            "transformer": {**QWEN_IMAGE_TRANSFORMER, "num_layers": 1, "attention_head_dim": 32,
                             "num_attention_heads": 2, "joint_attention_dim": 32, "axes_dims_rope": [8, 12, 12]},
-            "text_encoder": {**a.QWEN25_VL_7B,
-                             "text_config": {**a.QWEN25_VL_7B["text_config"], "hidden_size": 32,
+            "text_encoder": {**QWEN25_VL_7B,
+                             "text_config": {**QWEN25_VL_7B["text_config"], "hidden_size": 32,
                                              "intermediate_size": 48, "num_hidden_layers": 2,
                                              "num_attention_heads": 4, "num_key_value_heads": 2,
                                              "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]}},
-                             "vision_config": {**a.QWEN25_VL_7B["vision_config"], "depth": 1, "hidden_size": 16,
+                             "vision_config": {**QWEN25_VL_7B["vision_config"], "depth": 1, "hidden_size": 16,
                                                "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32,
                                                "fullatt_block_indexes": [0]}},
-            "vae": {**a.QWEN_IMAGE_VAE, "base_dim": 8}},
+            "vae": {**QWEN_IMAGE_VAE, "base_dim": 8}},
         "flux2-klein": {
-            "transformer": {**a.FLUX2_KLEIN_4B_TRANSFORMER, "num_layers": 1, "num_single_layers": 1,
+            "transformer": {**FLUX2_KLEIN_4B_TRANSFORMER, "num_layers": 1, "num_single_layers": 1,
                             "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 96,
                             "axes_dims_rope": [4, 4, 4, 4]},
             "text_encoder": {**qwen3, "num_hidden_layers": 28},  # the pipeline stacks layers 9, 18, 27
-            "vae": {**a.FLUX2_VAE, **vae}},
+            "vae": {**FLUX2_VAE, **vae}},
         "flux-dev": {
-            "transformer": {**a.FLUX1_TRANSFORMER, "guidance_embeds": True, "num_layers": 1, "num_single_layers": 1,
+            "transformer": {**FLUX1_TRANSFORMER, "guidance_embeds": True, "num_layers": 1, "num_single_layers": 1,
                             "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 32,
                             "pooled_projection_dim": 32, "axes_dims_rope": [4, 6, 6]},
-            "text_encoder": {**a.CLIP_L, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
+            "text_encoder": {**CLIP_L, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
                              "num_attention_heads": 4, "projection_dim": 32},
-            "text_encoder_2": {**a.T5_XXL, "d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 1, "num_heads": 4},
-            "vae": {**a.FLUX1_VAE, **vae}},
+            "text_encoder_2": {**T5_XXL, "d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 1, "num_heads": 4},
+            "vae": {**FLUX1_VAE, **vae}},
     }[name]
 
 

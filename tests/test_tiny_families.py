@@ -8,7 +8,6 @@ streaming-preview recipe) must turn the last step's latents into exactly the fin
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-# family -> (module, builder) in pipelines/
-FAMILIES = {
-    "zimage": ("pipelines.tiny_zimage", "build_zimage"),
-    "sd3": ("pipelines.tiny_sd3", "build_sd3"),
-    "qwen-image": ("pipelines.tiny_qwen", "build_qwen_image"),
-    "flux-kontext": ("pipelines.tiny_kontext", "build_kontext"),
-}
+from pipelines.families import FAMILIES as ADAPTERS
+from pipelines.families import TINY_BUILDERS
+
+# The newer families (the older ones run through the app in the other tests); builders from the families.
+FAMILIES = ("zimage", "sd3", "qwen-image", "flux-kontext")
 # Families whose base pipeline switches to an inpainting one with AutoPipelineForInpainting.
 INPAINTING = ("zimage", "sd3", "qwen-image")
 STEPS = 2
@@ -36,8 +33,6 @@ def _size_kwargs(family: str, height: int, width: int) -> dict[str, Any]:
 
 def _decoded(family: str, pipe: Any, latents: Any, height: int, width: int) -> Image.Image:
     """The family's preview recipe (pipelines/families), decoded at full size."""
-    from pipelines.families import FAMILIES as ADAPTERS
-
     latents = ADAPTERS[family].vae_latents(pipe, latents, height, width).to(pipe.vae.dtype)
     with torch.no_grad():
         decoded = pipe.vae.decode(latents, return_dict=False)[0]
@@ -51,9 +46,9 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every family built (seeded, without touching the global RNG) and saved once."""
     root = tmp_path_factory.mktemp("tiny_families")
     paths = {}
-    for family, (module, builder) in FAMILIES.items():
+    for family in FAMILIES:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            pipe = getattr(importlib.import_module(module), builder)()
+            pipe = TINY_BUILDERS[family]()
         paths[family] = root / family
         pipe.save_pretrained(paths[family], safe_serialization=True)
     return paths

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
+from pipelines.contract.families import FAMILY_FACTS, FAMILY_NAMES, FamilyName
 from pipelines.contract.safetensors_header import NotSafetensors, read_header
 
-FamilyName = Literal["sd", "sdxl", "flux", "flux2", "zimage", "sd3", "qwen-image", "flux-kontext"]
-FAMILY_NAMES: tuple[FamilyName, ...] = get_args(FamilyName)  # each has an adapter and a tiny model
 Task = Literal["generate", "edit", "variation"]
 
 @dataclass(frozen=True)
@@ -86,44 +85,28 @@ def _styles(natural_guidance: float, vivid_guidance: float) -> dict[str, Style]:
 
 
 # The built-in offline models: tiny random-weight pipelines of each family. They make noise,
-# not pictures, but run every code path in seconds on a CPU.
-def _tiny(family: FamilyName, name: str, **overrides: Any) -> ModelSpec:
+# not pictures, but run every code path in seconds on a CPU. What differs from family to family
+# is in the family's facts (pipelines/contract/families.py).
+def _tiny(family: FamilyName) -> ModelSpec:
+    facts = FAMILY_FACTS[family]
     fields: dict[str, Any] = {
         "id": f"tiny-{family}",
         "source": f"tiny:{family}",
         "family": family,
-        "description": f"Tiny random-weight {name} pipeline (noise; for tests and trying the API offline).",
+        "description": f"Tiny random-weight {facts.title} pipeline (noise; for tests and trying the API offline).",
         "sizes": ((256, 256), (512, 512), (1024, 1024), (1792, 1024), (1024, 1792)),
         "min_side": 64,
         "max_side": 1024,
         "default_size": (512, 512),
-        "styles": _styles(0.0, 3.0),
+        "styles": _styles(*facts.tiny_guidance),
         "max_n": 10,
         "gpu": "T4",
         "host_memory_gib": 4,
     }
-    return ModelSpec(**{**fields, **overrides})
+    return ModelSpec(**{**fields, **facts.tiny})
 
 
-TINY = (
-    _tiny("sd", "Stable Diffusion"),
-    _tiny("sdxl", "SDXL"),
-    # Built like FLUX.1-dev: guidance is a model input, and there is no negative prompt.
-    _tiny("flux", "FLUX", multiple=16, styles=_styles(3.5, 5.0), negative_prompt=False),
-    # Built like FLUX.2 [klein]: edits follow the prompt as an instruction, with references.
-    _tiny("flux2", "FLUX.2 [klein]", multiple=16, styles=_styles(1.0, 1.0), negative_prompt=False,
-          max_input_images=4, instruction_edits=True),
-    # Built like Z-Image-Turbo: no guidance, so no negative prompt.
-    _tiny("zimage", "Z-Image-Turbo", multiple=16, styles=_styles(0.0, 0.0), negative_prompt=False),
-    # Built like SD3.5 Large: an MMDiT with two CLIPs and T5.
-    _tiny("sd3", "Stable Diffusion 3.5", multiple=16),
-    # Built like Qwen-Image: true CFG with a negative prompt; its scheduler needs 2 steps or more.
-    _tiny("qwen-image", "Qwen-Image", multiple=16, styles=_styles(1.0, 4.0), steps={"low": 2, "standard": 2, "hd": 4},
-          min_steps=2),
-    # Built like FLUX.1 Kontext [dev]: edits follow the prompt as an instruction on one image.
-    _tiny("flux-kontext", "FLUX.1 Kontext", multiple=16, styles=_styles(2.5, 3.5), negative_prompt=False,
-          instruction_edits=True),
-)
+TINY = tuple(_tiny(family) for family in FAMILY_NAMES)
 
 # Real models, pinned to a hub revision so a deploy never changes under us.
 REAL = (
@@ -222,8 +205,8 @@ REAL = (
     ),
 )
 
-# Added with issue 10. Each revision was read in public sources that pin it (the closing note of
-# that issue lists where); the settings are the model cards' and diffusers 0.42's own.
+# Each revision below was read in public sources that pin it; the settings are the model cards'
+# and diffusers 0.42's own.
 REAL += (
     ModelSpec(
         id="z-image-turbo",
@@ -349,22 +332,7 @@ CATALOG: dict[str, ModelSpec] = {spec.id: spec for spec in (*TINY, *REAL)}
 DEFAULT_MODELS = tuple(spec.id for spec in TINY)
 
 # A local folder's pipeline class tells us its family.
-_FAMILY_BY_PIPELINE = {
-    "StableDiffusionPipeline": "sd",
-    "StableDiffusionImg2ImgPipeline": "sd",
-    "StableDiffusionInpaintPipeline": "sd",
-    "StableDiffusionXLPipeline": "sdxl",
-    "StableDiffusionXLImg2ImgPipeline": "sdxl",
-    "StableDiffusionXLInpaintPipeline": "sdxl",
-    "FluxPipeline": "flux",
-    "FluxImg2ImgPipeline": "flux",
-    "FluxInpaintPipeline": "flux",
-    "Flux2KleinPipeline": "flux2",
-    "ZImagePipeline": "zimage",
-    "StableDiffusion3Pipeline": "sd3",
-    "QwenImagePipeline": "qwen-image",
-    "FluxKontextPipeline": "flux-kontext",
-}
+_FAMILY_BY_PIPELINE = {pipeline: family for family, facts in FAMILY_FACTS.items() for pipeline in facts.pipelines}
 
 
 def family_template(family: str) -> ModelSpec:
@@ -403,14 +371,18 @@ def spec_for_folder(path: Path) -> ModelSpec:
     )
 
 
-# A single-file checkpoint's keys tell its family (A1111/ComfyUI layouts; the first match wins).
-_FAMILY_BY_KEY_PREFIX = (
-    ("conditioner.embedders.", "sdxl"),  # SDXL's two text encoders
-    ("double_blocks.", "flux"),  # FLUX.1 as Black Forest Labs ship it (transformer only)
-    ("model.diffusion_model.double_blocks.", "flux"),  # FLUX.1 as ComfyUI saves it
-    ("model.diffusion_model.input_blocks.", "sd"),  # Stable Diffusion's LDM UNet
-)
-_SINGLE_FILE_FAMILIES = "SD, SDXL or FLUX.1"
+_SINGLE_FILE = [facts for facts in FAMILY_FACTS.values() if facts.checkpoint_keys]
+_SINGLE_FILE_FAMILIES = ", ".join(f.single_file_name or "" for f in _SINGLE_FILE[:-1]) + \
+    f" or {_SINGLE_FILE[-1].single_file_name}"
+
+
+def _family_of_checkpoint(keys: list[str]) -> FamilyName | None:
+    """The family whose checkpoint markers the keys have (A1111/ComfyUI layouts)."""
+    def has(prefixes: tuple[str, ...]) -> bool:
+        return any(key.startswith(prefixes) for key in keys) if prefixes else False
+
+    return next((family for family, facts in FAMILY_FACTS.items()
+                 if has(facts.checkpoint_keys) and not has(facts.checkpoint_keys_unless)), None)
 
 
 def _safetensors_keys(path: Path) -> list[str]:
@@ -424,14 +396,13 @@ def _safetensors_keys(path: Path) -> list[str]:
 def spec_for_file(path: Path) -> ModelSpec:
     """A catalog entry for a single-file checkpoint, its family read from the file's keys."""
     keys = _safetensors_keys(path)
-    family = next((family for prefix, family in _FAMILY_BY_KEY_PREFIX if any(k.startswith(prefix) for k in keys)),
-                  None)
+    family = _family_of_checkpoint(keys)
     if family is None:
         raise UnknownModel(f"{path}: not a single-file checkpoint of {_SINGLE_FILE_FAMILIES} (none of its "
                            f"{len(keys)} tensor names is laid out like one; a LoRA goes in IMAGEGEN_LORA_DIR)")
-    if family == "sd" and any(key.startswith("cond_stage_model.transformer.") for key in keys):
-        raise UnknownModel(f"{path}: a Stable Diffusion 1.x checkpoint; the catalog's SD configs are 2.x. Serve it "
-                           "through a models file entry whose `config` is an SD 1.5 diffusers folder.")
+    for prefix, why in FAMILY_FACTS[family].checkpoint_refused:
+        if any(key.startswith(prefix) for key in keys):
+            raise UnknownModel(f"{path}: {why}")
     template = family_template(family)
     return replace(template, id=path.resolve().stem, source=str(path.resolve()), revision=None, variant=None,
                    loras={}, config=template.id, tasks=("generate", "edit", "variation"),

@@ -1,36 +1,75 @@
-"""What every family shares: loading (a folder or a single file), the call's common options, an
-inpainting editor over the loaded weights, and previews of in-progress latents. Each family's own
-quirks are in its module beside this one."""
+"""What every family shares: the protocol the model cache and the worker call a family through,
+and `Family`, the diffusers implementation of it: loading (a folder or a single file), the call's
+common options, an inpainting editor over the loaded weights, and previews of in-progress latents.
+Each family's own quirks are in its folder beside this module.
+
+A family is handed the pipelines it runs (the base one, or the editor it made over it): it never
+reaches into the cache or the worker.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PIL import Image
 
+from pipelines.contract.families import FAMILY_FACTS
 from pipelines.contract.job import Job
 
-if TYPE_CHECKING:  # the cache holds families; a family only reads what the cache loaded
+if TYPE_CHECKING:
     from pipelines.edit_canvas import EditCanvas
-    from pipelines.model_cache import LoadedModel
 
 # Called after each denoising step with the step's latents (diffusers' callback_on_step_end).
 StepCallback = Callable[[int, Any], None]
 
 
+class FamilyAdapter(Protocol):
+    """What the model cache and the worker ask of a family. Not every family need be a diffusers
+    text-to-image pipeline: one that is loaded otherwise (a segmentation model, say) implements
+    these over what its `load` returns."""
+
+    name: str
+
+    def load(self, source: str, variant: str | None, dtype: Any, device: str, config: str | None = None) -> Any:
+        """The loaded model (its "pipeline") from `source`, on `device` in `dtype`."""
+        ...
+
+    def editor(self, base: Any) -> Any:
+        """What `edit` runs on, made over the loaded `base` (which it may be)."""
+        ...
+
+    def generate(self, pipe: Any, job: Job, generators: list[Any], on_step: StepCallback | None = None,
+                 batch: list[Job] | None = None) -> list[Image.Image]:
+        """The job's images (with `batch`, the images of every job in it)."""
+        ...
+
+    def edit(self, editor: Any, job: Job, canvas: EditCanvas, generators: list[Any],
+             on_step: StepCallback | None = None) -> list[Image.Image]:
+        """The job's edited images, run on `editor(base)`."""
+        ...
+
+    def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
+        """Previews of a step's in-progress latents."""
+        ...
+
+
 @dataclass(frozen=True)
 class Family:
-    """How to load and call one family's pipelines."""
+    """How to load and call one family's diffusers pipelines."""
 
+    name: str  # its name in the contract's family facts
     load_options: dict[str, Any]
     takes_negative_prompt: bool
     call_options: dict[str, Any]
     # Flux packs 2x2 latent patches into a sequence; they must be unpacked before decoding.
     packed_latents: bool = False
-    # The pipeline that reads this family's single-file checkpoints (A1111/ComfyUI layouts).
-    single_file_pipeline: str | None = None
+
+    @property
+    def single_file_pipeline(self) -> str | None:
+        """The pipeline that reads this family's single-file checkpoints (A1111/ComfyUI layouts)."""
+        return FAMILY_FACTS[self.name].single_file_pipeline
 
     def load(self, source: str, variant: str | None, dtype: Any, device: str, config: str | None = None) -> Any:
         """The pipeline from a diffusers folder, or from a single-file checkpoint with `config`
@@ -103,7 +142,7 @@ class Family:
             options["callback_on_step_end_tensor_inputs"] = ["latents"]
         return options
 
-    def text_to_image(
+    def generate(
         self,
         pipe: Any,
         job: Job,
@@ -116,16 +155,16 @@ class Family:
 
     def edit(
         self,
-        model: LoadedModel,
+        editor: Any,
         job: Job,
         canvas: EditCanvas,
         generators: list[Any],
         on_step: StepCallback | None = None,
     ) -> list[Image.Image]:
-        """Repaint the canvas's area (white) of its image, at the render size, with an inpainting
-        pipeline over the loaded weights."""
+        """Repaint the canvas's area (white) of its image, at the render size, with the inpainting
+        pipeline `editor(base)` made over the loaded weights."""
         options = self._common(job, generators, on_step)
-        return model.editor()(**options, image=canvas.image, mask_image=canvas.area, strength=job.strength).images
+        return editor(**options, image=canvas.image, mask_image=canvas.area, strength=job.strength).images
 
     def guidance(self, job: Job) -> dict[str, Any]:
         """How the job's guidance reaches the pipeline (most take `guidance_scale`)."""
@@ -141,10 +180,10 @@ class Family:
 
     def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
         """Cheap previews of in-progress latents: decoded at half size where that still has detail."""
-        return _decode_small(pipe, self.vae_latents(pipe, latents, job.height, job.width))
+        return decode_small(pipe, self.vae_latents(pipe, latents, job.height, job.width))
 
 
-def _decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
+def decode_small(pipe: Any, latents: Any) -> list[Image.Image]:
     """VAE latents as images, at half size where that still has detail (a quarter of the cost)."""
     import torch.nn.functional as F
 

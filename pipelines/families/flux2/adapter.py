@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from pipelines.contract.job import Job
-from pipelines.families.base import Family, StepCallback, _decode_small
+from pipelines.families.base import Family, StepCallback, decode_small
 
 if TYPE_CHECKING:
     from pipelines.edit_canvas import EditCanvas
-    from pipelines.model_cache import LoadedModel
 
 
 class ReferenceFamily(Family):
@@ -20,9 +19,13 @@ class ReferenceFamily(Family):
     on (the first is the one being edited, the others references), and the prompt is an
     instruction. It has no inpainting pipeline: the canvas keeps the pixels outside the area."""
 
+    def editor(self, base: Any) -> Any:
+        """The loaded pipeline itself: it generates and edits."""
+        return base
+
     def edit(
         self,
-        model: LoadedModel,
+        editor: Any,
         job: Job,
         canvas: EditCanvas,
         generators: list[Any],
@@ -30,7 +33,7 @@ class ReferenceFamily(Family):
     ) -> list[Image.Image]:
         options = self._common(job, generators, on_step)
         references = [_conditionable(image) for image in canvas.references]
-        return model.pipe(**options, image=[canvas.image, *references]).images
+        return editor(**options, image=[canvas.image, *references]).images
 
     def preview(self, pipe: Any, latents: Any, job: Job) -> list[Image.Image]:
         """As the pipeline's own final decode: unpack the 2x2 patches, undo the latent batch norm."""
@@ -41,7 +44,7 @@ class ReferenceFamily(Family):
         norm = pipe.vae.bn
         std = torch.sqrt(norm.running_var.view(1, -1, 1, 1) + pipe.vae.config.batch_norm_eps)
         latents = latents * std.to(latents.dtype) + norm.running_mean.view(1, -1, 1, 1).to(latents.dtype)
-        return _decode_small(pipe, pipe._unpatchify_latents(latents))
+        return decode_small(pipe, pipe._unpatchify_latents(latents))
 
 
 # What FLUX.2's image processor takes as a condition image: each side at least 64 px, and an
@@ -58,6 +61,4 @@ def _conditionable(image: Image.Image) -> Image.Image:
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-
-
-FLUX2 = ReferenceFamily({}, takes_negative_prompt=False, call_options={})
+FLUX2 = ReferenceFamily("flux2", {}, takes_negative_prompt=False, call_options={})

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from pipelines.families.base import Family
 
-SDXL = Family({}, takes_negative_prompt=True, call_options={}, single_file_pipeline="StableDiffusionXLPipeline")
+SDXL = Family("sdxl", {}, takes_negative_prompt=True, call_options={})

@@ -1,6 +1,19 @@
 """Qwen-Image: an MMDiT with Qwen2.5-VL prompts. Guidance is true classifier-free guidance
 (`true_cfg_scale`), which runs only with a negative prompt; its VAE is a causal 3D one run on
-single frames, normalised per channel (mean/std) instead of FLUX's scale and shift."""
+single frames, normalised per channel (mean/std) instead of FLUX's scale and shift.
+
+Facts the host needs (read from diffusers 0.42.1's `pipeline_qwenimage*.py`):
+- `pipe.vae_scale_factor` is 8 (2 ** len(vae.temperal_downsample)); latents are packed 2x2, so sizes
+  are multiples of 16. The pipelines do not raise on other sizes: they log a warning and the
+  output is floored to a multiple of 16 (72x72 gives 64x64).
+- One step gives NaN (a black image, and a numpy RuntimeWarning): Qwen-Image's scheduler has
+  `shift_terminal=0.02`, which divides by zero when the only sigma is 1.0. Use 2 steps or more.
+- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); the family's preview unpacks them
+  to (B, 16, 1, H/8, W/8), undoes the normalisation (`latents * std + mean`, per channel), decodes
+  and drops the frame axis, exactly as the pipelines' final decode.
+- Guidance is `true_cfg_scale` (default 4.0), active only when a `negative_prompt` is given too;
+  `guidance_scale` is ignored (with a warning) because the transformer has no guidance embedding.
+"""
 
 from __future__ import annotations
 
@@ -46,4 +59,4 @@ class QwenImageFamily(Family):
 
 
 # The negative prompt is not in the options: guidance() passes it with the scale it needs.
-QWEN_IMAGE = QwenImageFamily({}, takes_negative_prompt=False, call_options={}, packed_latents=True)
+QWEN_IMAGE = QwenImageFamily("qwen-image", {}, takes_negative_prompt=False, call_options={}, packed_latents=True)

@@ -4,30 +4,19 @@ Not built: Qwen-Image-Edit-2509's `QwenImageEditPlusPipeline`. Its Qwen2VLProces
 or loaded under transformers 5.x without a video processor, which needs torchvision, and PyPI's
 torchvision does not load beside the CPU torch this project tests on.
 
-As `pipelines/tiny.py` does for the older families: seeded random weights, a byte-level tokenizer
-made in memory, the real latent channel count (16) and scale factor 8.
+As the other families' tiny models (pipelines/families/tiny_parts.py): seeded random weights, a
+byte-level tokenizer made in memory, the real latent channel count (16) and scale factor 8.
 A Qwen2.5-VL text encoder (its vision tower real, just narrow), the MMDiT transformer and Qwen-Image's own VAE
 (`AutoencoderKLQwenImage`: a causal 3D VAE run on single frames, with per-channel latent
 mean/std normalisation instead of FLUX's scale + shift).
-
-Facts the host needs (read from diffusers 0.42.1's `pipeline_qwenimage*.py`):
-- `pipe.vae_scale_factor` is 8 (2 ** len(vae.temperal_downsample)); latents are packed 2x2, so sizes
-  are multiples of 16. The pipelines do not raise on other sizes: they log a warning and the
-  output is floored to a multiple of 16 (72x72 gives 64x64).
-- One step gives NaN (a black image, and a numpy RuntimeWarning): Qwen-Image's scheduler has
-  `shift_terminal=0.02`, which divides by zero when the only sigma is 1.0. Use 2 steps or more.
-- Step-callback `latents` are packed, shape (B, (H/16)*(W/16), 64); the family's preview unpacks them
-  to (B, 16, 1, H/8, W/8), undoes the normalisation (`latents * std + mean`, per channel), decodes
-  and drops the frame axis, exactly as the pipelines' final decode.
-- Guidance is `true_cfg_scale` (default 4.0), active only when a `negative_prompt` is given too;
-  `guidance_scale` is ignored (with a warning) because the transformer has no guidance embedding.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_SEED = 0
+from pipelines.families.tiny_parts import seeded
+
 _TEXT_WIDTH = 16  # Qwen2.5-VL hidden size = the transformer's joint_attention_dim
 _LATENT_CHANNELS = 16
 _SPECIAL_TOKENS = (
@@ -54,12 +43,6 @@ _CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
-
-
-def _seeded() -> None:
-    import torch
-
-    torch.manual_seed(_SEED)
 
 
 def _tokenizer() -> Any:
@@ -118,14 +101,14 @@ def _text_encoder(tokenizer: Any) -> Any:
         vision_start_token_id=ids("<|vision_start|>"),
         vision_end_token_id=ids("<|vision_end|>"),
     )
-    _seeded()
+    seeded()
     return Qwen2_5_VLForConditionalGeneration(config).eval()
 
 
 def _transformer() -> Any:
     from diffusers import QwenImageTransformer2DModel
 
-    _seeded()
+    seeded()
     return QwenImageTransformer2DModel(
         patch_size=2,
         in_channels=4 * _LATENT_CHANNELS,  # 2x2 packed latents
@@ -142,7 +125,7 @@ def _transformer() -> Any:
 def _vae() -> Any:
     from diffusers import AutoencoderKLQwenImage
 
-    _seeded()
+    seeded()
     # Three downsamples -> scale factor 8 like the real one; the default latents_mean/std are the
     # real model's, so a preview that forgot them shows it. Kept very narrow: CPU runs its causal
     # 3D convs with the slow im2col kernel, and the mid-block's single-head attention over all
@@ -173,7 +156,7 @@ def _scheduler() -> Any:
     )
 
 
-def build_qwen_image() -> Any:
+def build_tiny() -> Any:
     from diffusers import QwenImagePipeline
 
     tokenizer = _tokenizer()

@@ -1,7 +1,7 @@
 """A tiny random-weight FLUX.2 [klein] pipeline (`Flux2KleinPipeline`), built offline.
 
-As `pipelines/tiny.py` does for the older families: seeded random weights, a tokenizer made in
-memory, the same 4-level VAE (scale factor 8, so sizes snap to multiples of 16 after 2x2 patching) and
+From the shared tiny parts (pipelines/families/tiny_parts.py): seeded random weights, a tokenizer
+made in memory, the same 4-level VAE (scale factor 8, so sizes snap to multiples of 16 after 2x2 patching) and
 the real model's latent channel counts (32 in the VAE, 128 in the transformer). The Qwen3 text
 encoder is narrow but 28 layers deep, so the pipeline's default `text_encoder_out_layers`
 (9, 18, 27) work unchanged, exactly as with the real model.
@@ -11,57 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_SEED = 0
+from pipelines.families.tiny_parts import SEED, qwen3_tokenizer, seeded, tiny_vae
+
 _QWEN_WIDTH = 16
 _QWEN_LAYERS = 28  # the pipeline reads hidden states 9, 18 and 27
 _STACKED_LAYERS = 3  # ...stacked into the transformer's context: 3 x width
 _LATENT_CHANNELS = 32
-
-# Qwen3's chat template, trimmed to what the pipeline uses: user turns, the generation prompt,
-# and the empty think block Qwen3 writes when thinking is off.
-_CHAT_TEMPLATE = (
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}"
-    "{{- '<|im_start|>assistant\\n' }}"
-    "{%- if enable_thinking is defined and enable_thinking is false %}"
-    "{{- '<think>\\n\\n</think>\\n\\n' }}"
-    "{%- endif %}"
-    "{%- endif %}"
-)
-
-
-def _seeded() -> None:
-    import torch
-
-    torch.manual_seed(_SEED)
-
-
-def _qwen_tokenizer() -> Any:
-    """Byte-level BPE with no merges (each UTF-8 byte a token) plus Qwen's special tokens."""
-    from tokenizers import AddedToken
-    from tokenizers.pre_tokenizers import ByteLevel
-    from transformers import Qwen2TokenizerFast
-
-    vocab = {symbol: index for index, symbol in enumerate(sorted(ByteLevel.alphabet()))}
-    for token in ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"):
-        vocab[token] = len(vocab)
-    tokenizer = Qwen2TokenizerFast(
-        vocab=vocab,
-        merges=[],
-        unk_token=None,
-        bos_token=None,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
-        chat_template=_CHAT_TEMPLATE,
-        model_max_length=40960,
-        padding_side="right",
-    )
-    # Kept whole but not special, as in Qwen3.
-    tokenizer.add_tokens([AddedToken("<think>", special=False), AddedToken("</think>", special=False)])
-    return tokenizer
 
 
 def _qwen_text_encoder(tokenizer: Any) -> Any:
@@ -80,7 +35,7 @@ def _qwen_text_encoder(tokenizer: Any) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    _seeded()
+    seeded()
     return Qwen3ForCausalLM(config).eval()
 
 
@@ -88,13 +43,11 @@ def _vae() -> Any:
     import torch
     from diffusers import AutoencoderKLFlux2
 
-    from pipelines.tiny import tiny_vae
-
     vae = tiny_vae(_LATENT_CHANNELS, AutoencoderKLFlux2)
     # Latent batch-norm statistics that are not the identity, as the real VAE's are, so a
     # preview decode that forgot to undo them shows it.
     with torch.no_grad():
-        generator = torch.Generator().manual_seed(_SEED)
+        generator = torch.Generator().manual_seed(SEED)
         vae.bn.running_mean.copy_(0.1 * torch.randn(vae.bn.num_features, generator=generator))
         vae.bn.running_var.copy_(0.5 + torch.rand(vae.bn.num_features, generator=generator))
     return vae.eval()
@@ -103,7 +56,7 @@ def _vae() -> Any:
 def _transformer() -> Any:
     from diffusers import Flux2Transformer2DModel
 
-    _seeded()
+    seeded()
     return Flux2Transformer2DModel(
         patch_size=1,
         in_channels=4 * _LATENT_CHANNELS,
@@ -134,10 +87,10 @@ def _scheduler() -> Any:
     )
 
 
-def build_flux2() -> Any:
+def build_tiny() -> Any:
     from diffusers import Flux2KleinPipeline
 
-    tokenizer = _qwen_tokenizer()
+    tokenizer = qwen3_tokenizer()
     return Flux2KleinPipeline(
         scheduler=_scheduler(),
         vae=_vae(),

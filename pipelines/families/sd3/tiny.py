@@ -1,40 +1,35 @@
 """A tiny random-weight Stable Diffusion 3.5 pipeline (`StableDiffusion3Pipeline`), built offline.
 
-As `pipelines/tiny.py` does for the older families, and from its parts: two CLIP text encoders with
+From the shared tiny parts (pipelines/families/tiny_parts.py): two CLIP text encoders with
 projection plus T5 (tokenizers made in memory), the 4-level VAE at scale factor 8 with SD3's 16
 latent channels and shift + scale, and an SD3.5 Large-style transformer (2x2 patches, RMS q/k norm).
 T5 is twice as wide as one CLIP, as in the real model, because the pipeline zero-pads the two CLIP
 hidden states (concatenated) to T5's width before joining them.
-
-Facts the host needs (read from diffusers 0.42.1's `pipeline_stable_diffusion_3.py`):
-- `pipe.vae_scale_factor` is 8; height and width must be multiples of 16
-  (`vae_scale_factor * pipe.patch_size`), otherwise the pipeline raises.
-- Step-callback `latents` are plain VAE latents, shape (B, 16, H/8, W/8); the pipeline decodes
-  `latents / scaling_factor + shift_factor` (the family's preview in pipelines/families does the same).
-- Classic CFG: `guidance_scale` (default 7.0, CFG when > 1) with `negative_prompt` (and
-  `negative_prompt_2`/`_3`); SD3.5 Large Turbo would be run with `guidance_scale=0.0`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_SEED = 0
+from pipelines.families.tiny_parts import (
+    TEXT_DIM,
+    clip_text_encoder,
+    clip_tokenizer,
+    seeded,
+    t5_text_encoder,
+    t5_tokenizer,
+    tiny_vae,
+)
+
 _LATENT_CHANNELS = 16
-_CLIP_DIM = 32  # tiny.py's CLIP width (hidden and projection)
+_CLIP_DIM = TEXT_DIM  # the tiny CLIPs' width (hidden and projection)
 _T5_DIM = 2 * _CLIP_DIM  # room for both CLIPs' hidden states side by side
-
-
-def _seeded() -> None:
-    import torch
-
-    torch.manual_seed(_SEED)
 
 
 def _transformer() -> Any:
     from diffusers import SD3Transformer2DModel
 
-    _seeded()
+    seeded()
     return SD3Transformer2DModel(
         sample_size=128,  # default size 1024 = 128 * 8
         patch_size=2,
@@ -58,12 +53,10 @@ def _scheduler() -> Any:
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
 
 
-def build_sd3() -> Any:
+def build_tiny() -> Any:
     from diffusers import StableDiffusion3Pipeline
 
-    from pipelines.tiny import _clip_text_encoder, _clip_tokenizer, _t5_text_encoder, _t5_tokenizer, tiny_vae
-
-    tokenizer_3 = _t5_tokenizer()
+    tokenizer_3 = t5_tokenizer()
     # SD3's VAE: 16 channels, no quant convs, its own shift + scale normalisation.
     vae = tiny_vae(
         _LATENT_CHANNELS, scaling_factor=1.5305, shift_factor=0.0609, use_quant_conv=False, use_post_quant_conv=False
@@ -72,10 +65,10 @@ def build_sd3() -> Any:
         transformer=_transformer(),
         scheduler=_scheduler(),
         vae=vae,
-        text_encoder=_clip_text_encoder(with_projection=True),
-        tokenizer=_clip_tokenizer(),
-        text_encoder_2=_clip_text_encoder(with_projection=True),
-        tokenizer_2=_clip_tokenizer(),
-        text_encoder_3=_t5_text_encoder(vocab_size=len(tokenizer_3), d_model=_T5_DIM),
+        text_encoder=clip_text_encoder(with_projection=True),
+        tokenizer=clip_tokenizer(),
+        text_encoder_2=clip_text_encoder(with_projection=True),
+        tokenizer_2=clip_tokenizer(),
+        text_encoder_3=t5_text_encoder(vocab_size=len(tokenizer_3), d_model=_T5_DIM),
         tokenizer_3=tokenizer_3,
     )

@@ -8,4 +8,4 @@ from pipelines.families.base import Family
 # catalog's models do not ship it.
 NO_SAFETY_CHECKER = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
-SD = Family(NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={}, single_file_pipeline="StableDiffusionPipeline")
+SD = Family("sd", NO_SAFETY_CHECKER, takes_negative_prompt=True, call_options={})

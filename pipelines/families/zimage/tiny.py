@@ -1,33 +1,20 @@
 """A tiny random-weight Z-Image-Turbo pipeline (`ZImagePipeline`), built offline.
 
-As `pipelines/tiny.py` does for the older families: seeded random weights, a tokenizer made in
-memory (FLUX.2's byte-level Qwen one), FLUX.1's 16-channel VAE layout at scale factor 8 and the
-real model's scheduler. The transformer patches 2x2 itself, so sizes are multiples of 16.
-
-Facts the host needs (read from diffusers 0.42.1's `pipeline_z_image.py`):
-- `pipe.vae_scale_factor` is 8; height and width must be multiples of 16 (`vae_scale_factor * 2`),
-  otherwise the pipeline raises.
-- Step-callback `latents` are plain (unpacked) VAE latents, shape (B, 16, H/8, W/8); the pipeline
-  decodes `latents / scaling_factor + shift_factor` (the family's preview in pipelines/families does the same).
-- Guidance is `guidance_scale`; Turbo is run with `guidance_scale=0.0` (anything > 0 runs CFG with
-  `negative_prompt`, which is otherwise ignored).
+From the shared tiny parts (pipelines/families/tiny_parts.py): seeded random weights, a tokenizer made in
+memory (the byte-level Qwen3 one FLUX.2's tiny model has too), FLUX.1's 16-channel VAE layout at
+scale factor 8 and the real model's scheduler. The transformer patches 2x2 itself, so sizes are multiples of 16.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_SEED = 0
+from pipelines.families.tiny_parts import SEED, qwen3_tokenizer, seeded, tiny_vae
+
 _QWEN_WIDTH = 16
 _LATENT_CHANNELS = 16
 _DIM = 32  # transformer width; 2 heads of 16
 _HEAD_AXES = (8, 4, 4)  # rope axes (caption/frame, height, width); sum = head dim
-
-
-def _seeded() -> None:
-    import torch
-
-    torch.manual_seed(_SEED)
 
 
 def _text_encoder(tokenizer: Any) -> Any:
@@ -45,7 +32,7 @@ def _text_encoder(tokenizer: Any) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    _seeded()
+    seeded()
     return Qwen3Model(config).eval()
 
 
@@ -53,7 +40,7 @@ def _transformer() -> Any:
     import torch
     from diffusers import ZImageTransformer2DModel
 
-    _seeded()
+    seeded()
     transformer = ZImageTransformer2DModel(
         all_patch_size=(2,),
         all_f_patch_size=(1,),
@@ -69,7 +56,7 @@ def _transformer() -> Any:
     )
     # The pad tokens start as torch.empty (garbage, sometimes NaN); give them defined values.
     with torch.no_grad():
-        generator = torch.Generator().manual_seed(_SEED)
+        generator = torch.Generator().manual_seed(SEED)
         transformer.x_pad_token.copy_(torch.randn(transformer.x_pad_token.shape, generator=generator))
         transformer.cap_pad_token.copy_(torch.randn(transformer.cap_pad_token.shape, generator=generator))
     return transformer.eval()
@@ -82,13 +69,10 @@ def _scheduler() -> Any:
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=False)
 
 
-def build_zimage() -> Any:
+def build_tiny() -> Any:
     from diffusers import ZImagePipeline
 
-    from pipelines.tiny import tiny_vae
-    from pipelines.tiny_flux2 import _qwen_tokenizer
-
-    tokenizer = _qwen_tokenizer()
+    tokenizer = qwen3_tokenizer()
     # FLUX.1's VAE, which Z-Image reuses: 16 channels, shift + scale, no quant convs.
     vae = tiny_vae(
         _LATENT_CHANNELS, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False, use_post_quant_conv=False
