@@ -16,6 +16,7 @@ from typing import Any
 from pipelines import optimize
 from pipelines.contract import errors
 from pipelines.contract.job import LoraUse
+from pipelines.prompt_cache import prompt_cache
 
 log = logging.getLogger("imagegen")
 
@@ -61,7 +62,7 @@ class Adapters:
         """
         if loras != self._current:
             # A LoRA on the text encoder changes what a prompt embeds to: cached embeddings are stale.
-            cache = optimize.prompt_cache(self.pipe)
+            cache = prompt_cache(self.pipe)
             if cache is not None:
                 cache.clear()
             self._current = loras

@@ -21,6 +21,7 @@ from pipelines.contract.catalog import CATALOG
 from pipelines.families import FAMILIES
 from pipelines.model_cache import ModelCache
 from pipelines.optimize import Optimizations
+from pipelines.prompt_cache import prompt_cache
 from pipelines.settings import EngineSettings
 from pipelines.weights import weights_source
 
@@ -49,7 +50,7 @@ def _state(pipe) -> dict[str, bool]:
         "attention_backend": any(getattr(getattr(each, "processor", None), "_attention_backend", None) is not None
                                  for each in model.modules()),
         "torch_compile": bool(optimize.compiled_blocks(pipe)),
-        "prompt_cache": optimize.prompt_cache(pipe) is not None,
+        "prompt_cache": prompt_cache(pipe) is not None,
         "vae_tiling": bool(getattr(pipe.vae, "use_tiling", False)),
         "step_cache": bool(getattr(model, "is_cache_enabled", False)),
     }
@@ -143,7 +144,7 @@ def test_prompt_cache_gives_the_same_images_and_hits(cache_dir: Path) -> None:
     pipe = _pipe(cache_dir, "tiny-sdxl")
     first = _images(pipe, "a red boat", seed=3)
     optimize.apply(pipe, Optimizations(prompt_cache_size=1), "cpu")
-    cache = optimize.prompt_cache(pipe)
+    cache = prompt_cache(pipe)
     cached = [_images(pipe, "a red boat", seed=3), _images(pipe, "a red boat", seed=3)]
     assert (cache.misses, cache.hits) == (1, 1)
     np.testing.assert_array_equal(cached[0], first)
