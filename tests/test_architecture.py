@@ -128,7 +128,8 @@ def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
 
 def test_the_web_side_imports_without_torch_diffusers_or_transformers() -> None:
     """On Modal the web side is the small CPU-only front; its image has no torch at all."""
-    web = "handlers.app, handlers.routes.images, handlers.jobs, handlers.stores.volume, pipelines.modal_engine"
+    web = ("handlers.app, handlers.routes.images, handlers.jobs, handlers.hosts.modal.volume, "
+           "handlers.hosts.modal.engine, handlers.hosts.modal.web")
     assert _loaded_after(web, ("torch", "diffusers", "transformers")) == []
 
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from handlers.hosts.modal_deployment import ModalDeployment
+from handlers.hosts.modal.deployment import ModalDeployment
 from scripts.deploy import deploy_env, parse_args
 from scripts.smoke import run_smoke
 from tests.conftest import API_KEY, ROOT, Server, start_server, stop_server
@@ -149,6 +149,6 @@ def test_autoscaling_targets_and_per_model_settings_are_checked() -> None:
             ModalDeployment(models=["sdxl-turbo"], **settings)
     chosen = ModalDeployment(models=["sdxl-turbo", "flux-schnell"], gpus="flux-schnell=H100|A100-80GB",
                              memory_gib="sdxl-turbo=20")
-    assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpu_for("sdxl-turbo") == "L4"
+    assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpus_for("sdxl-turbo") == ["L4"]
     assert (chosen.memory_mib_for("sdxl-turbo"), chosen.memory_mib_for("flux-schnell")) == (20 * 1024, 48 * 1024)
     assert chosen.class_name("flux-schnell") == "ImageWorker_flux_schnell"

@@ -24,7 +24,7 @@ from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.status import JobTrace, current_trace
-from pipelines.modal_engine import ModalEngine, StreamStarted
+from handlers.hosts.modal.engine import ModalEngine, StreamStarted
 from tests.conftest import ROOT
 from tests.modal_control_plane import Deployment
 
@@ -234,7 +234,7 @@ def test_the_modal_adapters_import_without_modal_or_torch() -> None:
         "        if name.split('.')[0] in ('modal', 'torch', 'diffusers', 'transformers'):\n"
         "            raise ImportError(f'blocked: {name}')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import pipelines.modal_engine, handlers.stores.volume\n"
+        "import handlers.hosts.modal.engine, handlers.hosts.modal.volume\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

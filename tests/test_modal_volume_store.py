@@ -15,7 +15,7 @@ import pytest
 
 from handlers.http_errors import http_headers, http_status
 from handlers.stores.core import stamped_id
-from handlers.stores.volume import VolumeImageStore
+from handlers.hosts.modal.volume import VolumeImageStore
 from pipelines.contract.errors import APIError
 
 
