@@ -15,7 +15,8 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -299,14 +300,27 @@ def levels_apart(first: bytes, second: bytes) -> int:
     return max(abs(x - y) for x, y in zip(a.tobytes(), b.tobytes(), strict=True))
 
 
+# How long a test waits for something a GPU container does before calling it a failure: a bound,
+# never a pause (each wait ends at the event it waits for), generous for a loaded machine.
+WAIT = 30.0
+
+
+def eventually(found: Callable[[], Any]) -> Any:
+    """What `found()` gives once it gives something (asked until WAIT has passed), else None."""
+    given_up = time.monotonic() + WAIT
+    while not (result := found()) and time.monotonic() < given_up:
+        time.sleep(0.02)
+    return result or None
+
+
 def stopped_at(caplog) -> int | None:
-    """The step at which the GPU's run stopped (waiting up to 5 s for the news), or None."""
-    for _ in range(100):
-        for record in caplog.records:
-            if found := re.search(r"stopped tiny-sd after step (\d+) of ", record.getMessage()):
-                return int(found.group(1))
-        asyncio.run(asyncio.sleep(0.05))
-    return None
+    """The step at which the GPU's run stopped (waiting up to WAIT for the news), or None."""
+    def steps() -> list[int]:
+        return [int(found.group(1)) for record in caplog.records
+                if (found := re.search(r"stopped tiny-sd after step (\d+) of ", record.getMessage()))]
+
+    found = eventually(steps)
+    return found[0] if found else None
 
 
 def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, caplog) -> None:
@@ -314,13 +328,14 @@ def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, capl
     engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=120,
                          function_call=gpus.plane.from_id)
     remote(gpus, job(n=1, seeds=(1,)))  # warm (the load is not the point here)
+    worker = gpus.containers["tiny-sd"].instance.gpu_model.worker
     container = gpus.containers["tiny-sd"]
 
     async def hang_up() -> None:
         request = asyncio.ensure_future(engine.run(job(n=1, seeds=(1,), steps=100_000)))
-        while len(container.tasks) < 2:  # the GPU has the input
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)  # a few steps in
+        async with asyncio.timeout(WAIT):
+            while sum(worker.batch_sizes("tiny-sd").values()) < 2:  # its pipeline call has begun
+                await asyncio.sleep(0.01)
         request.cancel()  # what handlers/disconnect.py does when the client goes
         await asyncio.gather(request, return_exceptions=True)
         await engine.close()
@@ -328,7 +343,8 @@ def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, capl
     asyncio.run(hang_up())
     step = stopped_at(caplog)
     assert step is not None and step < 100_000  # long before its deadline, 120 s away
-    assert len(container.cancelled) == 1  # Modal cancelled that one input's task, not the container
+    # Modal cancelled that one input's task, not the container.
+    assert eventually(lambda: container.cancelled) and len(container.cancelled) == 1
     assert remote(gpus, job(n=1, seeds=(1,)))[0]  # which goes on serving
 
 
