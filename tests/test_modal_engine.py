@@ -19,12 +19,12 @@ import modal
 import pytest
 from modal import exception as modal_errors
 
+from handlers.hosts.modal.engine import ModalEngine, StreamStarted
 from handlers.http_errors import http_headers, http_status
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.status import JobTrace, current_trace
-from handlers.hosts.modal.engine import ModalEngine, StreamStarted
 from tests.conftest import ROOT
 from tests.modal_control_plane import Deployment
 
