@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from handlers.stores.volume import VolumeImageStore  # noqa: E402
+from handlers.hosts.modal.volume import VolumeImageStore  # noqa: E402
 
 
 class SlowVolume:

@@ -103,7 +103,7 @@ def check() -> Any:
 
     flags = {variable: f"--{flag.replace('_', '-')}" for flag, variable in FLAGS.items()}
     try:
-        from handlers.hosts.modal_deployment import ModalDeployment
+        from handlers.hosts.modal.deployment import ModalDeployment
 
         return ModalDeployment()
     except ValidationError as exc:

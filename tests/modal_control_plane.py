@@ -11,8 +11,9 @@ methods, found on the instance as modal's container finds them (`_find_callables
   `cancel` cancels the input's task, as `make_async_cancel_callback` does for async methods
   under `@modal.concurrent` (`_container_entrypoint.py`).
 - `remote_gen` starts a generator input whose outputs the container pushes whether or not
-  anyone reads them: closing the caller's iterator stops the reading only. Only a
-  `FunctionCall.cancel()` (found with `from_id`) stops the generator.
+  anyone reads them (Modal holds them; `_Invocation.run_generator` reads them): closing the
+  caller's iterator, or the caller's event loop ending, stops the reading only, and the generator
+  runs on. Only a `FunctionCall.cancel()` (found with `from_id`) stops it.
 - Arguments, results and exceptions cross by pickling; an exception that cannot be unpickled
   arrives as `ExecutionError`, as Modal's client raises it.
 """
@@ -20,6 +21,7 @@ methods, found on the instance as modal's container finds them (`_find_callables
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -130,6 +132,7 @@ class ControlPlane:
 
     def __init__(self) -> None:
         self.calls: dict[str, FunctionCall] = {}
+        self.outputs: dict[str, Outputs] = {}  # a generator call's outputs, by its id
 
     def from_id(self, call_id: str) -> FunctionCall:
         return self.calls[call_id]
@@ -170,6 +173,38 @@ async def _wait(task: asyncio.Task[Any]) -> Any:
     return await asyncio.shield(task)
 
 
+class Outputs:
+    """A generator input's outputs as Modal holds them: pushed from the container's thread, read in
+    order by the caller. A push never depends on the caller: its loop may have ended long ago."""
+
+    def __init__(self, reader: asyncio.AbstractEventLoop) -> None:
+        self.reader = reader
+        self.pushed: list[tuple[str, Any]] = []  # everything the container produced, read or not
+        self._unread: collections.deque[tuple[str, Any]] = collections.deque()
+        self._lock = threading.Lock()
+        self._arrived = asyncio.Event()  # set on the reader's loop
+        self.over = threading.Event()  # the generator has ended (its end or its error pushed)
+
+    def push(self, kind: str, value: Any) -> None:
+        with self._lock:
+            self.pushed.append((kind, value))
+            self._unread.append((kind, value))
+        if kind != "value":
+            self.over.set()
+        try:
+            self.reader.call_soon_threadsafe(self._arrived.set)
+        except RuntimeError:  # the reader's loop is closed: nobody reads, the container goes on
+            pass
+
+    async def next(self) -> tuple[str, Any]:
+        while True:
+            self._arrived.clear()  # a push after this check sets it again, on this loop, later
+            with self._lock:
+                if self._unread:
+                    return self._unread.popleft()
+            await self._arrived.wait()
+
+
 class Method:
     """`instance.<method>` as the front sees it: `.spawn.aio(...)` and `.remote_gen.aio(...)`."""
 
@@ -190,21 +225,20 @@ class Method:
 
     async def _remote_gen(self, *args: Any) -> AsyncIterator[Any]:
         method, sent = self.container.method(self.name), across(args)
-        outputs: asyncio.Queue[Any] = asyncio.Queue()
-        reader = asyncio.get_running_loop()
+        outputs = Outputs(asyncio.get_running_loop())
 
         async def push_all() -> None:  # the container's side: push every output, read or not
             try:
                 async for value in method(*sent):
-                    reader.call_soon_threadsafe(outputs.put_nowait, ("value", across(value)))
+                    outputs.push("value", across(value))
             except BaseException as exc:
-                reader.call_soon_threadsafe(outputs.put_nowait, ("error", exc))
+                outputs.push("error", exc)
                 raise
-            reader.call_soon_threadsafe(outputs.put_nowait, ("end", None))
+            outputs.push("end", None)
 
-        self._new_call(push_all)
+        self.plane.outputs[self._new_call(push_all).object_id] = outputs
         while True:
-            kind, value = await outputs.get()
+            kind, value = await outputs.next()
             if kind == "end":
                 return
             if kind == "error":

@@ -92,7 +92,7 @@ def forbidden(importer: str, imported: str) -> str | None:
 
 # What a family is handed rather than fetches: the loaded pipelines. The cache and the worker call
 # the families, never the other way round.
-FAMILY_CALLERS = ("pipelines.model_cache", "pipelines.worker", "pipelines.local_engine", "pipelines.modal_engine")
+FAMILY_CALLERS = ("pipelines.model_cache", "pipelines.worker", "pipelines.local_engine")
 
 
 def family_of(module: str) -> str | None:
@@ -177,8 +177,8 @@ def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
 
 def test_the_web_side_imports_without_torch_diffusers_or_transformers() -> None:
     """On Modal the web side is the small CPU-only front; its image has no torch at all."""
-    web = ("handlers.app, handlers.images.routes, handlers.images.resolve, handlers.stores.volume, "
-           "pipelines.modal_engine")
+    web = ("handlers.app, handlers.images.routes, handlers.images.resolve, handlers.hosts.modal.volume, "
+           "handlers.hosts.modal.engine, handlers.hosts.modal.web")
     assert _loaded_after(web, ("torch", "diffusers", "transformers")) == []
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from handlers.hosts.modal_deployment import ModalDeployment
+from handlers.hosts.modal.deployment import ModalDeployment
 from scripts.deploy import deploy_env, parse_args
 from scripts.smoke import run_smoke
 from tests.conftest import API_KEY, ROOT, Server, start_server, stop_server
@@ -86,6 +86,14 @@ def test_the_smoke_test_reports_what_failed(server: Server) -> None:
     assert lines[-1].startswith("FAIL") and "list_models" in lines[-1] and "AuthenticationError" in lines[-1]
 
 
+def until(condition: Callable[[], bool], what: str, bound: float = 60.0) -> None:
+    """Wait for `condition()` (a bound for a loaded machine, never a pause), or fail saying `what`."""
+    given_up = time.monotonic() + bound
+    while not condition():
+        assert time.monotonic() < given_up, f"the server never got there: {what}"
+        time.sleep(0.02)
+
+
 @contextmanager
 def busy_server(cache_dir: Path, tmp_path: Path) -> Iterator[str]:
     """A real local server whose model is busy: one long job running, one filling the queue's
@@ -98,18 +106,19 @@ def busy_server(cache_dir: Path, tmp_path: Path) -> Iterator[str]:
     auth = {"Authorization": f"Bearer {API_KEY}"}
     busy = [threading.Thread(target=httpx.post, args=(f"{url}/v1/images/generations",),
                              kwargs={"json": long_job, "headers": auth, "timeout": 120}) for _ in range(2)]
+
+    def model() -> dict:
+        return httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]
+
+    def taken() -> int:
+        state = model()
+        return state["running"] + state["waiting"]
+
     try:
-        for _ in range(200):  # preloaded first, so what it answers is "busy", not "loading"
-            if httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]["state"] == "ready":
-                break
-            time.sleep(0.05)
-        for thread in busy:
+        until(lambda: model()["state"] == "ready", "preloaded")  # so what it answers is "busy", not "loading"
+        for count, thread in enumerate(busy, 1):
             thread.start()
-            for _ in range(200):
-                state = httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]
-                if state["running"] + state["waiting"] == busy.index(thread) + 1:
-                    break
-                time.sleep(0.02)
+            until(lambda: taken() == count, f"{count} long job(s) taken")  # noqa: B023
         yield url
     finally:
         for thread in busy:
@@ -149,6 +158,6 @@ def test_autoscaling_targets_and_per_model_settings_are_checked() -> None:
             ModalDeployment(models=["sdxl-turbo"], **settings)
     chosen = ModalDeployment(models=["sdxl-turbo", "flux-schnell"], gpus="flux-schnell=H100|A100-80GB",
                              memory_gib="sdxl-turbo=20")
-    assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpu_for("sdxl-turbo") == "L4"
+    assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpus_for("sdxl-turbo") == ["L4"]
     assert (chosen.memory_mib_for("sdxl-turbo"), chosen.memory_mib_for("flux-schnell")) == (20 * 1024, 48 * 1024)
     assert chosen.class_name("flux-schnell") == "ImageWorker_flux_schnell"

@@ -19,14 +19,18 @@ import modal
 import pytest
 from modal import exception as modal_errors
 
+from handlers.hosts.modal.engine import ModalEngine, StreamStarted
 from handlers.http_errors import http_headers, http_status
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.status import JobTrace, current_trace
-from pipelines.modal_engine import ModalEngine, StreamStarted
 from tests.conftest import ROOT
 from tests.modal_control_plane import Deployment
+
+# How long a test waits for something the fake's container does before calling it a failure: a
+# bound, never a pause (each wait ends at the event it waits for), generous for a loaded machine.
+WAIT = 30.0
 
 JOB = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64, output_height=64,
           steps=2, guidance=0.0, seeds=(1,))
@@ -76,9 +80,13 @@ def deployment() -> Iterator[Deployment]:
 
 
 def engine(deployment: Deployment, scripted: Scripted, deadline: float = 5.0) -> ModalEngine:
+    """A ModalEngine over a warm pool of one: the container has entered before a deadline starts
+    counting, so no deadline here races the container's start."""
     deployment.make_instance = lambda model_id: scripted
-    return ModalEngine({"tiny-sd": deployment.gpu_class("tiny-sd")}, deadline_seconds=deadline,
-                       function_call=deployment.plane.from_id)
+    gpu_class = deployment.gpu_class("tiny-sd")
+    gpu_class()  # the container starts
+    deployment.containers["tiny-sd"].entered.result(timeout=WAIT)
+    return ModalEngine({"tiny-sd": gpu_class}, deadline_seconds=deadline, function_call=deployment.plane.from_id)
 
 
 async def settled(engine: ModalEngine, outcome: Any) -> Any:
@@ -133,7 +141,7 @@ def test_a_pool_that_never_answers_is_a_503_by_the_deadline_and_its_call_is_canc
     assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (503, "model_busy", "true")
     assert http_headers(failure)["retry-after"]
     # A retry will not find this one still holding the GPU: Modal cancelled it there.
-    assert scripted.stopped.wait(5)
+    assert scripted.stopped.wait(WAIT)
 
 
 def test_a_caller_who_hangs_up_cancels_the_gpu_call(deployment: Deployment) -> None:
@@ -142,15 +150,16 @@ def test_a_caller_who_hangs_up_cancels_the_gpu_call(deployment: Deployment) -> N
 
     async def hang_up() -> None:
         call = asyncio.ensure_future(modal_engine.run(JOB))
-        while not scripted.jobs:  # the GPU has started it
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(WAIT):
+            while not scripted.jobs:  # the GPU has started it
+                await asyncio.sleep(0.01)
         call.cancel()  # what handlers/disconnect.py does when the client goes
         with pytest.raises(asyncio.CancelledError):
             await call
         await modal_engine.close()
 
     asyncio.run(hang_up())
-    assert scripted.stopped.wait(5)
+    assert scripted.stopped.wait(WAIT)
 
 
 def test_an_answered_call_is_not_cancelled(deployment: Deployment) -> None:
@@ -209,14 +218,19 @@ def test_a_stream_that_stalls_mid_way_ends_by_the_deadline_and_is_cancelled(depl
     with pytest.raises(APIError) as caught:
         collect(engine(deployment, scripted, deadline=0.3))
     assert caught.value.code == "model_busy"
-    assert scripted.stopped.wait(5)  # cancelled on the GPU, not merely no longer read
+    assert scripted.stopped.wait(WAIT)  # cancelled on the GPU, not merely no longer read
 
 
 def test_a_caller_that_stops_listening_cancels_the_remote_stream(deployment: Deployment) -> None:
     events = [ImageEvent("partial", 0, b"a", partial_index=0), ImageEvent("completed", 0, b"b")]
     scripted = Scripted(events=events, hang=True)
-    assert collect(engine(deployment, scripted), take=1) == events[:1]
-    assert scripted.stopped.wait(5)
+    assert collect(engine(deployment, scripted), take=1) == events[:1]  # then the caller's loop is gone
+    assert scripted.stopped.wait(WAIT)  # cancelled on the GPU, not merely no longer read
+    # Until then the container went on producing, read or not (what only a cancel stops).
+    [outputs] = deployment.plane.outputs.values()
+    assert outputs.over.wait(WAIT)
+    assert [value for kind, value in outputs.pushed if kind == "value"][1:] == events
+    assert outputs.pushed[-1][0] == "error" and isinstance(outputs.pushed[-1][1], asyncio.CancelledError)
 
 
 def test_a_stream_read_to_its_end_is_not_cancelled(deployment: Deployment) -> None:
@@ -234,7 +248,7 @@ def test_the_modal_adapters_import_without_modal_or_torch() -> None:
         "        if name.split('.')[0] in ('modal', 'torch', 'diffusers', 'transformers'):\n"
         "            raise ImportError(f'blocked: {name}')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import pipelines.modal_engine, handlers.stores.volume\n"
+        "import handlers.hosts.modal.engine, handlers.hosts.modal.volume\n"
         "print('ok')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

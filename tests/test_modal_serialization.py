@@ -7,10 +7,10 @@ import time
 
 from modal._serialization import deserialize, pickle_exception, serialize
 
+from handlers.hosts.modal.engine import StreamStarted
 from handlers.http_errors import http_headers, http_status
 from pipelines.contract import errors
 from pipelines.contract.job import ImageEvent, Job
-from pipelines.modal_engine import StreamStarted
 
 
 def across(value: object) -> object:

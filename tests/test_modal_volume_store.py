@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from handlers.hosts.modal.volume import VolumeImageStore
 from handlers.http_errors import http_headers, http_status
 from handlers.stores.core import stamped_id
-from handlers.stores.volume import VolumeImageStore
 from pipelines.contract.errors import APIError
 
 

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from handlers.hosts.modal.engine import DEFAULT_DEADLINE_SECONDS
 from pipelines.contract.catalog import CATALOG, ModelSpec
 from pipelines.contract.config import comma_list, name_pairs
 from pipelines.contract.models_file import read_models_file, read_models_text
-from pipelines.modal_engine import DEFAULT_DEADLINE_SECONDS
 
 # Modal's GPU types (a ":N" suffix asks for N of them). Checked at deploy time, because a typo
 # would otherwise surface only when the first request for that model fails.
@@ -141,10 +141,6 @@ class ModalDeployment(BaseSettings):
     def gpus_for(self, model_id: str) -> list[str]:
         """The GPUs `model_id` may run on, preferred first (Modal falls back down the list)."""
         return self.gpus.get(model_id) or [self.catalog()[model_id].gpu]
-
-    def gpu_for(self, model_id: str) -> str:
-        """The preferred GPU, for the plan and the dtype."""
-        return self.gpus_for(model_id)[0]
 
     def dtype_for(self, model_id: str) -> str:
         """What the model loads in: float16 if any of its GPUs lacks fast bfloat16 (a T4), else

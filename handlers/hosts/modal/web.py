@@ -1,0 +1,51 @@
+"""The web front on Modal: the same app factory as `imagegen serve`, around a ModalEngine (jobs go
+to the GPU pools) and a Volume-backed temp-image store; and the sweep of expired images.
+
+It runs in the small CPU container, whose image has no torch: nothing here reaches the model side
+but through the contract.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from handlers.app import create_app
+from handlers.hosts.modal.deployment import ModalDeployment
+from handlers.hosts.modal.engine import ModalEngine
+from handlers.hosts.modal.volume import VolumeFiles, VolumeImageStore
+from handlers.settings import ServerSettings
+from pipelines.contract.served import ServedModels
+
+log = logging.getLogger("imagegen")
+
+
+def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], volume: VolumeFiles,
+                   config: ModalDeployment, **engine_options: Any) -> FastAPI:
+    """The deployed app, from its parts: what `modal_app.web` serves, and what the tests drive.
+
+    `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine.
+    It refuses to start without API keys unless Modal's proxy auth guards it."""
+    if not settings.api_keys and not config.proxy_auth:
+        raise RuntimeError(
+            f"IMAGEGEN_API_KEYS is empty: refusing to serve an open API on a public URL. Put keys in the "
+            f"Modal Secret '{config.secret_name}' (modal secret create {config.secret_name} "
+            "IMAGEGEN_API_KEYS=sk-...), or deploy with IMAGEGEN_MODAL_PROXY_AUTH=1 to require Modal "
+            "proxy-auth tokens instead."
+        )
+    served = ServedModels.from_names(config.models, settings.model_aliases, settings.lora_dir, config.extra_models)
+    engine = ModalEngine({spec.id: gpu_classes(spec.id) for spec in served.specs},
+                         deadline_seconds=config.deadline_seconds, **engine_options)
+    store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
+                             max_bytes=settings.storage_max_bytes)
+    return create_app(settings, engine, store, served)
+
+
+def sweep_expired(settings: ServerSettings, volume: VolumeFiles) -> int:
+    """Delete the expired temp images this container sees (reads already refuse them), committed."""
+    removed = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume).sweep()
+    log.info("deleted %d expired temp images", removed)
+    return removed
