@@ -56,10 +56,24 @@ app = modal.App(deployment.app_name)
 # the playground's page, scripts and styles (`add_local_python_source` ships .py files only unless
 # told otherwise; `ignore` is matched against paths inside each package).
 
-WEB_PACKAGES = ("fastapi==0.165.0", "pydantic==2.14.3", "pydantic-settings==2.16.3", "python-multipart==0.0.34",
-                "pillow==13.0.0", "prometheus-client==0.26.0", "fastapi-offline==1.7.7")
-MODEL_PACKAGES = ("torch==2.13.0", "diffusers==0.42.1", "transformers==5.23.0", "accelerate==1.15.0",
-                  "safetensors==0.8.0", "huggingface_hub==2.4.0", "peft==0.21.2")
+WEB_PACKAGES = (
+    "fastapi==0.165.0",
+    "pydantic==2.14.3",
+    "pydantic-settings==2.16.3",
+    "python-multipart==0.0.34",
+    "pillow==13.0.0",
+    "prometheus-client==0.26.0",
+    "fastapi-offline==1.7.7",
+)
+MODEL_PACKAGES = (
+    "torch==2.13.0",
+    "diffusers==0.42.1",
+    "transformers==5.23.0",
+    "accelerate==1.15.0",
+    "safetensors==0.8.0",
+    "huggingface_hub==2.4.0",
+    "peft==0.21.2",
+)
 WEIGHTS_DIR = "/weights"
 # LoRA files, on the weights Volume: `modal volume put imagegen-weights pixel.safetensors /loras/`.
 LORA_DIR = f"{WEIGHTS_DIR}/loras"
@@ -107,8 +121,12 @@ SNAPSHOTS = deployment.snapshot != "off"
 # deploy-time ones. Weights come from the Volume only: a missing model fails at once, naming itself.
 # Inductor's compiled kernels go to the weights Volume too (committed after the warm-up that
 # compiles them), so a container that cannot restore a snapshot does not compile again.
-GPU_ENV = {"IMAGEGEN_COMPILE_CACHE_DIR": f"{WEIGHTS_DIR}/compile-cache", **deployment.forwarded_env(),
-           "HF_HUB_OFFLINE": "1", "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"}
+GPU_ENV = {
+    "IMAGEGEN_COMPILE_CACHE_DIR": f"{WEIGHTS_DIR}/compile-cache",
+    **deployment.forwarded_env(),
+    "HF_HUB_OFFLINE": "1",
+    "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen",
+}
 
 
 class ImageWorker:
@@ -191,8 +209,9 @@ for _model_id in deployment.models:
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
-    return create_web_app(ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class,
-                          ModalVolumeFiles(images), deployment)
+    return create_web_app(
+        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class, ModalVolumeFiles(images), deployment
+    )
 
 
 # ## Cleanup
@@ -202,8 +221,9 @@ def web() -> FastAPI:
 # images is safe.
 
 
-@app.function(image=web_image, volumes={IMAGES_DIR: images}, env=deployment.forwarded_env(),
-              schedule=modal.Period(minutes=10))
+@app.function(
+    image=web_image, volumes={IMAGES_DIR: images}, env=deployment.forwarded_env(), schedule=modal.Period(minutes=10)
+)
 def cleanup() -> int:
     images.reload()
     return sweep_expired(ServerSettings(storage_dir=IMAGES_DIR), ModalVolumeFiles(images))
@@ -216,8 +236,13 @@ def cleanup() -> int:
 # never download). Gated models read HF_TOKEN from the Secret.
 
 
-@app.function(image=gpu_image, volumes={WEIGHTS_DIR: weights}, secrets=[secret], timeout=3600,
-              env={**deployment.forwarded_env(), "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"})
+@app.function(
+    image=gpu_image,
+    volumes={WEIGHTS_DIR: weights},
+    secrets=[secret],
+    timeout=3600,
+    env={**deployment.forwarded_env(), "IMAGEGEN_CACHE_DIR": f"{WEIGHTS_DIR}/imagegen"},
+)
 def download(models: str = "") -> list[str]:
     chosen = [name.strip() for name in models.split(",") if name.strip()] or deployment.models
     fetched = fetch_weights(deployment, chosen, EngineSettings().cache_dir)

@@ -66,8 +66,9 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         swagger_ui_parameters={"persistAuthorization": True},
     )
     telemetry = Telemetry(engine, store, settings.storage_max_bytes)
-    app.state.services = Services(settings=settings, engine=engine, store=store, served=served,
-                                  metrics=telemetry.registry)
+    app.state.services = Services(
+        settings=settings, engine=engine, store=store, served=served, metrics=telemetry.registry
+    )
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -82,12 +83,17 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     # preflights and 401s carry its headers), then the key, then the body limits, before any
     # route reads the body; JSON routes read JSON.
     app.add_middleware(JsonByDefault, paths=("/images/generations",))
-    app.add_middleware(BodyLimit, max_file_bytes=settings.max_upload_mb * MB,
-                       max_body_bytes=settings.max_request_mb * MB)
+    app.add_middleware(
+        BodyLimit, max_file_bytes=settings.max_upload_mb * MB, max_body_bytes=settings.max_request_mb * MB
+    )
     app.add_middleware(BearerAuth, keys=settings.api_keys, metrics_public=settings.metrics_public)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["*"],
-                           expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"],
+        )
     app.add_middleware(RequestLog, telemetry=telemetry)
     return app

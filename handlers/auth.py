@@ -44,11 +44,13 @@ class BearerAuth:
         if scope["type"] != "http" or not self._protected(scope["path"]) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
-        response = error_response(APIError(
-            "unauthenticated",
-            "Incorrect API key provided. Pass it as 'Authorization: Bearer <key>'.",
-            code="invalid_api_key",
-        ))
+        response = error_response(
+            APIError(
+                "unauthenticated",
+                "Incorrect API key provided. Pass it as 'Authorization: Bearer <key>'.",
+                code="invalid_api_key",
+            )
+        )
         await response(scope, receive, send)
 
     def _protected(self, path: str) -> bool:

@@ -72,8 +72,9 @@ def from_validation(problems: list[Any]) -> APIError:
     param = loc[0] if loc else None
     kind = first.get("type", "")
     if kind == "json_invalid":
-        return invalid(None, "We could not parse the JSON body of your request: it is not valid JSON.",
-                       code="invalid_json")
+        return invalid(
+            None, "We could not parse the JSON body of your request: it is not valid JSON.", code="invalid_json"
+        )
     if kind == "missing":
         if param is None:
             return invalid(None, "The request body is missing or not a JSON object.", code="invalid_request")
@@ -110,14 +111,25 @@ def _from_starlette(request: Request, exc: StarletteHTTPException) -> JSONRespon
     if exc.status_code == 404:
         error = APIError("not_found", f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url")
     elif exc.status_code == 405:
-        error = APIError("method_not_allowed", f"Method {request.method} is not allowed on {request.url.path}.",
-                         code="method_not_allowed")
+        error = APIError(
+            "method_not_allowed",
+            f"Method {request.method} is not allowed on {request.url.path}.",
+            code="method_not_allowed",
+        )
     else:
-        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error" if exc.status_code < 500
-                          else "server_error", "param": None, "code": None, "request_id": request_id()}}
+        body = {
+            "error": {
+                "message": str(exc.detail),
+                "type": "invalid_request_error" if exc.status_code < 500 else "server_error",
+                "param": None,
+                "code": None,
+                "request_id": request_id(),
+            }
+        }
         return JSONResponse(body, status_code=exc.status_code, headers=dict(exc.headers or {}))
-    return JSONResponse(error_body(error), status_code=http_status(error),
-                        headers={**http_headers(error), **dict(exc.headers or {})})
+    return JSONResponse(
+        error_body(error), status_code=http_status(error), headers={**http_headers(error), **dict(exc.headers or {})}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -21,8 +21,9 @@ class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname} {record.name} [{getattr(record, 'request_id', '-')}]: {record.getMessage()}"
         fields = getattr(record, "fields", None) or {}
-        line += "".join(f" {key}={value}" for key, value in fields.items()
-                        if value is not None and key not in _IN_THE_MESSAGE)
+        line += "".join(
+            f" {key}={value}" for key, value in fields.items() if value is not None and key not in _IN_THE_MESSAGE
+        )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -32,10 +33,14 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
-        entry.update({key: value for key, value in (getattr(record, "fields", None) or {}).items() if value is not None})
+        entry.update(
+            {key: value for key, value in (getattr(record, "fields", None) or {}).items() if value is not None}
+        )
         entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -31,13 +31,16 @@ class _EngineCollector(Collector):
     def collect(self) -> Iterator[Any]:
         statuses = self.engine.status()
         depth = GaugeMetricFamily("imagegen_queue_depth", "Jobs waiting for the model here.", labels=["model"])
-        running = GaugeMetricFamily("imagegen_in_flight", "Jobs the model is running (remote: calls in flight).",
-                                    labels=["model"])
+        running = GaugeMetricFamily(
+            "imagegen_in_flight", "Jobs the model is running (remote: calls in flight).", labels=["model"]
+        )
         state = GaugeMetricFamily("imagegen_model_state", "1 for the model's current state.", labels=["model", "state"])
-        load = GaugeMetricFamily("imagegen_model_load_seconds", "How long the model's last load took.",
-                                 labels=["model"])
-        batches = CounterMetricFamily("imagegen_batches", "Pipeline calls, by the images each held.",
-                                      labels=["model", "images"])
+        load = GaugeMetricFamily(
+            "imagegen_model_load_seconds", "How long the model's last load took.", labels=["model"]
+        )
+        batches = CounterMetricFamily(
+            "imagegen_batches", "Pipeline calls, by the images each held.", labels=["model", "images"]
+        )
         for model, status in statuses.items():
             depth.add_metric([model], status.waiting)
             running.add_metric([model], status.running)
@@ -59,8 +62,9 @@ class _StoreCollector(Collector):
         stored_bytes, files = self.store.usage()
         yield GaugeMetricFamily("imagegen_store_bytes", "Bytes of live temp images behind URLs.", value=stored_bytes)
         yield GaugeMetricFamily("imagegen_store_files", "Temp images behind URLs.", value=files)
-        yield GaugeMetricFamily("imagegen_store_max_bytes", "The store's quota (IMAGEGEN_STORAGE_MAX_BYTES).",
-                                value=self.max_bytes)
+        yield GaugeMetricFamily(
+            "imagegen_store_max_bytes", "The store's quota (IMAGEGEN_STORAGE_MAX_BYTES).", value=self.max_bytes
+        )
 
 
 class Telemetry:
@@ -68,14 +72,25 @@ class Telemetry:
 
     def __init__(self, engine: Engine, store: ImageStore, max_bytes: int) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("imagegen_requests", "Requests answered.", ["route", "model", "task", "status"],
-                                registry=self.registry)
+        self.requests = Counter(
+            "imagegen_requests", "Requests answered.", ["route", "model", "task", "status"], registry=self.registry
+        )
         self.images = Counter("imagegen_images", "Images made and answered.", ["model", "task"], registry=self.registry)
         self.errors = Counter("imagegen_errors", "Errors answered, by code.", ["code"], registry=self.registry)
-        self.latency = Histogram("imagegen_request_seconds", "From the request's arrival to its last byte.",
-                                 ["route", "model"], buckets=_SECONDS, registry=self.registry)
-        self.queue_wait = Histogram("imagegen_queue_wait_seconds", "How long jobs waited for their model.",
-                                    ["model"], buckets=_SECONDS, registry=self.registry)
+        self.latency = Histogram(
+            "imagegen_request_seconds",
+            "From the request's arrival to its last byte.",
+            ["route", "model"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
+        self.queue_wait = Histogram(
+            "imagegen_queue_wait_seconds",
+            "How long jobs waited for their model.",
+            ["model"],
+            buckets=_SECONDS,
+            registry=self.registry,
+        )
         self.registry.register(_EngineCollector(engine))
         self.registry.register(_StoreCollector(store, max_bytes))
 

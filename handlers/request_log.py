@@ -42,13 +42,22 @@ class RequestRecord:
         """The log line's fields, in order; None where the request never got that far."""
         job, trace = self.job, self.trace
         return {
-            "request_id": self.id, "method": self.method, "route": self.route, "status": self.status,
-            "model": job.model if job else None, "task": job.task if job else None,
-            "size": f"{job.output_width}x{job.output_height}" if job else None, "n": job.n if job else None,
-            "steps": job.steps if job else None, "seed": job.seeds[0] if job else None,
-            "queue_s": _seconds(trace.queue_seconds), "run_s": _seconds(trace.run_seconds),
-            "batch_images": trace.batch_images, "total_s": _seconds(time.monotonic() - self.started),
-            "bytes_out": self.bytes_out, "error": self.error_code,
+            "request_id": self.id,
+            "method": self.method,
+            "route": self.route,
+            "status": self.status,
+            "model": job.model if job else None,
+            "task": job.task if job else None,
+            "size": f"{job.output_width}x{job.output_height}" if job else None,
+            "n": job.n if job else None,
+            "steps": job.steps if job else None,
+            "seed": job.seeds[0] if job else None,
+            "queue_s": _seconds(trace.queue_seconds),
+            "run_s": _seconds(trace.run_seconds),
+            "batch_images": trace.batch_images,
+            "total_s": _seconds(time.monotonic() - self.started),
+            "bytes_out": self.bytes_out,
+            "error": self.error_code,
         }
 
 
@@ -95,15 +104,18 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        record = RequestRecord(id=_incoming_id(scope) or f"req_{secrets.token_hex(12)}", method=scope["method"],
-                               route=scope["path"])
+        record = RequestRecord(
+            id=_incoming_id(scope) or f"req_{secrets.token_hex(12)}", method=scope["method"], route=scope["path"]
+        )
         request_token, trace_token = current_request.set(record), current_trace.set(record.trace)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-request-id", record.id.encode("latin-1"))]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"x-request-id", record.id.encode("latin-1"))],
+                }
             elif message["type"] == "http.response.body":
                 record.bytes_out += len(message.get("body", b""))
             await send(message)
@@ -123,8 +135,14 @@ class RequestLog:
         if record.route in _PROBES and level == logging.INFO:
             level = logging.DEBUG  # a load balancer's probe every few seconds is not news
         # The id is a field here, not the filter's: this line is written after the request's context ended.
-        log.log(level, "%s %s %s", record.method, record.route, fields["status"], extra={"fields": fields,
-                                                                                       "request_id": record.id})
+        log.log(
+            level,
+            "%s %s %s",
+            record.method,
+            record.route,
+            fields["status"],
+            extra={"fields": fields, "request_id": record.id},
+        )
         if record.route not in _PROBES:
             self.telemetry.observe(record.route, fields)
 

@@ -94,12 +94,16 @@ class Adapters:
         except Exception as exc:  # a file for another architecture fails on its shapes
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.info("LoRA %s does not load into %s: %s", lora.name, self.model_id, reason)
-            raise errors.invalid("lora", f"LoRA {lora.name!r} does not fit model {self.model_id}: {reason}",
-                                 code="lora_mismatch") from None
+            raise errors.invalid(
+                "lora", f"LoRA {lora.name!r} does not fit model {self.model_id}: {reason}", code="lora_mismatch"
+            ) from None
         if not any(name in adapters for adapters in self.pipe.get_list_adapters().values()):
             # No layer of this model matched the file's keys: nothing was loaded.
-            raise errors.invalid("lora", f"LoRA {lora.name!r} does not fit model {self.model_id}: none of its "
-                                 "layers matches this model's.", code="lora_mismatch")
+            raise errors.invalid(
+                "lora",
+                f"LoRA {lora.name!r} does not fit model {self.model_id}: none of its layers matches this model's.",
+                code="lora_mismatch",
+            )
         self._loaded[lora.source] = name
         log.info("LoRA %s loaded into %s", lora.name, self.model_id)
         return name

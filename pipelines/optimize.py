@@ -77,9 +77,11 @@ class Optimizations:
             fuse_qkv=cuda if self.fuse_qkv is None else self.fuse_qkv,
             channels_last=cuda if self.channels_last is None else self.channels_last,
             torch_compile=cuda if self.torch_compile is None else self.torch_compile,
-            prompt_cache_size=(DEFAULT_PROMPT_CACHE_SIZE if cuda else 0) if self.prompt_cache_size is None
+            prompt_cache_size=(DEFAULT_PROMPT_CACHE_SIZE if cuda else 0)
+            if self.prompt_cache_size is None
             else self.prompt_cache_size,
-            vae_tile_above=(DEFAULT_VAE_TILE_ABOVE if cuda else 0) if self.vae_tile_above is None
+            vae_tile_above=(DEFAULT_VAE_TILE_ABOVE if cuda else 0)
+            if self.vae_tile_above is None
             else self.vae_tile_above,
         )
 
@@ -89,8 +91,9 @@ def denoiser(pipe: Any) -> Any:
     return getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
 
 
-def apply(pipe: Any, optimizations: Optimizations | None, device: str,
-          warm_up: Callable[[], Any] | None = None) -> list[str]:
+def apply(
+    pipe: Any, optimizations: Optimizations | None, device: str, warm_up: Callable[[], Any] | None = None
+) -> list[str]:
     """Apply what `optimizations` turn on for `device` and `pipe` has not had yet; the names applied.
 
     `warm_up` runs one generation after compiling (so the first request does not pay for it); if
@@ -133,8 +136,7 @@ def _fuse_qkv(pipe: Any, chosen: Optimizations) -> None:
         UNet2DConditionModel,
     )
 
-    fusable = (UNet2DConditionModel, FluxTransformer2DModel, Flux2Transformer2DModel, AutoencoderKL,
-               AutoencoderKLFlux2)
+    fusable = (UNet2DConditionModel, FluxTransformer2DModel, Flux2Transformer2DModel, AutoencoderKL, AutoencoderKLFlux2)
     for module in (denoiser(pipe), getattr(pipe, "vae", None)):
         if isinstance(module, fusable):
             module.fuse_qkv_projections()
@@ -148,7 +150,8 @@ def unfuse_for_adapters(pipe: Any) -> None:
         return
     # The UNets keep their unfused processors aside once fused (and lack the attribute before).
     fused = getattr(module, "original_attn_processors", None) is not None or any(
-        getattr(each, "fused_projections", False) for each in module.modules())
+        getattr(each, "fused_projections", False) for each in module.modules()
+    )
     if fused:
         module.unfuse_qkv_projections()
 
@@ -171,12 +174,17 @@ def _attention_backend(pipe: Any, chosen: Optimizations) -> None:
     if name not in known:
         raise OptimizationUnavailable(f"unknown attention backend {name!r}; use auto or one of {', '.join(known)}")
     if name.endswith("_hub"):
-        raise OptimizationUnavailable(f"attention backend {name!r} downloads its kernel at load; install the "
-                                      "kernel's package and name the local backend instead")
+        raise OptimizationUnavailable(
+            f"attention backend {name!r} downloads its kernel at load; install the "
+            "kernel's package and name the local backend instead"
+        )
     model = denoiser(pipe)
     if model is None or type(model).__name__ == "UNet2DConditionModel":
-        log.warning("attention backend %s ignored for %s: its attention does not use diffusers' dispatcher",
-                    name, type(pipe).__name__)
+        log.warning(
+            "attention backend %s ignored for %s: its attention does not use diffusers' dispatcher",
+            name,
+            type(pipe).__name__,
+        )
         return
     model.set_attention_backend(name)
 
@@ -189,8 +197,10 @@ def quantize(pipe: Any, chosen: Optimizations) -> None:
     try:
         from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
     except ImportError:
-        raise OptimizationUnavailable("IMAGEGEN_QUANTIZE=fp8 needs torchao (pip install torchao) and a GPU with "
-                                      "fp8 support (compute capability 8.9+: L4, L40S, H100, H200)") from None
+        raise OptimizationUnavailable(
+            "IMAGEGEN_QUANTIZE=fp8 needs torchao (pip install torchao) and a GPU with "
+            "fp8 support (compute capability 8.9+: L4, L40S, H100, H200)"
+        ) from None
     quantize_(denoiser(pipe), Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()))
 
 
@@ -201,8 +211,12 @@ def add_step_cache(pipe: Any, chosen: Optimizations) -> None:
 
     model = denoiser(pipe)
     if not hasattr(model, "enable_cache"):
-        log.warning("step cache %s ignored for %s: diffusers has no step cache for its %s",
-                    chosen.step_cache, type(pipe).__name__, type(model).__name__)
+        log.warning(
+            "step cache %s ignored for %s: diffusers has no step cache for its %s",
+            chosen.step_cache,
+            type(pipe).__name__,
+            type(model).__name__,
+        )
         return
     if chosen.step_cache == "fbc":
         model.enable_cache(FirstBlockCacheConfig(threshold=chosen.step_cache_threshold))
@@ -225,8 +239,9 @@ def compile_repeated_blocks(pipe: Any, chosen: Optimizations) -> None:
         os.environ.setdefault("TRITON_CACHE_DIR", os.path.join(chosen.compile_cache_dir, "triton"))
     model = denoiser(pipe)
     if not getattr(model, "_repeated_blocks", None):
-        log.warning("torch.compile skipped for %s: %s names no repeated blocks", type(pipe).__name__,
-                    type(model).__name__)
+        log.warning(
+            "torch.compile skipped for %s: %s names no repeated blocks", type(pipe).__name__, type(model).__name__
+        )
         return
     # A step cache's hook breaks the block's graph on purpose (its skip decision runs eagerly).
     options: dict[str, Any] = {"fullgraph": chosen.step_cache == "none", "backend": chosen.compile_backend}
@@ -278,6 +293,9 @@ def _vae_tiling(pipe: Any, chosen: Optimizations) -> None:
         vae.tile_sample_min_size = side
         vae.tile_latent_min_size = side // 2 ** (len(vae.config.block_out_channels) - 1)
     elif hasattr(vae, "tile_sample_min_height"):  # Qwen-Image's
-        vae.enable_tiling(tile_sample_min_height=side, tile_sample_min_width=side,
-                          tile_sample_stride_height=side * 3 // 4, tile_sample_stride_width=side * 3 // 4)
-
+        vae.enable_tiling(
+            tile_sample_min_height=side,
+            tile_sample_min_width=side,
+            tile_sample_stride_height=side * 3 // 4,
+            tile_sample_stride_width=side * 3 // 4,
+        )

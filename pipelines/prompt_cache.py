@@ -66,7 +66,11 @@ def _key(value: Any) -> Any:
         return value
     if isinstance(value, (list, tuple)):
         parts = [_key(each) for each in value]
-        return None if any(part is None and each is not None for part, each in zip(parts, value)) else tuple(parts)
+        return (
+            None
+            if any(part is None and each is not None for part, each in zip(parts, value, strict=True))
+            else tuple(parts)
+        )
     kind = type(value).__name__
     if kind in ("device", "dtype"):
         return f"{kind}:{value}"

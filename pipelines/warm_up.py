@@ -43,15 +43,32 @@ def warm_up_jobs(spec: ModelSpec) -> list[Job]:
     width, height = spec.default_size
     style = spec.styles.get("natural") or next(iter(spec.styles.values()))
     steps = max(2, spec.min_steps)
-    base = dict(model=spec.id, prompt="warm-up", n=1, width=width, height=height, output_width=width,
-                output_height=height, guidance=style.guidance, seeds=(0,), output_format="jpeg")
+    base = dict(
+        model=spec.id,
+        prompt="warm-up",
+        n=1,
+        width=width,
+        height=height,
+        output_width=width,
+        output_height=height,
+        guidance=style.guidance,
+        seeds=(0,),
+        output_format="jpeg",
+    )
     jobs = []
     if "generate" in spec.tasks:
         jobs.append(Job(task="generate", steps=steps, **base))
     if "variation" in spec.tasks or "edit" in spec.tasks:
         strength = spec.variation_strength
-        jobs.append(Job(task="variation", steps=steps_for_strength(steps, strength), strength=strength,
-                        images=(_gray_png((width, height)),), **base))
+        jobs.append(
+            Job(
+                task="variation",
+                steps=steps_for_strength(steps, strength),
+                strength=strength,
+                images=(_gray_png((width, height)),),
+                **base,
+            )
+        )
     return jobs
 
 

@@ -44,8 +44,10 @@ class WeightsAbsent(Exception):
     def __init__(self, spec: ModelSpec, needed_by: str | None = None) -> None:
         self.pull = spec.id  # what the operator runs `imagegen pull` on
         what = f"the configs {needed_by} loads with, those" if needed_by else "the weights"
-        super().__init__(f"{what} of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
-                         f"on this machine: run `imagegen pull {spec.id}`")
+        super().__init__(
+            f"{what} of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
+            f"on this machine: run `imagegen pull {spec.id}`"
+        )
 
 
 def _hub_download(spec: ModelSpec, *, local_only: bool) -> str:
@@ -53,8 +55,9 @@ def _hub_download(spec: ModelSpec, *, local_only: bool) -> str:
     variant (fp16 files where the repo has them); resumes a partial download."""
     from diffusers import DiffusionPipeline
 
-    return DiffusionPipeline.download(spec.source.removeprefix("hub:"), revision=spec.revision, variant=spec.variant,
-                                      local_files_only=local_only)
+    return DiffusionPipeline.download(
+        spec.source.removeprefix("hub:"), revision=spec.revision, variant=spec.variant, local_files_only=local_only
+    )
 
 
 def is_present(spec: ModelSpec, cache_dir: Path) -> bool:

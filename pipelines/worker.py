@@ -129,8 +129,12 @@ class Worker:
                 own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
             else:
                 own = [edit.keep_outside(image) for image in own]
-            results.append([pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
-                            for image, seed in zip(own, job.seeds, strict=True)])
+            results.append(
+                [
+                    pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
+                    for image, seed in zip(own, job.seeds, strict=True)
+                ]
+            )
         return results
 
     def _parameters(self, job: Job, seed: int) -> str | None:
@@ -140,9 +144,14 @@ class Worker:
         lines = [job.prompt]
         if job.negative_prompt:
             lines.append(f"Negative prompt: {job.negative_prompt}")
-        settings = {"Steps": job.steps, "CFG scale": job.guidance, "Seed": seed,
-                    "Size": f"{job.output_width}x{job.output_height}", "Model": job.model,
-                    "Task": job.task}
+        settings = {
+            "Steps": job.steps,
+            "CFG scale": job.guidance,
+            "Seed": seed,
+            "Size": f"{job.output_width}x{job.output_height}",
+            "Model": job.model,
+            "Task": job.task,
+        }
         if job.task != "generate":
             settings["Denoising strength"] = job.strength
         if job.loras:

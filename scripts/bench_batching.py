@@ -25,8 +25,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _job(spec_id: str, size: int, steps: int, seed: int):
     from pipelines.contract.job import Job
 
-    return Job(task="generate", model=spec_id, prompt=f"a lighthouse {seed}", n=1, width=size, height=size,
-               output_width=size, output_height=size, steps=steps, guidance=0.0, seeds=(seed,))
+    return Job(
+        task="generate",
+        model=spec_id,
+        prompt=f"a lighthouse {seed}",
+        n=1,
+        width=size,
+        height=size,
+        output_width=size,
+        output_height=size,
+        steps=steps,
+        guidance=0.0,
+        seeds=(seed,),
+    )
 
 
 async def _measure(worker, settings, spec_id: str, size: int, steps: int, concurrent: int) -> tuple[float, float]:
@@ -74,29 +85,44 @@ def main(argv: list[str] | None = None) -> None:
     cache_dir = Path(os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.mkdtemp(prefix="imagegen-bench-"))
     worker = Worker(ModelCache([spec], cache_dir=cache_dir, device=args.device, max_loaded=1))
     worker.models.get(spec.id)  # loads are not what is measured
-    chosen = {name: value for name, value in (("max_batch_images", args.max_batch_images),
-                                              ("max_batch_pixels", args.max_batch_pixels),
-                                              ("batch_wait_ms", args.batch_wait_ms)) if value is not None}
+    chosen = {
+        name: value
+        for name, value in (
+            ("max_batch_images", args.max_batch_images),
+            ("max_batch_pixels", args.max_batch_pixels),
+            ("batch_wait_ms", args.batch_wait_ms),
+        )
+        if value is not None
+    }
     on = EngineSettings(models=[spec.id], device=args.device, **chosen)
     off = on.model_copy(update={"max_batch_images": 1})
-    print(f"{spec.id} on {worker.models.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.steps} steps, {args.concurrent} requests, median of {args.rounds} rounds")
+    print(
+        f"{spec.id} on {worker.models.device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.steps} steps, {args.concurrent} requests, median of {args.rounds} rounds"
+    )
     pixels = on.max_batch_pixels or batch_pixels(worker.models.device)
-    print(f"on: max_batch_images={on.max_batch_images} max_batch_pixels={pixels} batch_wait_ms={on.batch_wait_ms}; "
-          "off: max_batch_images=1")
-    print(f"{'size':>5} {'lone off s':>10} {'lone on s':>10} {'on/off':>7} {'8x off img/s':>13} {'8x on img/s':>12} "
-          f"{'on/off':>7}")
+    print(
+        f"on: max_batch_images={on.max_batch_images} max_batch_pixels={pixels} batch_wait_ms={on.batch_wait_ms}; "
+        "off: max_batch_images=1"
+    )
+    print(
+        f"{'size':>5} {'lone off s':>10} {'lone on s':>10} {'on/off':>7} {'8x off img/s':>13} {'8x on img/s':>12} "
+        f"{'on/off':>7}"
+    )
     for size in args.sizes:
         asyncio.run(_measure(worker, on, spec.id, size, args.steps, 2))  # warm this size
         figures: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
         for _ in range(args.rounds):
             for name, settings in (("off", off), ("on", on)):
-                figures[name].append(asyncio.run(_measure(worker, settings, spec.id, size, args.steps,
-                                                          args.concurrent)))
+                figures[name].append(
+                    asyncio.run(_measure(worker, settings, spec.id, size, args.steps, args.concurrent))
+                )
         lone = {name: statistics.median(f[0] for f in runs) for name, runs in figures.items()}
         rate = {name: statistics.median(f[1] for f in runs) for name, runs in figures.items()}
-        print(f"{size:>5} {lone['off']:>10.3f} {lone['on']:>10.3f} {lone['on'] / lone['off']:>7.2f} "
-              f"{rate['off']:>13.1f} {rate['on']:>12.1f} {rate['on'] / rate['off']:>7.2f}")
+        print(
+            f"{size:>5} {lone['off']:>10.3f} {lone['on']:>10.3f} {lone['on'] / lone['off']:>7.2f} "
+            f"{rate['off']:>13.1f} {rate['on']:>12.1f} {rate['on'] / rate['off']:>7.2f}"
+        )
     _vae_table(worker.models.get(spec.id).pipe, args.sizes, args.rounds)
 
 

@@ -49,11 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.size}x{args.size}, median of {args.repeat}")
     print(f"{'format':<6} {'setting':<22} {'ms':>8} {'KiB':>8} {'speed vs default':>17} {'bytes vs default':>17}")
     for format, pillow_name in (("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP")):
-        default_ms, default_bytes = _time(lambda: _pillow_default(image, pillow_name), args.repeat)
-        ours_ms, ours_bytes = _time(lambda: encode(image, format), args.repeat)
-        print(f"{format:<6} {'Pillow default':<22} {default_ms:8.1f} {default_bytes / 1024:8.0f} {'1.00x':>17} {'1.00x':>17}")
-        print(f"{format:<6} {'imagegen':<22} {ours_ms:8.1f} {ours_bytes / 1024:8.0f} "
-              f"{default_ms / ours_ms:16.2f}x {ours_bytes / default_bytes:16.2f}x")
+        default_ms, default_bytes = _time(lambda name=pillow_name: _pillow_default(image, name), args.repeat)
+        ours_ms, ours_bytes = _time(lambda kind=format: encode(image, kind), args.repeat)
+        default = f"{default_ms:8.1f} {default_bytes / 1024:8.0f} {'1.00x':>17} {'1.00x':>17}"
+        print(f"{format:<6} {'Pillow default':<22} {default}")
+        print(
+            f"{format:<6} {'imagegen':<22} {ours_ms:8.1f} {ours_bytes / 1024:8.0f} "
+            f"{default_ms / ours_ms:16.2f}x {ours_bytes / default_bytes:16.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -45,16 +45,23 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.bench_gpu_measure import PROMPT, TINY_MODELS, Clock, build_target, measure, psnr  # noqa: E402
-from scripts.bench_gpu_server import bench_server  # noqa: E402
+from scripts.bench_gpu_measure import PROMPT, TINY_MODELS, Clock, build_target, measure, psnr
+from scripts.bench_gpu_server import bench_server
 
 
 def optimised(args: argparse.Namespace, **changes: Any) -> Any:
     from pipelines.optimize import Optimizations
 
-    options = {"torch_compile": not args.no_compile, "compile_mode": args.compile_mode,
-               "compile_backend": args.compile_backend, "attention_backend": args.attention_backend,
-               "fuse_qkv": True, "channels_last": True, "prompt_cache_size": 64, "warm_up": True}
+    options = {
+        "torch_compile": not args.no_compile,
+        "compile_mode": args.compile_mode,
+        "compile_backend": args.compile_backend,
+        "attention_backend": args.attention_backend,
+        "fuse_qkv": True,
+        "channels_last": True,
+        "prompt_cache_size": 64,
+        "warm_up": True,
+    }
     if args.compile_cache_dir:
         options["compile_cache_dir"] = args.compile_cache_dir
     options.update(changes)
@@ -66,13 +73,21 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
 
     clock = Clock(device)
     target = build_target(name, args, device, dtype)
-    report: dict[str, Any] = {"model": name, "size": f"{target.size[0]}x{target.size[1]}", "steps": target.steps,
-                              "build_s": target.built_s, "variants": {}}
+    report: dict[str, Any] = {
+        "model": name,
+        "size": f"{target.size[0]}x{target.size[1]}",
+        "steps": target.steps,
+        "build_s": target.built_s,
+        "variants": {},
+    }
     from pipelines.families.full_size import parameter_counts
 
     report["parameters"] = parameter_counts(target.pipe)
-    print(f"\n== {name} {report['size']}, {target.steps} steps: built in {target.built_s:.1f} s "
-          f"({sum(report['parameters'].values()) / 1e6:,.1f} M parameters)", flush=True)
+    print(
+        f"\n== {name} {report['size']}, {target.steps} steps: built in {target.built_s:.1f} s "
+        f"({sum(report['parameters'].values()) / 1e6:,.1f} M parameters)",
+        flush=True,
+    )
     baseline = measure(target, args, clock)
     report["variants"]["eager"] = baseline
     _print_row("eager (baseline)", baseline, baseline, None)
@@ -123,8 +138,11 @@ def bench_model(name: str, args: argparse.Namespace, device: str, dtype: Any) ->
         setup = time.perf_counter() - began
         result = measure(target, args, clock)
         result["psnr_db"] = psnr(baseline["_images"], result["_images"])
-        result["note"] = "random weights: a step cache's hits (and so gain and drift) differ on real ones" \
-            if variant != "fp8" else "drift on random weights"
+        result["note"] = (
+            "random weights: a step cache's hits (and so gain and drift) differ on real ones"
+            if variant != "fp8"
+            else "drift on random weights"
+        )
         result["setup_s"] = setup
         report["variants"][f"optimised+{variant}"] = result
         _print_row(f"optimised+{variant}", result, baseline, result["psnr_db"])
@@ -144,21 +162,30 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
         return f"{value / base:5.2f}x" if value and base else "   - "
 
     lat, base = result["latency_s"], baseline["latency_s"]
-    split = "  ".join(f"{stage} {result['split_s'][stage] * 1000:7.1f} ms ({ratio(result['split_s'][stage], baseline['split_s'][stage])})"
-                      for stage in ("text_encode", "denoise", "vae_decode", "png"))
+    split = "  ".join(
+        f"{stage} {result['split_s'][stage] * 1000:7.1f} ms "
+        f"({ratio(result['split_s'][stage], baseline['split_s'][stage])})"
+        for stage in ("text_encode", "denoise", "vae_decode", "png")
+    )
     print(f"  {label}")
-    print(f"    latency median {lat['median'] * 1000:8.1f} ms ({ratio(lat['median'], base['median'])})  "
-          f"p90 {lat['p90'] * 1000:8.1f} ms ({ratio(lat['p90'], base['p90'])})  over {lat['runs']} runs")
+    print(
+        f"    latency median {lat['median'] * 1000:8.1f} ms ({ratio(lat['median'], base['median'])})  "
+        f"p90 {lat['p90'] * 1000:8.1f} ms ({ratio(lat['p90'], base['p90'])})  over {lat['runs']} runs"
+    )
     print(f"    split: {split}")
     if result.get("repeated_prompt_s"):
-        print(f"    repeated prompt {result['repeated_prompt_s'] * 1000:8.1f} ms "
-              f"({ratio(result['repeated_prompt_s'], baseline['repeated_prompt_s'])})")
+        print(
+            f"    repeated prompt {result['repeated_prompt_s'] * 1000:8.1f} ms "
+            f"({ratio(result['repeated_prompt_s'], baseline['repeated_prompt_s'])})"
+        )
     for batch, figures in result["throughput"].items():
         memory = figures["peak_memory_gib"]
         base_figures = baseline["throughput"][batch]
-        print(f"    batch {batch:>2}: {figures['images_per_s']:8.2f} img/s "
-              f"({ratio(figures['images_per_s'], base_figures['images_per_s'])})"
-              + (f"  peak {memory:6.2f} GiB ({ratio(memory, base_figures['peak_memory_gib'])})" if memory else ""))
+        print(
+            f"    batch {batch:>2}: {figures['images_per_s']:8.2f} img/s "
+            f"({ratio(figures['images_per_s'], base_figures['images_per_s'])})"
+            + (f"  peak {memory:6.2f} GiB ({ratio(memory, base_figures['peak_memory_gib'])})" if memory else "")
+        )
     png = result["split_s"]["png"] / baseline["split_s"]["png"]
     if abs(png - 1) > 0.1:  # no option touches the PNG encoder: its ratio gauges the machine's own noise
         print(f"    noise: PNG encode, which no option changes, moved {png:.2f}x; the machine is not quiet")
@@ -210,37 +237,67 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     from pipelines.families import ARCHITECTURES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", help=f"architectures: {', '.join(ARCHITECTURES)} (default: all); "
-                        f"with --tiny, catalog tiny models: {', '.join(TINY_MODELS)}")
-    parser.add_argument("--tiny", action="store_true", help="the built-in tiny models on the CPU: a quick check "
-                        "that the benchmark works (64x64, 2 steps, 3 runs unless told), not a speed figure")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        help=f"architectures: {', '.join(ARCHITECTURES)} (default: all); "
+        f"with --tiny, catalog tiny models: {', '.join(TINY_MODELS)}",
+    )
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the built-in tiny models on the CPU: a quick check "
+        "that the benchmark works (64x64, 2 steps, 3 runs unless told), not a speed figure",
+    )
     parser.add_argument("--size", type=_size, help="WxH (default: each model's own, 64x64 with --tiny)")
     parser.add_argument("--steps", type=int, help="denoising steps (default: each model's own, 2 with --tiny)")
     parser.add_argument("--runs", type=int, help="timed runs per figure after the warm-up (default 10; 3 with --tiny)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    parser.add_argument("--batches", type=int, nargs="+", help="batch sizes for throughput (default 1 2 4 8; "
-                        "1 2 with --tiny)")
+    parser.add_argument(
+        "--batches", type=int, nargs="+", help="batch sizes for throughput (default 1 2 4 8; 1 2 with --tiny)"
+    )
     parser.add_argument("--batch-runs", type=int, default=3, help="timed runs per batch size (default 3)")
     parser.add_argument("--compare", type=int, default=2, help="images per variant compared for drift (default 2)")
     parser.add_argument("--device", default="auto", help="auto (CUDA if there is one), cuda, cuda:1, cpu")
     parser.add_argument("--dtype", help="bfloat16 (default on CUDA), float16, float32 (default on a CPU)")
-    parser.add_argument("--variants", nargs="*", default=[], choices=("fbc", "taylorseer", "fp8"),
-                        help="optional, off-by-default options measured on top of the optimised pipeline")
+    parser.add_argument(
+        "--variants",
+        nargs="*",
+        default=[],
+        choices=("fbc", "taylorseer", "fp8"),
+        help="optional, off-by-default options measured on top of the optimised pipeline",
+    )
     parser.add_argument("--no-compile", action="store_true", help="leave torch.compile out of 'optimised'")
-    parser.add_argument("--compile-mode", default="default",
-                        help="default, reduce-overhead (CUDA graphs: shapes must repeat), max-autotune, ...")
+    parser.add_argument(
+        "--compile-mode",
+        default="default",
+        help="default, reduce-overhead (CUDA graphs: shapes must repeat), max-autotune, ...",
+    )
     parser.add_argument("--compile-backend", default="inductor", help="inductor (default) or aot_eager")
     parser.add_argument("--compile-cache-dir", help="TORCHINDUCTOR_CACHE_DIR for the compiled kernels")
-    parser.add_argument("--attention-backend", default="auto", help="auto, or a diffusers backend "
-                        "(_native_cudnn, _native_flash, flash, sage...)")
+    parser.add_argument(
+        "--attention-backend",
+        default="auto",
+        help="auto, or a diffusers backend (_native_cudnn, _native_flash, flash, sage...)",
+    )
     parser.add_argument("--server", action="store_true", help="also through the real server, with batching on/off")
-    parser.add_argument("--concurrency", type=int, nargs="+", help="concurrent requests in --server mode "
-                        "(default 1 2 4 8; 1 2 with --tiny)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        help="concurrent requests in --server mode (default 1 2 4 8; 1 2 with --tiny)",
+    )
     parser.add_argument("--batch-wait-ms", type=float, default=0.0, help="IMAGEGEN_BATCH_WAIT_MS in --server mode")
-    parser.add_argument("--cache-dir", default=os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.gettempdir() +
-                        "/imagegen-bench", help="where --tiny builds its models")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default with --tiny: 1, which keeps a "
-                        "shared machine's noise down; else torch's own)")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.gettempdir() + "/imagegen-bench",
+        help="where --tiny builds its models",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch CPU threads (default with --tiny: 1, which keeps a shared machine's noise down; else torch's own)",
+    )
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     args.models = args.models or (list(TINY_MODELS[:1]) if args.tiny else list(ARCHITECTURES))
@@ -265,20 +322,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = pick_device("cpu" if args.tiny and args.device == "auto" else args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    dtype = (
+        getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    )
     header = {
-        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else f"{device} "
-        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
-        "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
-        "cuda": torch.version.cuda, "dtype": str(dtype).removeprefix("torch."),
+        "device": torch.cuda.get_device_name(device)
+        if device.startswith("cuda")
+        else f"{device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "dtype": str(dtype).removeprefix("torch."),
         "options": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
         "baseline": "plain diffusers, eager, nothing applied, same dtype, same pipeline object",
     }
-    print(f"device {header['device']}; torch {header['torch']} (CUDA {header['cuda']}), diffusers "
-          f"{header['diffusers']}, {header['dtype']}")
+    print(
+        f"device {header['device']}; torch {header['torch']} (CUDA {header['cuda']}), diffusers "
+        f"{header['diffusers']}, {header['dtype']}"
+    )
     print("options: " + ", ".join(f"{key}={value}" for key, value in header["options"].items()))
-    print("ratios are against the baseline: plain diffusers eager in the same dtype (latency: lower is better, "
-          "throughput: higher is better)")
+    print(
+        "ratios are against the baseline: plain diffusers eager in the same dtype (latency: lower is better, "
+        "throughput: higher is better)"
+    )
     reports = [_in_thread(lambda name=name: bench_model(name, args, device, dtype)) for name in args.models]
     result = {**header, "models": reports}
     if args.json:
@@ -289,4 +356,3 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     main()
-

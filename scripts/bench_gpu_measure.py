@@ -42,6 +42,7 @@ def stages(pipe: Any, clock: Clock) -> Iterator[dict[str, float]]:
                 return call(*args, **kwargs)
             finally:
                 spent[name] += clock.now() - began
+
         return wrapper
 
     encode, decode = pipe.__dict__.get("encode_prompt"), pipe.vae.__dict__.get("decode")
@@ -60,8 +61,18 @@ def stages(pipe: Any, clock: Clock) -> Iterator[dict[str, float]]:
 class Target:
     """A pipeline to measure and how to call it: its size, steps, guidance and extra options."""
 
-    def __init__(self, name: str, pipe: Any, size: tuple[int, int], steps: int, guidance: float,
-                 call_options: dict[str, Any], spec_id: str | None, family: str | None, built_s: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        pipe: Any,
+        size: tuple[int, int],
+        steps: int,
+        guidance: float,
+        call_options: dict[str, Any],
+        spec_id: str | None,
+        family: str | None,
+        built_s: float,
+    ) -> None:
         self.name, self.pipe, self.size, self.steps, self.guidance = name, pipe, size, steps, guidance
         self.call_options, self.spec_id, self.family, self.built_s = call_options, spec_id, family, built_s
 
@@ -70,10 +81,17 @@ class Target:
 
         width, height = self.size
         with torch.inference_mode():
-            return self.pipe(prompt=prompt, num_inference_steps=self.steps, guidance_scale=self.guidance,
-                             width=width, height=height, num_images_per_prompt=len(seeds), output_type="pil",
-                             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
-                             **self.call_options).images
+            return self.pipe(
+                prompt=prompt,
+                num_inference_steps=self.steps,
+                guidance_scale=self.guidance,
+                width=width,
+                height=height,
+                num_images_per_prompt=len(seeds),
+                output_type="pil",
+                generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds],
+                **self.call_options,
+            ).images
 
 
 def build_target(name: str, args: argparse.Namespace, device: str, dtype: Any) -> Target:
@@ -89,16 +107,34 @@ def build_target(name: str, args: argparse.Namespace, device: str, dtype: Any) -
         pipe = family.load(source, None, dtype, device)
         steps, guidance = args.steps or 2, 0.0
         size = args.size or (64, 64)
-        return Target(name, pipe, size, steps, guidance, dict(family.call_options), spec.id, spec.family,
-                      time.perf_counter() - began)
+        return Target(
+            name,
+            pipe,
+            size,
+            steps,
+            guidance,
+            dict(family.call_options),
+            spec.id,
+            spec.family,
+            time.perf_counter() - began,
+        )
     from pipelines.families import ARCHITECTURES
     from pipelines.families.full_size import build
 
     arch = ARCHITECTURES[name]
     pipe = build(arch, device, dtype)
     Clock(device).now()
-    return Target(name, pipe, args.size or arch.size, args.steps or arch.steps, arch.guidance,
-                  dict(arch.call_options), arch.catalog_id, arch.family, time.perf_counter() - began)
+    return Target(
+        name,
+        pipe,
+        args.size or arch.size,
+        args.steps or arch.steps,
+        arch.guidance,
+        dict(arch.call_options),
+        arch.catalog_id,
+        arch.family,
+        time.perf_counter() - began,
+    )
 
 
 def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
@@ -121,9 +157,16 @@ def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str,
             called = clock.now()
         encoded = [pictures.encode(image, "png") for image in produced]
         done = time.perf_counter()
-        runs.append({"total": done - began, "text_encode": spent["text_encode"], "vae_decode": spent["vae_decode"],
-                     "denoise": called - began - spent["text_encode"] - spent["vae_decode"], "png": done - called,
-                     "png_bytes": len(encoded[0])})
+        runs.append(
+            {
+                "total": done - began,
+                "text_encode": spent["text_encode"],
+                "vae_decode": spent["vae_decode"],
+                "denoise": called - began - spent["text_encode"] - spent["vae_decode"],
+                "png": done - called,
+                "png_bytes": len(encoded[0]),
+            }
+        )
         if index < args.compare:
             images.append(produced[0])
     # The prompt cache's case: the same prompt again (its first call above filled the cache).
@@ -135,8 +178,10 @@ def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str,
     totals = sorted(run["total"] for run in runs)
     result: dict[str, Any] = {
         "latency_s": {"median": statistics.median(totals), "p90": _percentile(totals, 0.9), "runs": len(totals)},
-        "split_s": {stage: statistics.median(run[stage] for run in runs)
-                    for stage in ("text_encode", "denoise", "vae_decode", "png")},
+        "split_s": {
+            stage: statistics.median(run[stage] for run in runs)
+            for stage in ("text_encode", "denoise", "vae_decode", "png")
+        },
         "repeated_prompt_s": statistics.median(repeated) if repeated else None,
         "throughput": {},
     }
@@ -176,5 +221,3 @@ def psnr(first: list[Any], second: list[Any]) -> float | None:
         error = np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2)
         values.append(math.inf if error == 0 else 10 * math.log10(255.0**2 / error))
     return statistics.mean(values)
-
-

@@ -34,12 +34,20 @@ def bench_server(target: Target, args: argparse.Namespace, clock: Clock) -> dict
     result: dict[str, Any] = {"direct_s": statistics.median(direct), "concurrency": {}}
     for batching, max_images in (("on", 8), ("off", 1)):
         with _server(target, spec, max_images, args) as (client, url):
-            body = {"model": spec.id, "prompt": PROMPT.format("http"), "n": 1, "response_format": "b64_json",
-                    "size": f"{target.size[0]}x{target.size[1]}", "num_inference_steps": target.steps,
-                    "guidance_scale": target.guidance}
+            body = {
+                "model": spec.id,
+                "prompt": PROMPT.format("http"),
+                "n": 1,
+                "response_format": "b64_json",
+                "size": f"{target.size[0]}x{target.size[1]}",
+                "num_inference_steps": target.steps,
+                "guidance_scale": target.guidance,
+            }
             if batching == "on":
                 for index in range(args.warmup):
-                    client.post(f"{url}/v1/images/generations", json={**body, "seed": 90_000 + index}).raise_for_status()
+                    client.post(
+                        f"{url}/v1/images/generations", json={**body, "seed": 90_000 + index}
+                    ).raise_for_status()
                 seconds = []
                 for index in range(args.runs):
                     began = time.perf_counter()
@@ -49,12 +57,16 @@ def bench_server(target: Target, args: argparse.Namespace, clock: Clock) -> dict
             for concurrent in args.concurrency:
                 rate = _concurrent_rate(url, body, concurrent, args.batch_runs)
                 result["concurrency"].setdefault(str(concurrent), {})[batching] = rate
-    print(f"  server (LocalEngine + uvicorn + b64_json): {result['http_s'] * 1000:.1f} ms a request against "
-          f"{result['direct_s'] * 1000:.1f} ms direct ({result['http_s'] / result['direct_s']:.2f}x; the API adds "
-          f"{(result['http_s'] - result['direct_s']) * 1000:.1f} ms)")
+    print(
+        f"  server (LocalEngine + uvicorn + b64_json): {result['http_s'] * 1000:.1f} ms a request against "
+        f"{result['direct_s'] * 1000:.1f} ms direct ({result['http_s'] / result['direct_s']:.2f}x; the API adds "
+        f"{(result['http_s'] - result['direct_s']) * 1000:.1f} ms)"
+    )
     for concurrent, rates in result["concurrency"].items():
-        print(f"    {concurrent:>2} concurrent: batching on {rates['on']:.2f} img/s, off {rates['off']:.2f} img/s "
-              f"({rates['on'] / rates['off']:.2f}x)")
+        print(
+            f"    {concurrent:>2} concurrent: batching on {rates['on']:.2f} img/s, off {rates['off']:.2f} img/s "
+            f"({rates['on'] / rates['off']:.2f}x)"
+        )
     return result
 
 
@@ -67,9 +79,12 @@ def _concurrent_rate(url: str, body: dict[str, Any], concurrent: int, rounds: in
     async def burst() -> float:
         async with httpx.AsyncClient(timeout=600) as client:
             began = time.perf_counter()
-            responses = await asyncio.gather(*(client.post(f"{url}/v1/images/generations",
-                                                           json={**body, "seed": 50_000 + index})
-                                               for index in range(concurrent)))
+            responses = await asyncio.gather(
+                *(
+                    client.post(f"{url}/v1/images/generations", json={**body, "seed": 50_000 + index})
+                    for index in range(concurrent)
+                )
+            )
             for response in responses:
                 response.raise_for_status()
             return concurrent / (time.perf_counter() - began)
@@ -103,8 +118,14 @@ def _server(target: Target, spec: Any, max_batch_images: int, args: argparse.Nam
             return LoadedModel(model_id=spec.id, family=FAMILIES[spec.family], pipe=target.pipe)
 
     storage = tempfile.mkdtemp(prefix="imagegen-bench-images-")
-    settings = LocalSettings(models=[spec.id], device=args.device, storage_dir=storage, cache_dir=args.cache_dir,
-                             max_batch_images=max_batch_images, batch_wait_ms=args.batch_wait_ms)
+    settings = LocalSettings(
+        models=[spec.id],
+        device=args.device,
+        storage_dir=storage,
+        cache_dir=args.cache_dir,
+        max_batch_images=max_batch_images,
+        batch_wait_ms=args.batch_wait_ms,
+    )
     cache = Built([spec], cache_dir=Path(args.cache_dir), device=args.device, max_loaded=1)
     engine = LocalEngine(Worker(cache, png_parameters=False), settings)
     store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds, max_bytes=settings.storage_max_bytes)
@@ -124,5 +145,3 @@ def _server(target: Target, spec: Any, max_batch_images: int, args: argparse.Nam
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-
-

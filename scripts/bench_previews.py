@@ -38,12 +38,28 @@ def main(argv: list[str] | None = None) -> None:
     models = ModelCache([spec], cache_dir=EngineSettings().cache_dir, device=args.device, max_loaded=1)
     worker = Worker(models)
     model = models.get(spec.id)
-    job = Job(task="generate", model=spec.id, prompt="x", n=1, width=args.size, height=args.size,
-              output_width=args.size, output_height=args.size, steps=4, guidance=0.0, seeds=(1,), partial_images=1)
+    job = Job(
+        task="generate",
+        model=spec.id,
+        prompt="x",
+        n=1,
+        width=args.size,
+        height=args.size,
+        output_width=args.size,
+        output_height=args.size,
+        steps=4,
+        guidance=0.0,
+        seeds=(1,),
+        partial_images=1,
+    )
     captured = []
     worker.run(job, on_partial=lambda event: None, cancelled=lambda: False)  # warm up
-    model.family.generate(model.pipe, job, [torch.Generator().manual_seed(1)],
-                          on_step=lambda step, latents: captured.append(latents.clone()))
+    model.family.generate(
+        model.pipe,
+        job,
+        [torch.Generator().manual_seed(1)],
+        on_step=lambda step, latents: captured.append(latents.clone()),
+    )
     latents = captured[1]
 
     def half() -> None:

@@ -48,7 +48,7 @@ def main() -> None:
         builder = TINY_BUILDERS[family]
         with tempfile.TemporaryDirectory() as folder:
 
-            def build_and_save() -> None:
+            def build_and_save(builder=builder, folder=folder) -> None:  # bound now, called now
                 with torch.random.fork_rng(devices=[]), torch.no_grad():
                     builder().save_pretrained(folder)
 
@@ -59,7 +59,7 @@ def main() -> None:
         for size in sizes:
             extra = {"max_area": size * size} if family == "flux-kontext" else {}
 
-            def generate() -> None:
+            def generate(pipe=pipe, size=size, extra=extra) -> None:  # bound for this size
                 pipe(prompt="a lighthouse", height=size, width=size, num_inference_steps=2, **extra)
 
             generate()  # warm-up: first calls allocate and pick kernels

@@ -100,8 +100,12 @@ def run(design: str, responses: int, images: int, commit_seconds: float) -> dict
 
         wall, latencies = asyncio.run(burst())
     latencies.sort()
-    return {"wall": wall, "mean": statistics.fmean(latencies), "p95": latencies[int(0.95 * (len(latencies) - 1))],
-            "commits": volume.commits}
+    return {
+        "wall": wall,
+        "mean": statistics.fmean(latencies),
+        "p95": latencies[int(0.95 * (len(latencies) - 1))],
+        "commits": volume.commits,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,13 +115,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--commit-ms", type=float, default=150.0, help="what one Volume commit takes")
     args = parser.parse_args(argv)
     print(f"{args.responses} responses at once, {args.images} images each, a commit takes {args.commit_ms:g} ms")
-    results = {design: run(design, args.responses, args.images, args.commit_ms / 1000) for design in ("before", "after")}
+    results = {
+        design: run(design, args.responses, args.images, args.commit_ms / 1000) for design in ("before", "after")
+    }
     print(f"{'design':<8} {'wall s':>8} {'mean s':>8} {'p95 s':>8} {'commits':>8}")
     for design, numbers in results.items():
-        print(f"{design:<8} {numbers['wall']:8.2f} {numbers['mean']:8.2f} {numbers['p95']:8.2f} {numbers['commits']:8d}")
+        print(
+            f"{design:<8} {numbers['wall']:8.2f} {numbers['mean']:8.2f} {numbers['p95']:8.2f} {numbers['commits']:8d}"
+        )
     before, after = results["before"], results["after"]
-    print(f"before/after: wall {before['wall'] / after['wall']:.2f}x, mean latency {before['mean'] / after['mean']:.2f}x, "
-          f"p95 {before['p95'] / after['p95']:.2f}x, commits {before['commits'] / max(1, after['commits']):.2f}x")
+    print(
+        f"before/after: wall {before['wall'] / after['wall']:.2f}x, "
+        f"mean latency {before['mean'] / after['mean']:.2f}x, "
+        f"p95 {before['p95'] / after['p95']:.2f}x, commits {before['commits'] / max(1, after['commits']):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -42,29 +42,48 @@ FLAGS = {
     "snapshot": "IMAGEGEN_MODAL_SNAPSHOT",
 }
 # Settings of the service itself, forwarded to the web containers as they are.
-SERVICE_FLAGS = {"aliases": "IMAGEGEN_MODEL_ALIASES", "public_url": "IMAGEGEN_PUBLIC_URL",
-                 "ttl": "IMAGEGEN_IMAGE_TTL_SECONDS"}
+SERVICE_FLAGS = {
+    "aliases": "IMAGEGEN_MODEL_ALIASES",
+    "public_url": "IMAGEGEN_PUBLIC_URL",
+    "ttl": "IMAGEGEN_IMAGE_TTL_SECONDS",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated catalog ids; the first is the default (sdxl-turbo)")
-    parser.add_argument("--gpu", action="append", default=[], metavar="MODEL=GPU[|GPU…]",
-                        help="a model's GPUs instead of the catalog's, preferred first, e.g. "
-                             "flux-schnell=H100|A100-80GB (repeatable)")
-    parser.add_argument("--memory", action="append", default=[], metavar="MODEL=GiB",
-                        help="host RAM per GPU container of a model, instead of the catalog's (repeatable)")
+    parser.add_argument(
+        "--gpu",
+        action="append",
+        default=[],
+        metavar="MODEL=GPU[|GPU…]",
+        help="a model's GPUs instead of the catalog's, preferred first, e.g. flux-schnell=H100|A100-80GB (repeatable)",
+    )
+    parser.add_argument(
+        "--memory",
+        action="append",
+        default=[],
+        metavar="MODEL=GiB",
+        help="host RAM per GPU container of a model, instead of the catalog's (repeatable)",
+    )
     parser.add_argument("--cpu", type=float, help="CPU cores per GPU container (default 4)")
     parser.add_argument("--regions", help="comma-separated Modal regions the GPUs may run in (default: any)")
     parser.add_argument("--buffer-containers", type=int, help="idle GPUs kept ready per model while it is busy")
-    parser.add_argument("--snapshot", choices=("gpu", "cpu", "off"),
-                        help="cold starts restore a GPU memory snapshot (default), a CPU one, or none")
+    parser.add_argument(
+        "--snapshot",
+        choices=("gpu", "cpu", "off"),
+        help="cold starts restore a GPU memory snapshot (default), a CPU one, or none",
+    )
     parser.add_argument("--min-containers", type=int, help="warm GPUs kept per model, even idle (billed)")
     parser.add_argument("--max-containers", type=int, help="most GPUs per model under load")
     parser.add_argument("--scaledown-window", type=int, help="idle seconds before a warm GPU goes (2-3600)")
     parser.add_argument("--timeout", type=int, help="seconds one job may run on a GPU")
-    parser.add_argument("--proxy-auth", action="store_true", default=None,
-                        help="guard the endpoint with Modal proxy auth (then API keys are optional)")
+    parser.add_argument(
+        "--proxy-auth",
+        action="store_true",
+        default=None,
+        help="guard the endpoint with Modal proxy auth (then API keys are optional)",
+    )
     parser.add_argument("--app-name", help="Modal app name (default imagegen)")
     parser.add_argument("--secret-name", help="Modal Secret with IMAGEGEN_API_KEYS (default imagegen)")
     parser.add_argument("--aliases", help="name=model pairs, e.g. dall-e-3=flux-schnell")
@@ -72,8 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ttl", type=int, help="seconds temp-image URLs live (default 3600)")
     parser.add_argument("--skip-download", action="store_true", help="the weights Volume is already filled")
     parser.add_argument("--smoke", action="store_true", help="smoke-test the deployment when it is up")
-    parser.add_argument("--key", default=os.environ.get("IMAGEGEN_API_KEY", ""),
-                        help="API key for --smoke when the Secret already exists")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("IMAGEGEN_API_KEY", ""),
+        help="API key for --smoke when the Secret already exists",
+    )
     parser.add_argument("--dry-run", action="store_true", help="check the choices and print the plan; touch nothing")
     return parser.parse_args(argv)
 
@@ -124,10 +146,12 @@ def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
         steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.models)}")
     steps.append(f"deploy   modal deploy modal_app.py  (app {deployment.app_name})")
     for model_id in deployment.models:
-        steps.append(f"pool     {model_id} on {'|'.join(deployment.gpus_for(model_id))} "
-                     f"({deployment.memory_mib_for(model_id) // 1024} GiB RAM, {deployment.cpu:g} CPU): "
-                     f"{deployment.min_containers} warm, at most {deployment.max_containers}, "
-                     f"idle {deployment.scaledown_window} s, {deployment.snapshot} snapshot")
+        steps.append(
+            f"pool     {model_id} on {'|'.join(deployment.gpus_for(model_id))} "
+            f"({deployment.memory_mib_for(model_id) // 1024} GiB RAM, {deployment.cpu:g} CPU): "
+            f"{deployment.min_containers} warm, at most {deployment.max_containers}, "
+            f"idle {deployment.scaledown_window} s, {deployment.snapshot} snapshot"
+        )
     if deployment.proxy_auth:
         steps.append("auth     Modal proxy auth (Modal-Key / Modal-Secret headers) on every request")
     return steps
@@ -173,8 +197,10 @@ def main(argv: list[str] | None = None) -> None:
         modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.models))
     modal_cli("deploy", "modal_app.py")  # each model's class carries its min_containers
     url = modal.Function.from_name(deployment.app_name, "web").get_web_url()
-    print(f"\nimagegen is up: {url}/v1  (OpenAI base_url)\n"
-          f"smoke test:     python scripts/smoke.py --url {url} --key <your key>")
+    print(
+        f"\nimagegen is up: {url}/v1  (OpenAI base_url)\n"
+        f"smoke test:     python scripts/smoke.py --url {url} --key <your key>"
+    )
     if args.smoke:
         from scripts.smoke import run_smoke
 

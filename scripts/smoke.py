@@ -60,8 +60,15 @@ def _mask(size: tuple[int, int]) -> tuple[Image.Image, tuple[int, int, int, int]
 class Smoke:
     """The steps, in order; each returns a line for the report or raises."""
 
-    def __init__(self, client: OpenAI, http: httpx.Client, model: str | None, size: str | None,
-                 cold_timeout: float = 600.0, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        client: OpenAI,
+        http: httpx.Client,
+        model: str | None,
+        size: str | None,
+        cold_timeout: float = 600.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.client = client
         self.http = http
         self.model = model
@@ -111,7 +118,9 @@ class Smoke:
     def generate_url(self) -> str:
         model = self._pick("generate")
         size = self._size_for(model)
-        url = self._patiently(lambda: self.client.images.generate(model=model, prompt=PROMPT, size=size, n=1)).data[0].url
+        url = (
+            self._patiently(lambda: self.client.images.generate(model=model, prompt=PROMPT, size=size, n=1)).data[0].url
+        )
         fetched = self.http.get(url)  # no key: temp-image URLs are capabilities
         fetched.raise_for_status()
         if not fetched.headers["content-type"].startswith("image/"):
@@ -124,8 +133,9 @@ class Smoke:
     def generate_b64(self) -> str:
         model = self._pick("generate")
         size = self._size_for(model)
-        response = self._patiently(lambda: self.client.images.generate(model=model, prompt=PROMPT, size=size, n=1,
-                                                                       response_format="b64_json"))
+        response = self._patiently(
+            lambda: self.client.images.generate(model=model, prompt=PROMPT, size=size, n=1, response_format="b64_json")
+        )
         image = _image(base64.b64decode(response.data[0].b64_json))
         if image.size != _size(size):
             raise AssertionError(f"b64_json image is {image.size}, asked {size}")
@@ -135,10 +145,15 @@ class Smoke:
         model = self._pick("edit")
         original = _image(self.generated).convert("RGB")  # the URL step's image, as a user would edit it
         mask, hole = _mask(original.size)
-        response = self._patiently(lambda: self.client.images.edit(
-            model=model, prompt="a full moon in the sky", response_format="b64_json",
-            image=("image.png", _png(original), "image/png"), mask=("mask.png", _png(mask), "image/png"),
-        ))
+        response = self._patiently(
+            lambda: self.client.images.edit(
+                model=model,
+                prompt="a full moon in the sky",
+                response_format="b64_json",
+                image=("image.png", _png(original), "image/png"),
+                mask=("mask.png", _png(mask), "image/png"),
+            )
+        )
         edited = _image(base64.b64decode(response.data[0].b64_json)).convert("RGB")
         if edited.size != original.size:
             raise AssertionError(f"edit returned {edited.size}, sent {original.size}")
@@ -164,8 +179,9 @@ def run_smoke(
     The first image step is the cold one (its line says `cold`, and what it waited out); the
     steps after it are warm, and the last line sets the two latencies side by side."""
     base_url = base_url.rstrip("/")
-    client = OpenAI(api_key=api_key, base_url=f"{base_url}/v1", max_retries=0, timeout=600,
-                    default_headers=headers or {})
+    client = OpenAI(
+        api_key=api_key, base_url=f"{base_url}/v1", max_retries=0, timeout=600, default_headers=headers or {}
+    )
     with client, httpx.Client(headers=headers or {}, timeout=120) as http:
         smoke = Smoke(client, http, model, size, cold_timeout)
         out(f"smoke test of {base_url}")
@@ -178,7 +194,9 @@ def run_smoke(
                 line = step()
             except Exception as exc:
                 waited = f" (after waiting out {_counted(smoke.waited)})" if smoke.waited else ""
-                out(f"FAIL {time.perf_counter() - started:7.2f} s  {step.__name__}: {type(exc).__name__}: {exc}{waited}")
+                out(
+                    f"FAIL {time.perf_counter() - started:7.2f} s  {step.__name__}: {type(exc).__name__}: {exc}{waited}"
+                )
                 return False
             seconds = time.perf_counter() - started
             if temperature:
@@ -201,16 +219,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--key", default=os.environ.get("IMAGEGEN_API_KEY", ""), help="an API key")
     parser.add_argument("--model", help="the model to test (default: the first served)")
     parser.add_argument("--size", help="WxH for every step (default: each model's default size)")
-    parser.add_argument("--cold-timeout", type=float, default=600.0,
-                        help="seconds the first image may take, retries of a cold start included (default 600)")
+    parser.add_argument(
+        "--cold-timeout",
+        type=float,
+        default=600.0,
+        help="seconds the first image may take, retries of a cold start included (default 600)",
+    )
     parser.add_argument("--modal-key", help="Modal proxy-auth token id, for a deploy with proxy auth")
     parser.add_argument("--modal-secret", help="Modal proxy-auth token secret")
     args = parser.parse_args(argv)
     if not args.url:
         parser.error("--url (or IMAGEGEN_URL) is required")
     headers = {"Modal-Key": args.modal_key, "Modal-Secret": args.modal_secret} if args.modal_key else None
-    sys.exit(0 if run_smoke(args.url, args.key, args.model, size=args.size, headers=headers,
-                            cold_timeout=args.cold_timeout) else 1)
+    sys.exit(
+        0
+        if run_smoke(args.url, args.key, args.model, size=args.size, headers=headers, cold_timeout=args.cold_timeout)
+        else 1
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-_RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"), ("conv2", "out_layers.3"),
-           ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
-_UNET_TOP = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-             "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_RESNET = (
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+)
+_UNET_TOP = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
 
 
 def _unet_prefixes(config: dict[str, Any]) -> dict[str, str]:
@@ -46,7 +57,7 @@ def _unet_prefixes(config: dict[str, Any]) -> dict[str, str]:
 
 def _renamed(key: str, prefixes: dict[str, str], unet: bool = True) -> str:
     prefix = max((p for p in prefixes if key.startswith(p)), key=len)
-    rest = key[len(prefix):]
+    rest = key[len(prefix) :]
     if unet and "resnets" in prefix:  # the VAE's resnets keep their inner names
         for new, old in _RESNET:
             rest = rest.replace(new, old)
@@ -54,9 +65,14 @@ def _renamed(key: str, prefixes: dict[str, str], unet: bool = True) -> str:
 
 
 def _vae_prefixes(levels: int, layers: int) -> dict[str, str]:
-    names = {"encoder.conv_norm_out.": "encoder.norm_out.", "decoder.conv_norm_out.": "decoder.norm_out.",
-             "encoder.": "encoder.", "decoder.": "decoder.", "quant_conv.": "quant_conv.",
-             "post_quant_conv.": "post_quant_conv."}
+    names = {
+        "encoder.conv_norm_out.": "encoder.norm_out.",
+        "decoder.conv_norm_out.": "decoder.norm_out.",
+        "encoder.": "encoder.",
+        "decoder.": "decoder.",
+        "quant_conv.": "quant_conv.",
+        "post_quant_conv.": "post_quant_conv.",
+    }
     for i in range(levels):
         for j in range(layers):
             names[f"encoder.down_blocks.{i}.resnets.{j}."] = f"encoder.down.{i}.block.{j}."
@@ -74,13 +90,20 @@ def _open_clip(state: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     out: dict[str, Any] = {}
-    fixed = {"text_model.embeddings.position_embedding.weight": "positional_embedding",
-             "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
-             "text_model.final_layer_norm.weight": "ln_final.weight",
-             "text_model.final_layer_norm.bias": "ln_final.bias"}
-    renames = (("text_model.encoder.layers.", "transformer.resblocks."), ("layer_norm1", "ln_1"),
-               ("layer_norm2", "ln_2"), (".mlp.fc1.", ".mlp.c_fc."), (".mlp.fc2.", ".mlp.c_proj."),
-               (".self_attn.", ".attn."))
+    fixed = {
+        "text_model.embeddings.position_embedding.weight": "positional_embedding",
+        "text_model.embeddings.token_embedding.weight": "token_embedding.weight",
+        "text_model.final_layer_norm.weight": "ln_final.weight",
+        "text_model.final_layer_norm.bias": "ln_final.bias",
+    }
+    renames = (
+        ("text_model.encoder.layers.", "transformer.resblocks."),
+        ("layer_norm1", "ln_1"),
+        ("layer_norm2", "ln_2"),
+        (".mlp.fc1.", ".mlp.c_fc."),
+        (".mlp.fc2.", ".mlp.c_proj."),
+        (".self_attn.", ".attn."),
+    )
     fused: dict[str, dict[str, Any]] = {}
     for key, value in state.items():
         # transformers 5.6 and later save CLIPTextModel without its `text_model.` wrapper.
@@ -94,7 +117,7 @@ def _open_clip(state: dict[str, Any]) -> dict[str, Any]:
             key = key.replace(old, new)
         head, _, tail = key.rpartition(".")
         if head.endswith(("q_proj", "k_proj", "v_proj")):
-            fused.setdefault(f"{head[:-len('q_proj')]}in_proj_{tail}", {})[head[-6]] = value
+            fused.setdefault(f"{head[: -len('q_proj')]}in_proj_{tail}", {})[head[-6]] = value
         else:
             out[key] = value
     for key, parts in fused.items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -191,10 +192,9 @@ class Outputs:
             self._unread.append((kind, value))
         if kind != "value":
             self.over.set()
-        try:
+        # The reader's loop may be closed (RuntimeError): nobody reads, and the container goes on.
+        with contextlib.suppress(RuntimeError):
             self.reader.call_soon_threadsafe(self._arrived.set)
-        except RuntimeError:  # the reader's loop is closed: nobody reads, the container goes on
-            pass
 
     async def next(self) -> tuple[str, Any]:
         while True:

@@ -147,11 +147,22 @@ def test_dependencies_run_one_way() -> None:
         ("pipelines/contract/errors.py", "from pipelines.worker import Worker", "the contract imports"),
         ("pipelines/contract/catalog.py", "import torch", "the contract imports"),
         ("handlers/app.py", "from handlers.hosts.local import create_local_app", "only the hosts"),
-        ("pipelines/families/base.py", "from pipelines.model_cache import LoadedModel", "never imports the model cache"),
+        (
+            "pipelines/families/base.py",
+            "from pipelines.model_cache import LoadedModel",
+            "never imports the model cache",
+        ),
         ("pipelines/families/flux2/adapter.py", "import pipelines.worker", "never imports the model cache"),
-        ("pipelines/families/zimage/tiny.py", "from pipelines.families.flux2.tiny import _transformer", "private names"),
-        ("pipelines/families/sd3/tiny.py", "from pipelines.families.tiny_parts import _QWEN3_CHAT_TEMPLATE",
-         "private names"),
+        (
+            "pipelines/families/zimage/tiny.py",
+            "from pipelines.families.flux2.tiny import _transformer",
+            "private names",
+        ),
+        (
+            "pipelines/families/sd3/tiny.py",
+            "from pipelines.families.tiny_parts import _QWEN3_CHAT_TEMPLATE",
+            "private names",
+        ),
     ],
 )
 def test_a_forbidden_import_is_caught(tmp_path: Path, file: str, line: str, reason: str) -> None:
@@ -177,8 +188,10 @@ def _loaded_after(modules: str, watched: tuple[str, ...]) -> list[str]:
 
 def test_the_web_side_imports_without_torch_diffusers_or_transformers() -> None:
     """On Modal the web side is the small CPU-only front; its image has no torch at all."""
-    web = ("handlers.app, handlers.images.routes, handlers.images.resolve, handlers.hosts.modal.volume, "
-           "handlers.hosts.modal.engine, handlers.hosts.modal.web")
+    web = (
+        "handlers.app, handlers.images.routes, handlers.images.resolve, handlers.hosts.modal.volume, "
+        "handlers.hosts.modal.engine, handlers.hosts.modal.web"
+    )
     assert _loaded_after(web, ("torch", "diffusers", "transformers")) == []
 
 

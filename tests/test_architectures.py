@@ -61,15 +61,36 @@ def test_materialised_pipeline_runs_with_its_buffers_intact() -> None:
     small = dataclasses.replace(
         ARCHITECTURES["sd-turbo"],
         parts={
-            "unet": Part("diffusers", "UNet2DConditionModel", {
-                **SD2_UNET, "block_out_channels": [32, 64], "attention_head_dim": [2, 4], "layers_per_block": 1,
-                "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "norm_num_groups": 8,
-                "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32}),
-            "text_encoder": Part("transformers", "CLIPTextModel", {
-                **CLIP_H, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2,
-                "num_attention_heads": 4}),
-            "vae": Part("diffusers", "AutoencoderKL", {
-                **SD2_VAE, "block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 4}),
+            "unet": Part(
+                "diffusers",
+                "UNet2DConditionModel",
+                {
+                    **SD2_UNET,
+                    "block_out_channels": [32, 64],
+                    "attention_head_dim": [2, 4],
+                    "layers_per_block": 1,
+                    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+                    "norm_num_groups": 8,
+                    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+                    "cross_attention_dim": 32,
+                },
+            ),
+            "text_encoder": Part(
+                "transformers",
+                "CLIPTextModel",
+                {
+                    **CLIP_H,
+                    "hidden_size": 32,
+                    "intermediate_size": 37,
+                    "num_hidden_layers": 2,
+                    "num_attention_heads": 4,
+                },
+            ),
+            "vae": Part(
+                "diffusers",
+                "AutoencoderKL",
+                {**SD2_VAE, "block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 4},
+            ),
         },
     )
     pipe = build(small, "cpu", torch.float32)
@@ -78,16 +99,33 @@ def test_materialised_pipeline_runs_with_its_buffers_intact() -> None:
     assert positions.device.type == "cpu" and positions.flatten().tolist() == list(range(77))
     assert all(parameter.device.type == "cpu" for parameter in pipe.unet.parameters())
     with torch.inference_mode():
-        image = pipe(prompt="a lighthouse", num_inference_steps=1, guidance_scale=0.0, height=64, width=64,
-                     generator=torch.Generator().manual_seed(0)).images[0]
+        image = pipe(
+            prompt="a lighthouse",
+            num_inference_steps=1,
+            guidance_scale=0.0,
+            height=64,
+            width=64,
+            generator=torch.Generator().manual_seed(0),
+        ).images[0]
     assert image.size == (64, 64)
     assert np.asarray(image).std() > 0  # random weights make noise, not a flat fill
 
 
 def test_materialising_keeps_tied_weights_and_rotary_frequencies() -> None:
-    small = Part("transformers", "Qwen3ForCausalLM", {**QWEN3_4B, "hidden_size": 32, "intermediate_size": 48,
-                                                      "num_hidden_layers": 2, "num_attention_heads": 4,
-                                                      "num_key_value_heads": 2, "head_dim": 8, "vocab_size": 300})
+    small = Part(
+        "transformers",
+        "Qwen3ForCausalLM",
+        {
+            **QWEN3_4B,
+            "hidden_size": 32,
+            "intermediate_size": 48,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 8,
+            "vocab_size": 300,
+        },
+    )
     reference = empty_module(small).model.rotary_emb.inv_freq.clone()
     model = materialise(empty_module(small), "cpu", torch.bfloat16)
     assert model.lm_head.weight is model.model.embed_tokens.weight  # Qwen3-4B ties them: one tensor
@@ -99,40 +137,99 @@ def test_materialising_keeps_tied_weights_and_rotary_frequencies() -> None:
 
 def _narrow(name: str) -> dict[str, dict]:
     """Each part of `name`'s published config with its widths and depths cut to a few units."""
-    qwen3 = {**QWEN3_4B, "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 3,
-             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8}
+    qwen3 = {
+        **QWEN3_4B,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 8,
+    }
     vae = {"block_out_channels": [8, 8, 8, 8], "layers_per_block": 1, "norm_num_groups": 4}
     return {
         "z-image-turbo": {
-            "transformer": {**Z_IMAGE_TRANSFORMER, "dim": 64, "n_layers": 1, "n_refiner_layers": 1, "n_heads": 2,
-                            "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [8, 12, 12]},
-            "text_encoder": qwen3, "vae": {**FLUX1_VAE, **vae}},
+            "transformer": {
+                **Z_IMAGE_TRANSFORMER,
+                "dim": 64,
+                "n_layers": 1,
+                "n_refiner_layers": 1,
+                "n_heads": 2,
+                "n_kv_heads": 2,
+                "cap_feat_dim": 32,
+                "axes_dims": [8, 12, 12],
+            },
+            "text_encoder": qwen3,
+            "vae": {**FLUX1_VAE, **vae},
+        },
         "qwen-image": {
-            "transformer": {**QWEN_IMAGE_TRANSFORMER, "num_layers": 1, "attention_head_dim": 32,
-                            "num_attention_heads": 2, "joint_attention_dim": 32, "axes_dims_rope": [8, 12, 12]},
-            "text_encoder": {**QWEN25_VL_7B,
-                             "text_config": {**QWEN25_VL_7B["text_config"], "hidden_size": 32,
-                                             "intermediate_size": 48, "num_hidden_layers": 2,
-                                             "num_attention_heads": 4, "num_key_value_heads": 2,
-                                             "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]}},
-                             "vision_config": {**QWEN25_VL_7B["vision_config"], "depth": 1, "hidden_size": 16,
-                                               "intermediate_size": 32, "num_heads": 2, "out_hidden_size": 32,
-                                               "fullatt_block_indexes": [0]}},
-            "vae": {**QWEN_IMAGE_VAE, "base_dim": 8}},
+            "transformer": {
+                **QWEN_IMAGE_TRANSFORMER,
+                "num_layers": 1,
+                "attention_head_dim": 32,
+                "num_attention_heads": 2,
+                "joint_attention_dim": 32,
+                "axes_dims_rope": [8, 12, 12],
+            },
+            "text_encoder": {
+                **QWEN25_VL_7B,
+                "text_config": {
+                    **QWEN25_VL_7B["text_config"],
+                    "hidden_size": 32,
+                    "intermediate_size": 48,
+                    "num_hidden_layers": 2,
+                    "num_attention_heads": 4,
+                    "num_key_value_heads": 2,
+                    "rope_scaling": {"type": "mrope", "mrope_section": [1, 1, 2]},
+                },
+                "vision_config": {
+                    **QWEN25_VL_7B["vision_config"],
+                    "depth": 1,
+                    "hidden_size": 16,
+                    "intermediate_size": 32,
+                    "num_heads": 2,
+                    "out_hidden_size": 32,
+                    "fullatt_block_indexes": [0],
+                },
+            },
+            "vae": {**QWEN_IMAGE_VAE, "base_dim": 8},
+        },
         "flux2-klein": {
-            "transformer": {**FLUX2_KLEIN_4B_TRANSFORMER, "num_layers": 1, "num_single_layers": 1,
-                            "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 96,
-                            "axes_dims_rope": [4, 4, 4, 4]},
+            "transformer": {
+                **FLUX2_KLEIN_4B_TRANSFORMER,
+                "num_layers": 1,
+                "num_single_layers": 1,
+                "attention_head_dim": 16,
+                "num_attention_heads": 2,
+                "joint_attention_dim": 96,
+                "axes_dims_rope": [4, 4, 4, 4],
+            },
             "text_encoder": {**qwen3, "num_hidden_layers": 28},  # the pipeline stacks layers 9, 18, 27
-            "vae": {**FLUX2_VAE, **vae}},
+            "vae": {**FLUX2_VAE, **vae},
+        },
         "flux-dev": {
-            "transformer": {**FLUX1_TRANSFORMER, "guidance_embeds": True, "num_layers": 1, "num_single_layers": 1,
-                            "attention_head_dim": 16, "num_attention_heads": 2, "joint_attention_dim": 32,
-                            "pooled_projection_dim": 32, "axes_dims_rope": [4, 6, 6]},
-            "text_encoder": {**CLIP_L, "hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1,
-                             "num_attention_heads": 4, "projection_dim": 32},
+            "transformer": {
+                **FLUX1_TRANSFORMER,
+                "guidance_embeds": True,
+                "num_layers": 1,
+                "num_single_layers": 1,
+                "attention_head_dim": 16,
+                "num_attention_heads": 2,
+                "joint_attention_dim": 32,
+                "pooled_projection_dim": 32,
+                "axes_dims_rope": [4, 6, 6],
+            },
+            "text_encoder": {
+                **CLIP_L,
+                "hidden_size": 32,
+                "intermediate_size": 37,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 4,
+                "projection_dim": 32,
+            },
             "text_encoder_2": {**T5_XXL, "d_model": 32, "d_kv": 8, "d_ff": 37, "num_layers": 1, "num_heads": 4},
-            "vae": {**FLUX1_VAE, **vae}},
+            "vae": {**FLUX1_VAE, **vae},
+        },
     }[name]
 
 
@@ -142,10 +239,18 @@ def test_each_transformer_pipeline_runs_as_the_benchmark_calls_it(name: str) -> 
     class with the benchmark's tokenizers and call options (what a GPU run would call)."""
     arch = ARCHITECTURES[name]
     narrowed = _narrow(name)
-    small = dataclasses.replace(arch, parts={key: dataclasses.replace(part, config=narrowed[key])
-                                             for key, part in arch.parts.items()})
+    small = dataclasses.replace(
+        arch, parts={key: dataclasses.replace(part, config=narrowed[key]) for key, part in arch.parts.items()}
+    )
     pipe = build(small, "cpu", torch.float32)
     with torch.inference_mode():
-        image = pipe(prompt="a lighthouse", num_inference_steps=2, guidance_scale=small.guidance, height=64,
-                     width=64, generator=torch.Generator().manual_seed(0), **small.call_options).images[0]
+        image = pipe(
+            prompt="a lighthouse",
+            num_inference_steps=2,
+            guidance_scale=small.guidance,
+            height=64,
+            width=64,
+            generator=torch.Generator().manual_seed(0),
+            **small.call_options,
+        ).images[0]
     assert image.size == (64, 64)

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from handlers.images.uploads import read_edit_input
 from handlers.hosts.local import create_local_app
 from handlers.http_errors import http_status
+from handlers.images.uploads import read_edit_input
 from pipelines.contract.errors import APIError
 from tests.conftest import png, png_bytes
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
@@ -46,12 +46,16 @@ def png_16_bit(image: Image.Image) -> bytes:
     raw = image.tobytes()
     rows = []
     for y in range(image.height):
-        row = raw[y * image.width * channels:(y + 1) * image.width * channels]
+        row = raw[y * image.width * channels : (y + 1) * image.width * channels]
         # The low byte differs per sample, so a reader that used it would show.
         rows.append(b"\x00" + b"".join(struct.pack(">H", value * 256 + (i * 37) % 256) for i, value in enumerate(row)))
     header = struct.pack(">IIBBBBB", image.width, image.height, 16, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -60,8 +64,14 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IEND", b"")
 
 
-def edit(api: TestClient, image: bytes, mask: bytes | None = None, name: str = "photo.png",
-         content_type: str = "image/png", **fields: str):
+def edit(
+    api: TestClient,
+    image: bytes,
+    mask: bytes | None = None,
+    name: str = "photo.png",
+    content_type: str = "image/png",
+    **fields: str,
+):
     files = {"image": (name, image, content_type)}
     if mask is not None:
         files["mask"] = ("mask.png", mask, "image/png")
@@ -81,7 +91,7 @@ def edited(api: TestClient, image: bytes, mask: bytes | None = None, **fields: s
 def _palette_with_hole(transparency: str) -> tuple[bytes, Image.Image]:
     """A palette image whose spare entry 255 is transparent and fills the hole."""
     image = noise(SIZE).quantize(255)
-    palette = image.getpalette()[: 255 * 3] + [0, 0, 0]
+    palette = [*image.getpalette()[: 255 * 3], 0, 0, 0]
     image.putpalette(palette)
     image.paste(255, HOLE)
     if transparency == "index":
@@ -384,16 +394,20 @@ def test_non_finite_numbers_are_refused(api: TestClient, literal: str) -> None:
         ({"prompt": ""}, "prompt"),
     ],
 )
-def test_form_fields_of_the_wrong_type_or_range_are_400s_naming_them(api: TestClient, fields: dict,
-                                                                     param: str) -> None:
+def test_form_fields_of_the_wrong_type_or_range_are_400s_naming_them(api: TestClient, fields: dict, param: str) -> None:
     response = edit(api, png_bytes(noise(SIZE)), **fields)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
 
 
 def test_a_prompt_sent_as_a_file_is_missing_as_text(api: TestClient) -> None:
-    response = api.post("/v1/images/edits", files={"image": ("a.png", png_bytes(noise(SIZE)), "image/png"),
-                                                   "prompt": ("p.txt", b"a red door", "text/plain")})
+    response = api.post(
+        "/v1/images/edits",
+        files={
+            "image": ("a.png", png_bytes(noise(SIZE)), "image/png"),
+            "prompt": ("p.txt", b"a red door", "text/plain"),
+        },
+    )
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "prompt"
 

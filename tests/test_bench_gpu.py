@@ -14,8 +14,9 @@ from tests.conftest import ROOT
 
 def _run(*args: str, cache_dir: Path) -> str:
     env = {**os.environ, "IMAGEGEN_CACHE_DIR": str(cache_dir)}
-    result = subprocess.run([sys.executable, "scripts/bench_gpu.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "scripts/bench_gpu.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
 
@@ -28,9 +29,29 @@ def test_help_documents_the_benchmark(cache_dir: Path) -> None:
 
 def test_cpu_mode_measures_against_eager_and_writes_json(cache_dir: Path, tmp_path: Path) -> None:
     report = tmp_path / "bench.json"
-    out = _run("--tiny", "--models", "tiny-sd", "--compile-backend", "aot_eager", "--runs", "2", "--warmup", "1",
-               "--batches", "1", "2", "--batch-runs", "1", "--server", "--concurrency", "1", "2",
-               "--json", str(report), cache_dir=cache_dir)
+    out = _run(
+        "--tiny",
+        "--models",
+        "tiny-sd",
+        "--compile-backend",
+        "aot_eager",
+        "--runs",
+        "2",
+        "--warmup",
+        "1",
+        "--batches",
+        "1",
+        "2",
+        "--batch-runs",
+        "1",
+        "--server",
+        "--concurrency",
+        "1",
+        "2",
+        "--json",
+        str(report),
+        cache_dir=cache_dir,
+    )
     assert "eager (baseline)" in out and "optimised: fuse_qkv+channels_last+torch_compile+prompt_cache" in out
     assert "the API adds" in out and "batching on" in out
     result = json.loads(report.read_text())

@@ -12,8 +12,9 @@ from tests.conftest import ROOT
 
 def _run(script: str, *args: str, cache_dir: Path) -> str:
     env = {**os.environ, "IMAGEGEN_CACHE_DIR": str(cache_dir)}
-    result = subprocess.run([sys.executable, f"scripts/{script}", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, f"scripts/{script}", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -46,7 +47,6 @@ def test_bench_tiny_families_times_build_and_generation(cache_dir: Path) -> None
 
 
 def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir: Path) -> None:
-    out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20",
-               cache_dir=cache_dir)
+    out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20", cache_dir=cache_dir)
     assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
     assert "before/after: wall" in out

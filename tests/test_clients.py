@@ -50,7 +50,7 @@ def _multipart(parts: list[tuple[str, str | tuple[str, bytes, str]]], *, boundar
 def _chunked(body: bytes) -> Iterator[bytes]:
     """No Content-Length: form-data over a stream (LibreChat with S3 storage) goes chunked."""
     for start in range(0, len(body), 16384):
-        yield body[start:start + 16384]
+        yield body[start : start + 16384]
 
 
 # --- LibreChat ------------------------------------------------------------------------------
@@ -58,20 +58,43 @@ def _chunked(body: bytes) -> Iterator[bytes]:
 
 def test_librechat_image_gen_oai(server: Server) -> None:
     """openai@5.8.2 from LibreChat: compact JSON, `n` 1, auto quality and size, no response_format."""
-    body = {"model": "gpt-image-1", "prompt": "a red fox", "n": 1, "background": "auto", "output_format": "png",
-            "quality": "auto", "size": "auto"}
-    response = httpx.post(f"{server.url}/v1/images/generations", headers={**AUTH, "Content-Type": "application/json"},
-                          content=json.dumps(body, separators=(",", ":")), timeout=60)
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "a red fox",
+        "n": 1,
+        "background": "auto",
+        "output_format": "png",
+        "quality": "auto",
+        "size": "auto",
+    }
+    response = httpx.post(
+        f"{server.url}/v1/images/generations",
+        headers={**AUTH, "Content-Type": "application/json"},
+        content=json.dumps(body, separators=(",", ":")),
+        timeout=60,
+    )
     (image,) = _b64_images(response)
     assert image.size == (512, 512)  # auto: the model's own size
     assert response.json()["size"] == "512x512"
 
 
 def test_librechat_image_gen_oai_as_jpeg(server: Server) -> None:
-    body = {"model": "gpt-image-1", "prompt": "a red fox", "n": 1, "background": "auto", "output_format": "jpeg",
-            "output_compression": 100, "quality": "auto", "size": "auto"}
-    response = httpx.post(f"{server.url}/v1/images/generations", headers={**AUTH, "Content-Type": "application/json"},
-                          content=json.dumps(body, separators=(",", ":")), timeout=60)
+    body = {
+        "model": "gpt-image-1",
+        "prompt": "a red fox",
+        "n": 1,
+        "background": "auto",
+        "output_format": "jpeg",
+        "output_compression": 100,
+        "quality": "auto",
+        "size": "auto",
+    }
+    response = httpx.post(
+        f"{server.url}/v1/images/generations",
+        headers={**AUTH, "Content-Type": "application/json"},
+        content=json.dumps(body, separators=(",", ":")),
+        timeout=60,
+    )
     assert response.status_code == 200, response.text
     assert base64.b64decode(response.json()["data"][0]["b64_json"])[:3] == b"\xff\xd8\xff"
 
@@ -80,13 +103,28 @@ def test_librechat_image_edit_oai_with_two_images(server: Server) -> None:
     """axios + form-data: model, prompt, quality, size, then `image[]` per image id; no mask, no n."""
     first, second = noise((96, 64)), noise((64, 64))
     boundary = "-" * 26 + secrets.token_hex(12)
-    body = _multipart([("model", "gpt-image-1"), ("prompt", "put the cat from the second image on the sofa"),
-                       ("quality", "auto"), ("size", "auto"),
-                       ("image[]", ("img-0.png", png_bytes(first), "image/png")),
-                       ("image[]", ("img-1.png", png_bytes(second), "image/png"))], boundary=boundary, text_type=False)
-    response = httpx.post(f"{server.url}/v1/images/edits", content=_chunked(body), timeout=60,
-                          headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}",
-                                   "Accept": "application/json, text/plain, */*"})
+    body = _multipart(
+        [
+            ("model", "gpt-image-1"),
+            ("prompt", "put the cat from the second image on the sofa"),
+            ("quality", "auto"),
+            ("size", "auto"),
+            ("image[]", ("img-0.png", png_bytes(first), "image/png")),
+            ("image[]", ("img-1.png", png_bytes(second), "image/png")),
+        ],
+        boundary=boundary,
+        text_type=False,
+    )
+    response = httpx.post(
+        f"{server.url}/v1/images/edits",
+        content=_chunked(body),
+        timeout=60,
+        headers={
+            **AUTH,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Accept": "application/json, text/plain, */*",
+        },
+    )
     (image,) = _b64_images(response)
     assert image.size == (96, 64)  # the first image's size
 
@@ -101,14 +139,20 @@ def test_librechat_image_edit_oai_with_two_images(server: Server) -> None:
         ({"model": "gpt-image-1", "prompt": "a red fox \u00fc", "n": 1, "size": "512x512"}, (512, 512)),
         ({"model": "gpt-image-2.5-flare", "prompt": "a red fox", "n": 1, "size": "1536x864"}, (1536, 864)),
         # Any other name: response_format b64_json.
-        ({"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "512x512", "response_format": "b64_json"},
-         (512, 512)),
+        (
+            {"model": "dall-e-3", "prompt": "a red fox", "n": 1, "size": "512x512", "response_format": "b64_json"},
+            (512, 512),
+        ),
     ],
 )
 def test_open_webui_generation(server: Server, body: dict, size: tuple[int, int]) -> None:
     """aiohttp's json=: Python's default separators, non-ASCII escaped."""
-    response = httpx.post(f"{server.url}/v1/images/generations", content=json.dumps(body), timeout=60,
-                          headers={**AUTH, "Content-Type": "application/json", "User-Agent": "aiohttp/3.13.5"})
+    response = httpx.post(
+        f"{server.url}/v1/images/generations",
+        content=json.dumps(body),
+        timeout=60,
+        headers={**AUTH, "Content-Type": "application/json", "User-Agent": "aiohttp/3.13.5"},
+    )
     (image,) = _b64_images(response)
     assert image.size == size
     assert response.json()["size"] == f"{size[0]}x{size[1]}"
@@ -123,11 +167,21 @@ def test_open_webui_chat_edit_with_the_last_two_images(server: Server, model: st
     if not model:
         fields.append(("response_format", "b64_json"))
     boundary = secrets.token_hex(16)
-    body = _multipart([*fields, ("image[]", (f"{uuid.uuid4()}.png", png_bytes(first), "image/png")),
-                       ("image[]", (f"{uuid.uuid4()}.png", png_bytes(second), "image/png"))],
-                      boundary=boundary, text_type=True)
-    response = httpx.post(f"{server.url}/v1/images/edits", content=body, timeout=60,
-                          headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = _multipart(
+        [
+            *fields,
+            ("image[]", (f"{uuid.uuid4()}.png", png_bytes(first), "image/png")),
+            ("image[]", (f"{uuid.uuid4()}.png", png_bytes(second), "image/png")),
+        ],
+        boundary=boundary,
+        text_type=True,
+    )
+    response = httpx.post(
+        f"{server.url}/v1/images/edits",
+        content=body,
+        timeout=60,
+        headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     (image,) = _b64_images(response)
     assert image.size == (96, 64)
 
@@ -138,7 +192,8 @@ def test_open_webui_chat_edit_with_the_last_two_images(server: Server, model: st
 def test_the_python_sdk_edit_of_several_images_with_a_mask_keeps_the_first_images_pixels(client) -> None:
     first = noise((96, 64))
     response = client.images.edit(
-        model="gpt-image-2", prompt="the cat from the second image, on the sofa",
+        model="gpt-image-2",
+        prompt="the cat from the second image, on the sofa",
         image=[("sofa.png", png_bytes(first), "image/png"), ("cat.png", png_bytes(noise((64, 64))), "image/png")],
         mask=("mask.png", png_bytes(mask_with_hole(first.size)), "image/png"),
         input_fidelity="high",  # today's fields are taken, and ignored

@@ -11,11 +11,20 @@ MAX_LINES = 300
 
 
 def _source_files() -> list[Path]:
-    return sorted([ROOT / "modal_app.py", *(ROOT / "handlers").rglob("*.py"), *(ROOT / "pipelines").rglob("*.py"),
-                   *(ROOT / "scripts").rglob("*.py")])
+    return sorted(
+        [
+            ROOT / "modal_app.py",
+            *(ROOT / "handlers").rglob("*.py"),
+            *(ROOT / "pipelines").rglob("*.py"),
+            *(ROOT / "scripts").rglob("*.py"),
+        ]
+    )
 
 
 def test_no_source_file_is_past_300_lines() -> None:
-    long = {str(path.relative_to(ROOT)): n for path in _source_files()
-            if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    long = {
+        str(path.relative_to(ROOT)): n
+        for path in _source_files()
+        if (n := len(path.read_text().splitlines())) > MAX_LINES
+    }
     assert long == {}

@@ -60,7 +60,9 @@ def edit_b64(client: OpenAI, **kwargs) -> list[Image.Image]:
 def test_a_mask_edits_only_its_transparent_area(client: OpenAI, model: str) -> None:
     original = noise((96, 64))
     (result,) = edit_b64(
-        client, model=model, image=("photo.png", png_bytes(original), "image/png"),
+        client,
+        model=model,
+        image=("photo.png", png_bytes(original), "image/png"),
         mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
     )
     assert result.size == original.size
@@ -95,7 +97,9 @@ def test_with_neither_the_whole_image_is_edited_at_its_own_size(client: OpenAI) 
 def test_a_list_of_one_image_arrives_as_image_brackets_and_works(client: OpenAI) -> None:
     original = noise((64, 64))
     (result,) = edit_b64(
-        client, model="tiny-sd", image=[("photo.png", png_bytes(original), "image/png")],
+        client,
+        model="tiny-sd",
+        image=[("photo.png", png_bytes(original), "image/png")],
         mask=("mask.png", png_bytes(mask_with_hole((64, 64), (0, 0, 32, 32))), "image/png"),
     )
     box = changed_box(original, result)
@@ -109,24 +113,33 @@ def test_size_sets_the_output_size(client: OpenAI) -> None:
 
 
 def test_an_edit_url_is_fetchable(client: OpenAI) -> None:
-    response = client.images.edit(model="tiny-sd", prompt="a red door",
-                                  image=("photo.jpg", jpeg_bytes(noise((64, 64))), "image/jpeg"))
+    response = client.images.edit(
+        model="tiny-sd", prompt="a red door", image=("photo.jpg", jpeg_bytes(noise((64, 64))), "image/jpeg")
+    )
     fetched = httpx.get(response.data[0].url)
     assert fetched.status_code == 200 and png(fetched.content).size == (64, 64)
 
 
 def test_a_mask_of_another_size_is_a_400_naming_mask(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.edit(model="tiny-sd", prompt="x", image=("a.png", png_bytes(noise((64, 64))), "image/png"),
-                           mask=("m.png", png_bytes(mask_with_hole((96, 64))), "image/png"))
+        client.images.edit(
+            model="tiny-sd",
+            prompt="x",
+            image=("a.png", png_bytes(noise((64, 64))), "image/png"),
+            mask=("m.png", png_bytes(mask_with_hole((96, 64))), "image/png"),
+        )
     assert caught.value.body["param"] == "mask"
     assert "96x64" in caught.value.body["message"] and "64x64" in caught.value.body["message"]
 
 
 def test_a_mask_without_alpha_is_a_400_naming_mask(client: OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.edit(model="tiny-sd", prompt="x", image=("a.png", png_bytes(noise((64, 64))), "image/png"),
-                           mask=("m.png", png_bytes(Image.new("L", (64, 64), 255)), "image/png"))
+        client.images.edit(
+            model="tiny-sd",
+            prompt="x",
+            image=("a.png", png_bytes(noise((64, 64))), "image/png"),
+            mask=("m.png", png_bytes(Image.new("L", (64, 64), 255)), "image/png"),
+        )
     assert caught.value.body["param"] == "mask"
     assert "alpha" in caught.value.body["message"]
 
@@ -141,15 +154,30 @@ def test_an_unreadable_image_is_a_400_naming_image(client: OpenAI, data: bytes) 
 def test_form_fields_arrive_as_text_and_are_validated(server: Server) -> None:
     files = {"image": ("a.png", png_bytes(noise((64, 64))), "image/png")}
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    bad = httpx.post(f"{server.url}/v1/images/edits", headers=auth, files=files,
-                     data={"prompt": "x", "model": "tiny-sd", "n": "three"})
+    bad = httpx.post(
+        f"{server.url}/v1/images/edits",
+        headers=auth,
+        files=files,
+        data={"prompt": "x", "model": "tiny-sd", "n": "three"},
+    )
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "n"
     missing = httpx.post(f"{server.url}/v1/images/edits", headers=auth, data={"prompt": "x"})
     assert missing.status_code == 400 and missing.json()["error"]["param"] == "image"
-    good = httpx.post(f"{server.url}/v1/images/edits", headers=auth, files=files,
-                      data={"prompt": "x", "model": "tiny-sd", "n": "2", "response_format": "b64_json",
-                            "seed": "5", "num_inference_steps": "2"}, timeout=60)
+    good = httpx.post(
+        f"{server.url}/v1/images/edits",
+        headers=auth,
+        files=files,
+        data={
+            "prompt": "x",
+            "model": "tiny-sd",
+            "n": "2",
+            "response_format": "b64_json",
+            "seed": "5",
+            "num_inference_steps": "2",
+        },
+        timeout=60,
+    )
     assert good.status_code == 200 and len(good.json()["data"]) == 2
 
 
@@ -181,8 +209,10 @@ def test_an_edit_resolves_its_model_once_knowing_its_images(make_settings, model
     served = CountingServed(real.specs, real.aliases, real.loras)
     app.state.services = replace(app.state.services, served=served)
     with TestClient(app) as api:
-        response = api.post("/v1/images/edits", files={"image": ("p.png", png_bytes(noise((64, 64))), "image/png")},
-                            data={"model": model, "prompt": "a red door", "num_inference_steps": "1",
-                                  "response_format": "b64_json"})
+        response = api.post(
+            "/v1/images/edits",
+            files={"image": ("p.png", png_bytes(noise((64, 64))), "image/png")},
+            data={"model": model, "prompt": "a red door", "num_inference_steps": "1", "response_format": "b64_json"},
+        )
     assert response.status_code == 200, response.text
     assert served.lookups == [(model, ("instructions",), "edit")]

@@ -19,9 +19,9 @@ from PIL import Image
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
-from handlers.images.uploads import read_edit_input
 from handlers.hosts.local import create_local_app
 from handlers.http_errors import http_status
+from handlers.images.uploads import read_edit_input
 from pipelines.contract.errors import APIError
 
 # Every operation in the schema, so a new route cannot go unfuzzed (checked below).
@@ -37,8 +37,12 @@ OPERATIONS = [
     ("GET", "/v1/temp-images/{image_id}"),
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 14, GenerationMode.NEGATIVE: 10}
-_FUZZ = settings(deadline=None, database=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+_FUZZ = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,19 +91,26 @@ def _assert_no_server_error_and_openai_shaped(response: Any, case: Any) -> None:
 
 
 def test_the_fuzz_list_covers_every_operation(fuzz_schema: Any) -> None:
-    found = {(operation.method.upper(), operation.path) for operation in
-             (result.ok() for result in fuzz_schema.get_all_operations())}
+    found = {
+        (operation.method.upper(), operation.path)
+        for operation in (result.ok() for result in fuzz_schema.get_all_operations())
+    }
     assert found == set(OPERATIONS)
 
 
 # Only a body can be invalid: every path and query parameter here is any string.
-_RUNS = [(method, path, mode) for method, path in OPERATIONS for mode in EXAMPLES
-         if method == "POST" or mode is GenerationMode.POSITIVE]
+_RUNS = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in EXAMPLES
+    if method == "POST" or mode is GenerationMode.POSITIVE
+]
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), _RUNS, ids=[f"{m} {p} {g.value}" for m, p, g in _RUNS])
-def test_fuzzed_requests_get_their_images_or_an_openai_error(fuzz_schema: Any, method: str, path: str,
-                                                             mode: GenerationMode) -> None:
+def test_fuzzed_requests_get_their_images_or_an_openai_error(
+    fuzz_schema: Any, method: str, path: str, mode: GenerationMode
+) -> None:
     operation = fuzz_schema[path][method]
     counted: list[int] = []
 
@@ -127,8 +138,14 @@ def _sample(format: str, mode: str) -> bytes:
     return out.getvalue()
 
 
-SAMPLES = [_sample("PNG", "RGBA"), _sample("PNG", "P"), _sample("PNG", "LA"), _sample("JPEG", "RGB"),
-           _sample("JPEG", "CMYK"), _sample("WEBP", "RGB")]
+SAMPLES = [
+    _sample("PNG", "RGBA"),
+    _sample("PNG", "P"),
+    _sample("PNG", "LA"),
+    _sample("JPEG", "RGB"),
+    _sample("JPEG", "CMYK"),
+    _sample("WEBP", "RGB"),
+]
 
 
 @st.composite
@@ -146,7 +163,7 @@ def _damaged(draw: st.DrawFn) -> bytes:
         elif kind == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         else:
-            data[at:at + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff"]))
+            data[at : at + 4] = draw(st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"\x7f\xff\xff\xff"]))
     return bytes(data)
 
 

@@ -45,8 +45,12 @@ def test_other_sizes_are_a_400_that_lists_what_is_valid(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "asked", "rendered"),
-    [(SD_TURBO, (1792, 1024), (768, 440)), (INPAINTING, (256, 256), (512, 512)), (FLUX, (1024, 1792), (592, 1024)),
-     (SD_TURBO, (512, 512), (512, 512))],
+    [
+        (SD_TURBO, (1792, 1024), (768, 440)),
+        (INPAINTING, (256, 256), (512, 512)),
+        (FLUX, (1024, 1792), (592, 1024)),
+        (SD_TURBO, (512, 512), (512, 512)),
+    ],
 )
 def test_the_render_size_keeps_the_shape_within_the_models_bounds(spec, asked, rendered) -> None:
     width, height = render_size(asked, spec)
@@ -76,8 +80,9 @@ def test_num_inference_steps_overrides_quality() -> None:
     ("steps", "strength", "runs", "raised"),
     [(4, 1.0, 4, 4), (1, 0.7, 0, 2), (4, 0.7, 2, 4), (1, 0.1, 0, 10), (10, 0.1, 1, 10), (3, 0.5, 1, 3)],
 )
-def test_a_partial_strength_never_leaves_a_run_without_steps(steps: int, strength: float, runs: int,
-                                                             raised: int) -> None:
+def test_a_partial_strength_never_leaves_a_run_without_steps(
+    steps: int, strength: float, runs: int, raised: int
+) -> None:
     assert denoising_steps(steps, strength) == runs
     assert steps_for_strength(steps, strength) == raised
     assert denoising_steps(steps_for_strength(steps, strength), strength) >= 1
@@ -88,8 +93,15 @@ def test_a_partial_strength_never_leaves_a_run_without_steps(steps: int, strengt
 
 @pytest.mark.parametrize(
     ("count", "steps", "strength", "after"),
-    [(1, 4, 1.0, [2]), (3, 4, 1.0, [1, 2, 3]), (3, 2, 1.0, [1]), (2, 10, 0.5, [2, 4]), (0, 4, 1.0, []),
-     (2, 1, 1.0, []), (3, 3, 0.7, [1])],
+    [
+        (1, 4, 1.0, [2]),
+        (3, 4, 1.0, [1, 2, 3]),
+        (3, 2, 1.0, [1]),
+        (2, 10, 0.5, [2, 4]),
+        (0, 4, 1.0, []),
+        (2, 1, 1.0, []),
+        (3, 3, 0.7, [1]),
+    ],
 )
 def test_previews_are_spread_over_the_run_and_never_at_its_last_step(count, steps, strength, after) -> None:
     assert partial_steps(count, steps, strength) == after

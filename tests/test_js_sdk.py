@@ -18,8 +18,14 @@ def _node_test(script: str, server: Server, tmp_path: Path) -> str:
     node = shutil.which("node")
     assert node, "Node.js is needed for the JavaScript SDK tests (`make test` checks for it)"
     assert (JS / "node_modules" / "openai").is_dir(), "run `npm ci --prefix tests/js` (`make test` does)"
-    env = {**os.environ, "IMAGEGEN_URL": server.url, "IMAGEGEN_KEY": API_KEY, "IMAGEGEN_OUT": str(tmp_path),
-           "IMAGEGEN_IMAGE": str(tmp_path / "photo.png"), "IMAGEGEN_MASK": str(tmp_path / "mask.png")}
+    env = {
+        **os.environ,
+        "IMAGEGEN_URL": server.url,
+        "IMAGEGEN_KEY": API_KEY,
+        "IMAGEGEN_OUT": str(tmp_path),
+        "IMAGEGEN_IMAGE": str(tmp_path / "photo.png"),
+        "IMAGEGEN_MASK": str(tmp_path / "mask.png"),
+    }
     result = subprocess.run([node, "--test", script], cwd=JS, env=env, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

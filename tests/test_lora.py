@@ -23,8 +23,15 @@ from pipelines.contract.job import Job, LoraUse
 from pipelines.weights import tiny_model_dir
 
 
-def _save_lora(family: str, cache_dir: Path, dest: Path, *, seed: int, metadata: dict[str, str] | None = None,
-               text_encoder: bool = False) -> None:
+def _save_lora(
+    family: str,
+    cache_dir: Path,
+    dest: Path,
+    *,
+    seed: int,
+    metadata: dict[str, str] | None = None,
+    text_encoder: bool = False,
+) -> None:
     """A random LoRA over the attention of `family`'s tiny UNet (or its text encoder), saved by
     diffusers' own writer."""
     import torch
@@ -37,13 +44,22 @@ def _save_lora(family: str, cache_dir: Path, dest: Path, *, seed: int, metadata:
         torch.manual_seed(seed)
         if text_encoder:
             # PEFT itself: transformers' own add_adapter wants a newer PEFT than PyPI has.
-            inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                                               target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
-                                    pipe.text_encoder)
+            inject_adapter_in_model(
+                LoraConfig(
+                    r=4,
+                    lora_alpha=8,
+                    init_lora_weights=False,
+                    target_modules=["q_proj", "k_proj", "v_proj", "out_proj"],
+                ),
+                pipe.text_encoder,
+            )
             layers = {"text_encoder_lora_layers": get_peft_model_state_dict(pipe.text_encoder)}
         else:
-            pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                             init_lora_weights=False))
+            pipe.unet.add_adapter(
+                LoraConfig(
+                    r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+                )
+            )
             layers = {"unet_lora_layers": get_peft_model_state_dict(pipe.unet)}
     dest.parent.mkdir(parents=True, exist_ok=True)
     type(pipe).save_lora_weights(dest.parent, weight_name=dest.name, **layers)
@@ -83,8 +99,9 @@ def lora_dir(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     _save_lora("sdxl", cache_dir, folder / "sdxl" / "pixel.safetensors", seed=3)
     # Made for SDXL, and the file does not say so: only loading it can tell.
     _save_lora("sdxl", cache_dir, folder / "mystery.safetensors", seed=4)
-    _save_lora("sdxl", cache_dir, folder / "kohya-xl.safetensors", seed=5,
-               metadata={"ss_base_model_version": "sdxl_base_v1-0"})
+    _save_lora(
+        "sdxl", cache_dir, folder / "kohya-xl.safetensors", seed=5, metadata={"ss_base_model_version": "sdxl_base_v1-0"}
+    )
     return folder
 
 
@@ -97,8 +114,9 @@ def sdk(make_settings, lora_dir: Path) -> Iterator[OpenAI]:
 
 def _generate(sdk: OpenAI, lora: list | None = None, model: str = "tiny-sd") -> bytes:
     extra = {"seed": 7, "num_inference_steps": 2, **({"lora": lora} if lora is not None else {})}
-    response = sdk.images.generate(model=model, prompt="a lighthouse", size="64x64", response_format="b64_json",
-                                   extra_body=extra)
+    response = sdk.images.generate(
+        model=model, prompt="a lighthouse", size="64x64", response_format="b64_json", extra_body=extra
+    )
     return base64.b64decode(response.data[0].b64_json)
 
 
@@ -137,7 +155,9 @@ def test_unknown_lora_scale_out_of_bounds_and_another_familys_lora_are_400s_on_l
     assert unknown.body["param"] == "lora" and "ink" in unknown.body["message"]
     assert _bad(sdk, [{"name": "ink", "scale": 2.5}]).body["param"] == "lora"
     scoped = _bad(sdk, [{"name": "pixel"}])  # in the sdxl/ folder
-    assert scoped.body["param"] == "lora" and scoped.body["code"] == "lora_mismatch" and "sdxl" in scoped.body["message"]
+    assert (
+        scoped.body["param"] == "lora" and scoped.body["code"] == "lora_mismatch" and "sdxl" in scoped.body["message"]
+    )
     declared = _bad(sdk, [{"name": "kohya-xl"}])  # its metadata names SDXL
     assert declared.body["code"] == "lora_mismatch"
     assert _bad(sdk, [{"name": "ink"}, {"name": "ink"}]).body["param"] == "lora"
@@ -177,8 +197,13 @@ def test_edits_take_lora_as_multipart_parts(sdk: OpenAI) -> None:
 
     def edit(*parts: str) -> np.ndarray:
         extra = {"seed": 3, "num_inference_steps": 2, **({"lora": list(parts)} if parts else {})}
-        response = sdk.images.edit(model="tiny-sd", image=("p.png", photo.getvalue(), "image/png"),
-                                   prompt="at night", response_format="b64_json", extra_body=extra)
+        response = sdk.images.edit(
+            model="tiny-sd",
+            image=("p.png", photo.getvalue(), "image/png"),
+            prompt="at night",
+            response_format="b64_json",
+            extra_body=extra,
+        )
         return _pixels(base64.b64decode(response.data[0].b64_json))
 
     plain = edit()
@@ -191,8 +216,9 @@ def test_edits_take_lora_as_multipart_parts(sdk: OpenAI) -> None:
     assert caught.value.body["param"] == "lora"
 
 
-@pytest.mark.parametrize("lora", [[{"name": f"l{i}"} for i in range(5)], [{"name": "ink", "scale": 2.5}],
-                                  [{"name": "ink", "scale": -2.01}]])
+@pytest.mark.parametrize(
+    "lora", [[{"name": f"l{i}"} for i in range(5)], [{"name": "ink", "scale": 2.5}], [{"name": "ink", "scale": -2.01}]]
+)
 def test_how_many_loras_and_their_scale_are_bounded_at_the_edge(api: TestClient, lora: list) -> None:
     """Refused by the request's schema, before any LoRA is looked up (this server has no LoRA folder:
     a lookup would say how to enable one); four LoRAs at ±2 pass the schema and reach the lookup."""
@@ -213,8 +239,19 @@ def test_without_a_lora_folder_a_lora_is_a_400_that_says_how_to_enable_it(api: T
 
 
 def test_jobs_batch_only_with_jobs_of_the_same_lora_set() -> None:
-    base = Job(task="generate", model="m", prompt="p", n=1, width=64, height=64, output_width=64, output_height=64,
-               steps=2, guidance=0.0, seeds=(1,))
+    base = Job(
+        task="generate",
+        model="m",
+        prompt="p",
+        n=1,
+        width=64,
+        height=64,
+        output_width=64,
+        output_height=64,
+        steps=2,
+        guidance=0.0,
+        seeds=(1,),
+    )
     ink = LoraUse("ink", "/l/ink.safetensors", 1.0)
     with_ink = Job(**{**base.__dict__, "loras": (ink,)})
     assert batch_key(with_ink) != batch_key(base)
@@ -225,6 +262,7 @@ def test_jobs_batch_only_with_jobs_of_the_same_lora_set() -> None:
 def test_loras_hold_with_fused_attention_and_cached_prompts(make_settings, lora_dir: Path) -> None:
     """The GPU defaults (fused q/k/v, the prompt-embedding cache) switched on here on the CPU: a LoRA
     still reaches the attention, and a prompt embedded before it is not reused after."""
+
     def client_for(**settings) -> TestClient:
         return TestClient(create_local_app(make_settings(lora_dir=lora_dir, **settings)), raise_server_exceptions=False)
 

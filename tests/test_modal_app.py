@@ -86,8 +86,14 @@ print(json.dumps({
 
 def describe(tmp_path: Path, **env: str) -> dict[str, Any]:
     clean = {name: value for name, value in os.environ.items() if not name.startswith(("MODAL_", "IMAGEGEN_"))}
-    result = subprocess.run([sys.executable, "-c", _DESCRIBE], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**clean, "HOME": str(tmp_path), **env})  # no ~/.modal.toml either
+    result = subprocess.run(
+        [sys.executable, "-c", _DESCRIBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**clean, "HOME": str(tmp_path), **env},
+    )  # no ~/.modal.toml either
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -115,11 +121,20 @@ def test_modal_app_imports_offline_and_declares_the_deployment(tmp_path: Path) -
 
 
 def test_deploy_time_knobs_reach_modal(tmp_path: Path) -> None:
-    app = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_TIMEOUT="123",
-                   IMAGEGEN_MODAL_GPUS="flux-schnell=H100|A100-80GB", IMAGEGEN_MODAL_MEMORY_GIB="sd-turbo=12",
-                   IMAGEGEN_MODAL_CPU="2.5", IMAGEGEN_MODAL_REGIONS="us-east,us-west",
-                   IMAGEGEN_MODAL_GPU_MAX_INPUTS="2", IMAGEGEN_MODAL_GPU_TARGET_INPUTS="1",
-                   IMAGEGEN_MODAL_PROXY_AUTH="1", IMAGEGEN_MODAL_APP_NAME="img", IMAGEGEN_MODAL_SNAPSHOT="off")
+    app = describe(
+        tmp_path,
+        IMAGEGEN_MODELS="flux-schnell,sd-turbo",
+        IMAGEGEN_MODAL_TIMEOUT="123",
+        IMAGEGEN_MODAL_GPUS="flux-schnell=H100|A100-80GB",
+        IMAGEGEN_MODAL_MEMORY_GIB="sd-turbo=12",
+        IMAGEGEN_MODAL_CPU="2.5",
+        IMAGEGEN_MODAL_REGIONS="us-east,us-west",
+        IMAGEGEN_MODAL_GPU_MAX_INPUTS="2",
+        IMAGEGEN_MODAL_GPU_TARGET_INPUTS="1",
+        IMAGEGEN_MODAL_PROXY_AUTH="1",
+        IMAGEGEN_MODAL_APP_NAME="img",
+        IMAGEGEN_MODAL_SNAPSHOT="off",
+    )
     # (with snapshots off the classes declare no snap=True hook, which Modal would refuse)
     flux, sd = app["gpu"]["flux-schnell"], app["gpu"]["sd-turbo"]
     assert flux["gpus"] == [["H100", 1], ["A100-80GB", 1]]  # a fallback list: Modal tries them in order
@@ -135,8 +150,13 @@ def test_a_gpu_container_decides_as_the_deploy_did(tmp_path: Path) -> None:
     """Re-imported with nothing but the GPU classes' environment (what their containers see), the
     deployment makes the deploy-time decisions: the GPUs (hence the dtype), the snapshot mode, the
     app's name."""
-    deployed = describe(tmp_path, IMAGEGEN_MODELS="flux-schnell,sd-turbo", IMAGEGEN_MODAL_GPUS="sd-turbo=L4|T4",
-                        IMAGEGEN_MODAL_SNAPSHOT="cpu", IMAGEGEN_MODAL_APP_NAME="img")
+    deployed = describe(
+        tmp_path,
+        IMAGEGEN_MODELS="flux-schnell,sd-turbo",
+        IMAGEGEN_MODAL_GPUS="sd-turbo=L4|T4",
+        IMAGEGEN_MODAL_SNAPSHOT="cpu",
+        IMAGEGEN_MODAL_APP_NAME="img",
+    )
     assert deployed["decisions"]["dtypes"] == {"flux-schnell": "bfloat16", "sd-turbo": "float16"}  # a T4 may serve it
     assert deployed["decisions"]["snapshot"] == "cpu"
     in_container = describe(tmp_path, **deployed["gpu_env"])
@@ -147,9 +167,11 @@ def test_a_models_file_adds_models_to_a_deploy_and_its_containers_see_them(tmp_p
     """The operator's own entries: checked at deploy time, each given its class, its GPU and RAM; the
     containers get the file's text in their environment, so they decide from the same entries."""
     models_file = tmp_path / "models.toml"
-    models_file.write_text('[models.house]\nlike = "sdxl-turbo"\nsource = "hub:me/house-sdxl"\n'
-                           'revision = "0123456789abcdef0123456789abcdef01234567"\ngpu = "A100-80GB"\n'
-                           'host_memory_gib = 40\ndescription = "Our house style"\n')
+    models_file.write_text(
+        '[models.house]\nlike = "sdxl-turbo"\nsource = "hub:me/house-sdxl"\n'
+        'revision = "0123456789abcdef0123456789abcdef01234567"\ngpu = "A100-80GB"\n'
+        'host_memory_gib = 40\ndescription = "Our house style"\n'
+    )
     deployed = describe(tmp_path, IMAGEGEN_MODELS="house,sd-turbo", IMAGEGEN_MODELS_FILE=str(models_file))
     assert deployed["classes"] == ["ImageWorker_house", "ImageWorker_sd_turbo"]
     house = deployed["gpu"]["house"]
@@ -166,17 +188,21 @@ def test_the_front_serves_the_models_files_entries(make_settings, shared: Shared
     deployment = ModalDeployment(models=["house"], models_file=models_file, proxy_auth=True)
     settings = make_settings(models="house", models_file=models_file, storage_dir=tmp_path / "images")
     # No GPU is called here: the classes (declared from the deploy's own environment) are not needed.
-    with TestClient(create_web_app(settings, lambda model_id: None, shared.mount(tmp_path / "images"),
-                                   deployment)) as http:
+    with TestClient(
+        create_web_app(settings, lambda model_id: None, shared.mount(tmp_path / "images"), deployment)
+    ) as http:
         listed = http.get("/v1/models").json()["data"]
     assert [(model["id"], model["description"]) for model in listed] == [("house", "Our house style")]
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ('[models.mine]\nlike = "sd-turbo"\nsource = "/models/mine"\n', "'source'"),  # no such path here
-    ('[models.mine]\nlike = "sd-turbo"\nsource = "/"\n', "loads from a path on this machine"),
-    ('[models.mine]\nsource = "tiny:sd"\nfamily = "sd"\ndescription = "d"\nfamliy = "x"\n', "famliy"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('[models.mine]\nlike = "sd-turbo"\nsource = "/models/mine"\n', "'source'"),  # no such path here
+        ('[models.mine]\nlike = "sd-turbo"\nsource = "/"\n', "loads from a path on this machine"),
+        ('[models.mine]\nsource = "tiny:sd"\nfamily = "sd"\ndescription = "d"\nfamliy = "x"\n', "famliy"),
+    ],
+)
 def test_a_bad_models_file_stops_the_deploy_naming_the_field(text: str, says: str, tmp_path: Path) -> None:
     models_file = tmp_path / "models.toml"
     models_file.write_text(text)
@@ -213,8 +239,12 @@ def shipped(image: Any) -> set[str]:
 
 def test_both_images_carry_our_packages_with_the_playground_files() -> None:
     """The playground's page, scripts and styles are not Python: by default modal ships .py files only."""
-    ours = {f"/root/{path.relative_to(ROOT)}" for package in ("handlers", "pipelines")
-            for path in (ROOT / package).rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    ours = {
+        f"/root/{path.relative_to(ROOT)}"
+        for package in ("handlers", "pipelines")
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     assert "/root/handlers/playground/index.html" in ours and "/root/handlers/playground/playground.js" in ours
     assert shipped(modal_app.web_image) == shipped(modal_app.gpu_image) == ours
 
@@ -231,8 +261,19 @@ def gpu_env(cache_dir: Path) -> Iterator[None]:
 
 
 def job(**fields: Any) -> Job:
-    defaults = dict(task="generate", model="tiny-sd", prompt="a lighthouse", n=2, width=64, height=48,
-                    output_width=64, output_height=48, steps=2, guidance=0.0, seeds=(3, 4))
+    defaults = dict(
+        task="generate",
+        model="tiny-sd",
+        prompt="a lighthouse",
+        n=2,
+        width=64,
+        height=48,
+        output_width=64,
+        output_height=48,
+        steps=2,
+        guidance=0.0,
+        seeds=(3, 4),
+    )
     return Job(**{**defaults, **fields})
 
 
@@ -315,9 +356,13 @@ def eventually(found: Callable[[], Any]) -> Any:
 
 def stopped_at(caplog) -> int | None:
     """The step at which the GPU's run stopped (waiting up to WAIT for the news), or None."""
+
     def steps() -> list[int]:
-        return [int(found.group(1)) for record in caplog.records
-                if (found := re.search(r"stopped tiny-sd after step (\d+) of ", record.getMessage()))]
+        return [
+            int(found.group(1))
+            for record in caplog.records
+            if (found := re.search(r"stopped tiny-sd after step (\d+) of ", record.getMessage()))
+        ]
 
     found = eventually(steps)
     return found[0] if found else None
@@ -325,8 +370,7 @@ def stopped_at(caplog) -> int | None:
 
 def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, caplog) -> None:
     caplog.set_level("INFO", logger="imagegen")
-    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=120,
-                         function_call=gpus.plane.from_id)
+    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=120, function_call=gpus.plane.from_id)
     remote(gpus, job(n=1, seeds=(1,)))  # warm (the load is not the point here)
     worker = gpus.containers["tiny-sd"].instance.gpu_model.worker
     container = gpus.containers["tiny-sd"]
@@ -350,8 +394,7 @@ def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, capl
 
 def test_a_run_past_its_deadline_is_busy_and_stops_on_the_gpu(gpus: Deployment, caplog) -> None:
     caplog.set_level("INFO", logger="imagegen")
-    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=1.0,
-                         function_call=gpus.plane.from_id)
+    engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=1.0, function_call=gpus.plane.from_id)
 
     async def too_slow() -> APIError:
         try:
@@ -388,8 +431,11 @@ def test_a_failed_load_raises_from_the_enter_hook_in_a_form_that_crosses_the_wir
 def test_the_warm_up_runs_each_task_the_model_serves(cache_dir: Path, caplog) -> None:
     caplog.set_level("INFO", logger="imagegen")
     # tiny-qwen-image: a model that cannot take one step warms up with the fewest it takes.
-    for model_id, tasks in (("tiny-sd", ["generate", "variation"]), ("tiny-flux2", ["generate", "variation"]),
-                            ("tiny-qwen-image", ["generate", "variation"])):
+    for model_id, tasks in (
+        ("tiny-sd", ["generate", "variation"]),
+        ("tiny-flux2", ["generate", "variation"]),
+        ("tiny-qwen-image", ["generate", "variation"]),
+    ):
         spec = CATALOG[model_id]
         assert [each.task for each in warm_up_jobs(spec)] == tasks
         worker = Worker(ModelCache([spec], cache_dir=cache_dir, device="cpu"))
@@ -407,8 +453,13 @@ class Front:
 
     def __init__(self, settings: Any, volume: SharedVolume, gpus: Deployment) -> None:
         # In a deployment IMAGEGEN_MODELS reaches both the front's settings and the deployment's.
-        self.app = create_web_app(settings, gpus.gpu_class, volume.mount(settings.storage_dir),
-                                  ModalDeployment(models=settings.models), function_call=gpus.plane.from_id)
+        self.app = create_web_app(
+            settings,
+            gpus.gpu_class,
+            volume.mount(settings.storage_dir),
+            ModalDeployment(models=settings.models),
+            function_call=gpus.plane.from_id,
+        )
         self.http = TestClient(self.app, raise_server_exceptions=False)
         self.sdk = OpenAI(api_key=API_KEY, base_url="http://testserver/v1", http_client=self.http, max_retries=0)
 
@@ -426,10 +477,12 @@ def pools(gpu_env: None) -> Iterator[Deployment]:
 
 
 @pytest.fixture(scope="module")
-def front(make_settings, gpu_env: None, shared: SharedVolume, pools: Deployment,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
-    settings = make_settings(models="tiny-sd,sd-turbo", api_keys=API_KEY,
-                             storage_dir=tmp_path_factory.mktemp("front-a"))
+def front(
+    make_settings, gpu_env: None, shared: SharedVolume, pools: Deployment, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Front]:
+    settings = make_settings(
+        models="tiny-sd,sd-turbo", api_keys=API_KEY, storage_dir=tmp_path_factory.mktemp("front-a")
+    )
     front = Front(settings, shared, pools)
     with front.http:
         yield front
@@ -444,8 +497,9 @@ def test_generate_returns_a_url_that_fetches_the_image(front: Front) -> None:
 
 def test_b64_json_and_seeds_behave_as_locally(front: Front) -> None:
     def make(seed: int, n: int) -> list[bytes]:
-        response = front.sdk.images.generate(model="dall-e-3", prompt="a boat", size="64x64", n=n,
-                                             response_format="b64_json", extra_body={"seed": seed})
+        response = front.sdk.images.generate(
+            model="dall-e-3", prompt="a boat", size="64x64", n=n, response_format="b64_json", extra_body={"seed": seed}
+        )
         return [base64.b64decode(item.b64_json) for item in response.data]
 
     first = make(7, 2)
@@ -457,7 +511,9 @@ def test_b64_json_and_seeds_behave_as_locally(front: Front) -> None:
 def test_an_edit_with_a_mask_keeps_every_other_pixel(front: Front) -> None:
     original = noise((96, 64))
     response = front.sdk.images.edit(
-        model="tiny-sd", prompt="a red door", response_format="b64_json",
+        model="tiny-sd",
+        prompt="a red door",
+        response_format="b64_json",
         image=("photo.png", png_bytes(original), "image/png"),
         mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
     )
@@ -467,14 +523,23 @@ def test_an_edit_with_a_mask_keeps_every_other_pixel(front: Front) -> None:
 
 
 def test_a_streamed_generation_crosses_the_boundary(front: Front) -> None:
-    events = list(front.sdk.images.generate(model="tiny-sd", prompt="x", size="64x64", stream=True,
-                                            partial_images=1, extra_body={"num_inference_steps": 3}))
+    events = list(
+        front.sdk.images.generate(
+            model="tiny-sd",
+            prompt="x",
+            size="64x64",
+            stream=True,
+            partial_images=1,
+            extra_body={"num_inference_steps": 3},
+        )
+    )
     assert [e.type for e in events] == ["image_generation.partial_image", "image_generation.completed"]
     assert png(base64.b64decode(events[-1].b64_json)).size == (64, 64)
 
 
 def test_another_front_container_serves_the_url_through_the_volume_api(
-        front: Front, make_settings, shared: SharedVolume, pools: Deployment, tmp_path: Path) -> None:
+    front: Front, make_settings, shared: SharedVolume, pools: Deployment, tmp_path: Path
+) -> None:
     url = front.sdk.images.generate(model="tiny-sd", prompt="x", size="64x64").data[0].url
     other = Front(make_settings(models="tiny-sd", api_keys=API_KEY, storage_dir=tmp_path), shared, pools)
     with other.http:
@@ -496,8 +561,11 @@ def test_errors_are_the_same_openai_errors(front: Front) -> None:
 
 
 def test_a_model_missing_from_the_weights_volume_is_a_503_that_says_how_to_fetch_it(front: Front) -> None:
-    response = front.http.post("/v1/images/generations", headers={"Authorization": f"Bearer {API_KEY}"},
-                               json={"model": "sd-turbo", "prompt": "x"})
+    response = front.http.post(
+        "/v1/images/generations",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"model": "sd-turbo", "prompt": "x"},
+    )
     assert response.status_code == 503
     assert response.headers["x-should-retry"] == "false"
     error = response.json()["error"]
@@ -505,13 +573,15 @@ def test_a_model_missing_from_the_weights_volume_is_a_503_that_says_how_to_fetch
     assert "modal run modal_app.py::download --models sd-turbo" in error["message"]
 
 
-def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(make_settings, shared: SharedVolume,
-                                                                     tmp_path: Path) -> None:
+def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(
+    make_settings, shared: SharedVolume, tmp_path: Path
+) -> None:
     settings = make_settings(models="tiny-sd", storage_dir=tmp_path)
-    with pytest.raises(RuntimeError, match="IMAGEGEN_API_KEYS is empty.*IMAGEGEN_MODAL_PROXY_AUTH=1"):
+    with pytest.raises(RuntimeError, match=r"IMAGEGEN_API_KEYS is empty.*IMAGEGEN_MODAL_PROXY_AUTH=1"):
         create_web_app(settings, modal_app.gpu_class, shared.mount(tmp_path), ModalDeployment(models=settings.models))
-    guarded = create_web_app(settings, modal_app.gpu_class, shared.mount(tmp_path),
-                             ModalDeployment(models=settings.models, proxy_auth=True))
+    guarded = create_web_app(
+        settings, modal_app.gpu_class, shared.mount(tmp_path), ModalDeployment(models=settings.models, proxy_auth=True)
+    )
     with TestClient(guarded) as http:
         assert http.get("/v1/models").json()["data"][0]["id"] == "tiny-sd"
 
@@ -524,37 +594,54 @@ def test_fetching_weights_takes_catalog_models_only(cache_dir: Path) -> None:
 
 
 def test_deploy_time_settings_reach_the_containers_but_keys_stay_in_the_secret(monkeypatch) -> None:
-    for name, value in {"IMAGEGEN_MODELS": " flux-schnell , tiny-sd", "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
-                        "IMAGEGEN_API_KEYS": "sk-local", "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
-                        "IMAGEGEN_TORCH_COMPILE": "false"}.items():
+    for name, value in {
+        "IMAGEGEN_MODELS": " flux-schnell , tiny-sd",
+        "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
+        "IMAGEGEN_API_KEYS": "sk-local",
+        "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
+        "IMAGEGEN_TORCH_COMPILE": "false",
+    }.items():
         monkeypatch.setenv(name, value)
     deployment = ModalDeployment()
-    assert deployment.forwarded_env() == {"IMAGEGEN_MODELS": "flux-schnell,tiny-sd",
-                                          "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
-                                          "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
-                                          "IMAGEGEN_TORCH_COMPILE": "false"}
+    assert deployment.forwarded_env() == {
+        "IMAGEGEN_MODELS": "flux-schnell,tiny-sd",
+        "IMAGEGEN_MODEL_ALIASES": "dall-e-3=tiny-sd",
+        "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200",
+        "IMAGEGEN_TORCH_COMPILE": "false",
+    }
     # The GPUs each model's class asks Modal for, and so what it loads in.
     assert (deployment.gpus_for("flux-schnell"), deployment.gpus_for("tiny-sd")) == (["H200"], ["T4"])
     assert (deployment.dtype_for("flux-schnell"), deployment.dtype_for("tiny-sd")) == ("bfloat16", "float16")
 
 
-def test_loras_on_the_weights_volume_reach_the_gpu_through_the_front(make_settings, gpu_env: None,
-                                                                      shared: SharedVolume, pools: Deployment,
-                                                                      cache_dir: Path,
-                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_loras_on_the_weights_volume_reach_the_gpu_through_the_front(
+    make_settings,
+    gpu_env: None,
+    shared: SharedVolume,
+    pools: Deployment,
+    cache_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """The front checks a request's LoRAs against the folder it mounts; the GPU class loads the file
     the Job names (one Volume, one path, in both containers)."""
     from tests.test_lora import _save_lora
 
     loras = tmp_path_factory.mktemp("weights-loras")
     _save_lora("sd", cache_dir, loras / "ink.safetensors", seed=1)
-    settings = make_settings(models="tiny-sd", api_keys=API_KEY, lora_dir=loras,
-                             storage_dir=tmp_path_factory.mktemp("front-lora"))
+    settings = make_settings(
+        models="tiny-sd", api_keys=API_KEY, lora_dir=loras, storage_dir=tmp_path_factory.mktemp("front-lora")
+    )
     front = Front(settings, shared, pools)
     with front.http:
+
         def make(**extra) -> bytes:
-            response = front.sdk.images.generate(model="tiny-sd", prompt="a harbour", size="64x64",
-                                                 response_format="b64_json", extra_body={"seed": 3, **extra})
+            response = front.sdk.images.generate(
+                model="tiny-sd",
+                prompt="a harbour",
+                size="64x64",
+                response_format="b64_json",
+                extra_body={"seed": 3, **extra},
+            )
             return base64.b64decode(response.data[0].b64_json)
 
         plain = make()

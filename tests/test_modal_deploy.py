@@ -25,14 +25,40 @@ from tests.conftest import API_KEY, ROOT, Server, start_server, stop_server
 
 def deploy(*args: str) -> subprocess.CompletedProcess:
     env = {name: value for name, value in os.environ.items() if not name.startswith(("MODAL_", "IMAGEGEN_"))}
-    return subprocess.run([sys.executable, "scripts/deploy.py", *args, "--dry-run"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "scripts/deploy.py", *args, "--dry-run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_flags_become_the_environment_modal_app_reads() -> None:
-    args = parse_args(["--models", "flux-schnell,sdxl-turbo", "--gpu", "flux-schnell=H200|H100", "--gpu", "sdxl-turbo=L40S",
-                       "--memory", "sdxl-turbo=20", "--snapshot", "cpu", "--buffer-containers", "1",
-                       "--min-containers", "1", "--scaledown-window", "600", "--proxy-auth", "--ttl", "900"])
+    args = parse_args(
+        [
+            "--models",
+            "flux-schnell,sdxl-turbo",
+            "--gpu",
+            "flux-schnell=H200|H100",
+            "--gpu",
+            "sdxl-turbo=L40S",
+            "--memory",
+            "sdxl-turbo=20",
+            "--snapshot",
+            "cpu",
+            "--buffer-containers",
+            "1",
+            "--min-containers",
+            "1",
+            "--scaledown-window",
+            "600",
+            "--proxy-auth",
+            "--ttl",
+            "900",
+        ]
+    )
     assert deploy_env(args) == {
         "IMAGEGEN_MODELS": "flux-schnell,sdxl-turbo",
         "IMAGEGEN_MODAL_GPUS": "flux-schnell=H200|H100,sdxl-turbo=L40S",
@@ -98,14 +124,25 @@ def until(condition: Callable[[], bool], what: str, bound: float = 60.0) -> None
 def busy_server(cache_dir: Path, tmp_path: Path) -> Iterator[str]:
     """A real local server whose model is busy: one long job running, one filling the queue's
     only place, so a new request is told "not now" (429 queue_full, with Retry-After)."""
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
-           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_MAX_QUEUE": "1",
-           "IMAGEGEN_API_KEYS": API_KEY}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+        "IMAGEGEN_MAX_QUEUE": "1",
+        "IMAGEGEN_API_KEYS": API_KEY,
+    }
     process, url = start_server(env, tmp_path / "server.log")
     long_job = {"model": "tiny-sd", "prompt": "a long one", "size": "512x512", "num_inference_steps": 40}
     auth = {"Authorization": f"Bearer {API_KEY}"}
-    busy = [threading.Thread(target=httpx.post, args=(f"{url}/v1/images/generations",),
-                             kwargs={"json": long_job, "headers": auth, "timeout": 120}) for _ in range(2)]
+    busy = [
+        threading.Thread(
+            target=httpx.post,
+            args=(f"{url}/v1/images/generations",),
+            kwargs={"json": long_job, "headers": auth, "timeout": 120},
+        )
+        for _ in range(2)
+    ]
 
     def model() -> dict:
         return httpx.get(f"{url}/health/ready", timeout=5).json()["models"]["tiny-sd"]
@@ -127,8 +164,7 @@ def busy_server(cache_dir: Path, tmp_path: Path) -> Iterator[str]:
         stop_server(process)
 
 
-def test_the_smoke_test_waits_out_a_busy_server_as_told_and_reports_cold_apart(cache_dir: Path,
-                                                                              tmp_path: Path) -> None:
+def test_the_smoke_test_waits_out_a_busy_server_as_told_and_reports_cold_apart(cache_dir: Path, tmp_path: Path) -> None:
     """A pool with no room answers "not now" with Retry-After (here a real local server with a
     one-place queue, kept full; on Modal, 503 `model_busy` while a first container starts): the
     smoke test waits as told, asks again, and says what it waited out."""
@@ -156,8 +192,9 @@ def test_autoscaling_targets_and_per_model_settings_are_checked() -> None:
     ]:
         with pytest.raises(ValidationError, match=re.escape(reason)):
             ModalDeployment(models=["sdxl-turbo"], **settings)
-    chosen = ModalDeployment(models=["sdxl-turbo", "flux-schnell"], gpus="flux-schnell=H100|A100-80GB",
-                             memory_gib="sdxl-turbo=20")
+    chosen = ModalDeployment(
+        models=["sdxl-turbo", "flux-schnell"], gpus="flux-schnell=H100|A100-80GB", memory_gib="sdxl-turbo=20"
+    )
     assert chosen.gpus_for("flux-schnell") == ["H100", "A100-80GB"] and chosen.gpus_for("sdxl-turbo") == ["L4"]
     assert (chosen.memory_mib_for("sdxl-turbo"), chosen.memory_mib_for("flux-schnell")) == (20 * 1024, 48 * 1024)
     assert chosen.class_name("flux-schnell") == "ImageWorker_flux_schnell"

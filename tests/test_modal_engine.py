@@ -32,16 +32,28 @@ from tests.modal_control_plane import Deployment
 # bound, never a pause (each wait ends at the event it waits for), generous for a loaded machine.
 WAIT = 30.0
 
-JOB = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64, output_height=64,
-          steps=2, guidance=0.0, seeds=(1,))
+JOB = Job(
+    task="generate",
+    model="tiny-sd",
+    prompt="x",
+    n=1,
+    width=64,
+    height=64,
+    output_width=64,
+    output_height=64,
+    steps=2,
+    guidance=0.0,
+    seeds=(1,),
+)
 
 
 class Scripted:
     """A GPU class whose work hangs, raises, or streams what the test says; it notes what it got
     and whether its work was cancelled."""
 
-    def __init__(self, *, error: BaseException | None = None, hang: bool = False,
-                 events: list[ImageEvent] | None = None) -> None:
+    def __init__(
+        self, *, error: BaseException | None = None, hang: bool = False, events: list[ImageEvent] | None = None
+    ) -> None:
         self.error = error
         self.hang = hang
         self.events = events or []
@@ -117,8 +129,9 @@ def run(deployment: Deployment, scripted: Scripted, deadline: float = 5.0) -> AP
         (ValueError("anything else"), 500, "generation_failed", "false"),
     ],
 )
-def test_modal_failures_become_api_errors(deployment: Deployment, error: BaseException, status: int, code: str,
-                                          retry: str) -> None:
+def test_modal_failures_become_api_errors(
+    deployment: Deployment, error: BaseException, status: int, code: str, retry: str
+) -> None:
     failure = run(deployment, Scripted(error=error))
     assert (http_status(failure), failure.code, http_headers(failure)["x-should-retry"]) == (status, code, retry)
     assert "tiny-sd" in failure.message and "Traceback" not in failure.message
@@ -129,8 +142,12 @@ def test_modal_failures_become_api_errors(deployment: Deployment, error: BaseExc
 def test_an_api_error_from_the_gpu_passes_through_unchanged(deployment: Deployment) -> None:
     remote = errors.invalid("mask", "bad mask", code="invalid_mask")
     arrived = run(deployment, Scripted(error=remote))  # it crossed the wire: a copy, not the same object
-    assert (http_status(arrived), arrived.message, arrived.param, arrived.code) == (400, "bad mask", "mask",
-                                                                                    "invalid_mask")
+    assert (http_status(arrived), arrived.message, arrived.param, arrived.code) == (
+        400,
+        "bad mask",
+        "mask",
+        "invalid_mask",
+    )
 
 
 def test_a_pool_that_never_answers_is_a_503_by_the_deadline_and_its_call_is_cancelled(deployment: Deployment) -> None:

@@ -137,8 +137,16 @@ def test_expiry_is_enforced_on_both_read_paths(volume, clock, tmp_path: Path) ->
     assert len(volume.reads) == reads  # expired ids never cost an API call
 
 
-@pytest.mark.parametrize("image_id", ["../../etc/passwd", "x" * 22 + ".png", "AAAAAAAAAAAAAAAAAAAAAA.png",
-                                      "zzzzzzzzz" + "A" * 22 + ".png", "fffffffff" + "A" * 22 + ".png"])
+@pytest.mark.parametrize(
+    "image_id",
+    [
+        "../../etc/passwd",
+        "x" * 22 + ".png",
+        "AAAAAAAAAAAAAAAAAAAAAA.png",
+        "zzzzzzzzz" + "A" * 22 + ".png",
+        "fffffffff" + "A" * 22 + ".png",
+    ],
+)
 def test_malformed_or_forged_ids_never_reach_the_volume(volume, clock, tmp_path: Path, image_id: str) -> None:
     store = container(volume, tmp_path / "a", clock)
     assert store.get(image_id) is None
@@ -159,7 +167,8 @@ def test_the_sweep_deletes_expired_images_and_commits_the_deletions(volume, cloc
 
 
 def test_a_burst_of_responses_shares_commits_one_at_a_time_and_each_returns_committed(
-        volume, clock, tmp_path: Path) -> None:
+    volume, clock, tmp_path: Path
+) -> None:
     root = tmp_path / "a"
     root.mkdir()
     mount = Mount(volume, root, commit_seconds=0.05)

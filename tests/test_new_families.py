@@ -31,8 +31,14 @@ def _images(response) -> list[Image.Image]:
 @pytest.mark.parametrize("model", NEW)
 def test_generations_have_the_size_and_the_seeds_asked(client: OpenAI, model: str) -> None:
     def make(seed: int, n: int):
-        return client.images.generate(model=model, prompt="a red fox", size="96x64", n=n, response_format="b64_json",
-                                      extra_body={"seed": seed, **STEPS})
+        return client.images.generate(
+            model=model,
+            prompt="a red fox",
+            size="96x64",
+            n=n,
+            response_format="b64_json",
+            extra_body={"seed": seed, **STEPS},
+        )
 
     first = make(11, 2)
     assert [image.size for image in _images(first)] == [(96, 64), (96, 64)]
@@ -47,9 +53,16 @@ def test_generations_have_the_size_and_the_seeds_asked(client: OpenAI, model: st
 @pytest.mark.parametrize("model", NEW)
 def test_a_masked_edit_repaints_only_the_hole(client: OpenAI, model: str) -> None:
     original = noise((96, 64))
-    (result,) = _images(client.images.edit(model=model, prompt="a red door", image=_file(original),
-                                           mask=_file(mask_with_hole(original.size)), response_format="b64_json",
-                                           extra_body=STEPS))
+    (result,) = _images(
+        client.images.edit(
+            model=model,
+            prompt="a red door",
+            image=_file(original),
+            mask=_file(mask_with_hole(original.size)),
+            response_format="b64_json",
+            extra_body=STEPS,
+        )
+    )
     assert result.size == original.size
     box = changed_box(original, result)
     assert box is not None and inside(box, HOLE), box
@@ -59,8 +72,15 @@ def test_kontext_follows_an_instruction_on_the_whole_image(client: OpenAI) -> No
     original = noise((64, 64))
 
     def edit(prompt: str) -> Image.Image:
-        return _images(client.images.edit(model="tiny-flux-kontext", prompt=prompt, image=_file(original),
-                                          response_format="b64_json", extra_body={"seed": 5, **STEPS}))[0]
+        return _images(
+            client.images.edit(
+                model="tiny-flux-kontext",
+                prompt=prompt,
+                image=_file(original),
+                response_format="b64_json",
+                extra_body={"seed": 5, **STEPS},
+            )
+        )[0]
 
     night, snow = edit("make it night"), edit("add snow")
     box = changed_box(original, night)
@@ -72,16 +92,20 @@ def test_kontext_follows_an_instruction_on_the_whole_image(client: OpenAI) -> No
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK's, on create_variation
 @pytest.mark.parametrize("model", NEW)
 def test_variations_keep_the_input_size(client: OpenAI, model: str) -> None:
-    varied = _images(client.images.create_variation(model=model, image=_file(noise((64, 48))), n=2,
-                                                    response_format="b64_json"))
+    varied = _images(
+        client.images.create_variation(model=model, image=_file(noise((64, 48))), n=2, response_format="b64_json")
+    )
     assert [image.size for image in varied] == [(64, 48), (64, 48)]
     assert varied[0].tobytes() != varied[1].tobytes()
 
 
 @pytest.mark.parametrize("model", NEW)
 def test_streams_send_previews_then_the_image(client: OpenAI, model: str) -> None:
-    events = list(client.images.generate(model=model, prompt="x", size="96x64", stream=True, partial_images=2,
-                                         extra_body={"num_inference_steps": 3}))
+    events = list(
+        client.images.generate(
+            model=model, prompt="x", size="96x64", stream=True, partial_images=2, extra_body={"num_inference_steps": 3}
+        )
+    )
     assert [event.type for event in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     for event in events:
         assert png(base64.b64decode(event.b64_json)).size[0] in (48, 96)  # previews may be half size
@@ -93,8 +117,17 @@ def test_compatible_jobs_share_one_pipeline_call(make_settings, model: str) -> N
 
     settings = make_settings(models=[model])
     worker = local_worker(served_models(settings), settings)
-    job = dict(task="generate", model=model, n=1, width=64, height=64, output_width=64, output_height=64, steps=2,
-               guidance=CATALOG[model].styles["natural"].guidance)
+    job = dict(
+        task="generate",
+        model=model,
+        n=1,
+        width=64,
+        height=64,
+        output_width=64,
+        output_height=64,
+        steps=2,
+        guidance=CATALOG[model].styles["natural"].guidance,
+    )
     batch = worker.run_batch([Job(prompt="a fox", seeds=(1,), **job), Job(prompt="a boat", seeds=(2,), **job)])
     assert [len(images) for images in batch] == [1, 1]
     assert worker.batch_sizes(model) == {2: 1}
@@ -117,13 +150,25 @@ def test_a_qwen_batch_keeps_each_jobs_negative_prompt(make_settings) -> None:
 
     settings = make_settings(models=["tiny-qwen-image"])
     worker = local_worker(served_models(settings), settings)
-    job = dict(task="generate", model="tiny-qwen-image", prompt="a fox", n=1, width=64, height=64, output_width=64,
-               output_height=64, steps=2, guidance=4.0)
+    job = dict(
+        task="generate",
+        model="tiny-qwen-image",
+        prompt="a fox",
+        n=1,
+        width=64,
+        height=64,
+        output_width=64,
+        output_height=64,
+        steps=2,
+        guidance=4.0,
+    )
     alone = worker.run(Job(seeds=(2,), negative_prompt="blurry", **job))[0]
     plain = worker.run(Job(seeds=(2,), **job))[0]
     batch = worker.run_batch([Job(seeds=(1,), **job), Job(seeds=(2,), negative_prompt="blurry", **job)])
     assert worker.batch_sizes("tiny-qwen-image")[2] == 1
     batched = png(batch[1][0]).convert("RGB").tobytes()
-    closest = min((png(alone).convert("RGB").tobytes(), png(plain).convert("RGB").tobytes()),
-                  key=lambda other: sum(abs(a - b) for a, b in zip(batched, other, strict=True)))
+    closest = min(
+        (png(alone).convert("RGB").tobytes(), png(plain).convert("RGB").tobytes()),
+        key=lambda other: sum(abs(a - b) for a, b in zip(batched, other, strict=True)),
+    )
     assert closest == png(alone).convert("RGB").tobytes()  # made with its own negative prompt

@@ -34,8 +34,9 @@ def test_every_response_has_a_request_id_and_a_callers_own_is_kept(api: TestClie
 
 
 def test_error_bodies_carry_the_request_id(api: TestClient) -> None:
-    response = api.post("/v1/images/generations", json={"prompt": "x", "size": "70x70"},
-                        headers={"x-request-id": "mine-1"})
+    response = api.post(
+        "/v1/images/generations", json={"prompt": "x", "size": "70x70"}, headers={"x-request-id": "mine-1"}
+    )
     assert response.json()["error"]["request_id"] == "mine-1" == response.headers["x-request-id"]
 
 
@@ -47,14 +48,23 @@ def _request_lines(caplog: pytest.LogCaptureFixture) -> list[dict]:
 
 
 def test_one_line_per_request_says_what_was_asked_what_it_cost_and_how_it_ended(
-        api: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="imagegen.request")
     made = api.post("/v1/images/generations", json=SMALL, headers={"x-request-id": "line-1"})
     refused = api.post("/v1/images/generations", json={**SMALL, "size": "70x70"}, headers={"x-request-id": "line-2"})
     lines = {line["request_id"]: line for line in _request_lines(caplog)}
     line = lines["line-1"]
-    assert (line["route"], line["status"], line["model"], line["task"], line["size"], line["n"], line["steps"],
-            line["seed"]) == ("/v1/images/generations", 200, "tiny-sd", "generate", "64x64", 1, 2, 7)
+    assert (
+        line["route"],
+        line["status"],
+        line["model"],
+        line["task"],
+        line["size"],
+        line["n"],
+        line["steps"],
+        line["seed"],
+    ) == ("/v1/images/generations", 200, "tiny-sd", "generate", "64x64", 1, 2, 7)
     assert line["queue_s"] >= 0 and line["run_s"] > 0 and line["total_s"] >= line["run_s"]
     assert line["bytes_out"] == len(made.content) and line["error"] is None
     assert (lines["line-2"]["status"], lines["line-2"]["error"]) == (400, "invalid_value")
@@ -63,8 +73,13 @@ def test_one_line_per_request_says_what_was_asked_what_it_cost_and_how_it_ended(
 
 def test_json_logs_one_object_a_line_with_the_request_id_and_no_keys(cache_dir: Path, tmp_path: Path) -> None:
     log_path = tmp_path / "server.log"
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
-           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_LOG_FORMAT": "json"}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_API_KEYS": API_KEY,
+        "IMAGEGEN_LOG_FORMAT": "json",
+    }
     process, url = start_server(env, log_path)
     try:
         response = httpx.post(f"{url}/v1/images/generations", json=SMALL, headers=AUTH, timeout=60)
@@ -76,8 +91,11 @@ def test_json_logs_one_object_a_line_with_the_request_id_and_no_keys(cache_dir: 
     entries = [json.loads(line) for line in text.splitlines() if line.strip()]  # every line is JSON
     started = next(entry for entry in entries if entry["message"].startswith("serving"))
     assert "tiny-sd" in started["message"] and started["keys"] == 1 and "cpu" in started["message"]
-    (request,) = [entry for entry in entries if entry["logger"] == "imagegen.request"
-                  and entry.get("route") == "/v1/images/generations"]
+    (request,) = [
+        entry
+        for entry in entries
+        if entry["logger"] == "imagegen.request" and entry.get("route") == "/v1/images/generations"
+    ]
     assert request["request_id"] == response.headers["x-request-id"] and request["status"] == 200
     loaded = next(entry for entry in entries if entry["message"].startswith("loaded tiny-sd in"))
     assert loaded["request_id"] == response.headers["x-request-id"]  # the load this request caused
@@ -87,8 +105,10 @@ def test_json_logs_one_object_a_line_with_the_request_id_and_no_keys(cache_dir: 
 
 
 def _samples(text: str) -> dict[str, float]:
-    return {name: float(value) for name, value in (line.rsplit(" ", 1) for line in text.splitlines()
-                                                   if line and not line.startswith("#"))}
+    return {
+        name: float(value)
+        for name, value in (line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    }
 
 
 def _metric(name: str, **labels: str) -> str:
@@ -168,6 +188,9 @@ def test_docs_work_offline_and_have_an_authorize_button(api: TestClient) -> None
     assert api.get("/redoc").status_code == 200
     schema = api.get("/openapi.json").json()
     assert schema["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http", "scheme": "bearer", "description": "An API key: `Authorization: Bearer sk-...`."}
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `Authorization: Bearer sk-...`.",
+    }
     assert schema["paths"]["/v1/images/generations"]["post"]["security"] == [{"HTTPBearer": []}]
     assert "security" not in schema["paths"]["/health"]["get"]

@@ -36,8 +36,15 @@ def _pipe(cache_dir: Path, model: str = "tiny-flux"):
 
 def _images(pipe, prompt: str = "a lighthouse", seed: int = 0) -> np.ndarray:
     with torch.inference_mode():
-        return pipe(prompt=prompt, num_inference_steps=2, guidance_scale=0.0, height=64, width=64,
-                    generator=torch.Generator().manual_seed(seed), output_type="np").images
+        return pipe(
+            prompt=prompt,
+            num_inference_steps=2,
+            guidance_scale=0.0,
+            height=64,
+            width=64,
+            generator=torch.Generator().manual_seed(seed),
+            output_type="np",
+        ).images
 
 
 def _state(pipe) -> dict[str, bool]:
@@ -47,8 +54,10 @@ def _state(pipe) -> dict[str, bool]:
     return {
         "fuse_qkv": any(getattr(each, "fused_projections", False) for each in model.modules()),
         "channels_last": conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.shape[-1] > 1,
-        "attention_backend": any(getattr(getattr(each, "processor", None), "_attention_backend", None) is not None
-                                 for each in model.modules()),
+        "attention_backend": any(
+            getattr(getattr(each, "processor", None), "_attention_backend", None) is not None
+            for each in model.modules()
+        ),
         "torch_compile": bool(optimize.compiled_blocks(pipe)),
         "prompt_cache": prompt_cache(pipe) is not None,
         "vae_tiling": bool(getattr(pipe.vae, "use_tiling", False)),
@@ -83,7 +92,12 @@ def test_each_option_switches_on_alone_and_stays_off_otherwise(cache_dir: Path, 
 def test_defaults_follow_the_device(cache_dir: Path) -> None:
     cpu = Optimizations().for_device("cpu")
     assert (cpu.fuse_qkv, cpu.channels_last, cpu.torch_compile, cpu.prompt_cache_size, cpu.vae_tile_above) == (
-        False, False, False, 0, 0)
+        False,
+        False,
+        False,
+        0,
+        0,
+    )
     cuda = Optimizations().for_device("cuda")
     assert (cuda.fuse_qkv, cuda.channels_last, cuda.torch_compile) == (True, True, True)
     assert cuda.prompt_cache_size > 0 and cuda.vae_tile_above == 2048
@@ -108,9 +122,18 @@ def test_settings_reach_the_optimisations(monkeypatch: pytest.MonkeyPatch) -> No
 def test_optimised_and_eager_images_agree(cache_dir: Path, model: str) -> None:
     pipe = _pipe(cache_dir, model)
     eager = _images(pipe)
-    applied = optimize.apply(pipe, Optimizations(fuse_qkv=True, channels_last=True, torch_compile=True,
-                                                 compile_backend="aot_eager", prompt_cache_size=4, warm_up=False),
-                             "cpu")
+    applied = optimize.apply(
+        pipe,
+        Optimizations(
+            fuse_qkv=True,
+            channels_last=True,
+            torch_compile=True,
+            compile_backend="aot_eager",
+            prompt_cache_size=4,
+            warm_up=False,
+        ),
+        "cpu",
+    )
     assert "torch_compile" in applied and optimize.compiled_blocks(pipe)
     np.testing.assert_allclose(_images(pipe), eager, atol=1e-4)
 
@@ -121,8 +144,9 @@ def test_inductor_compiled_images_agree_with_eager(cache_dir: Path, tmp_path: Pa
     """One real Inductor compile (C++ from the installed gcc), its kernels cached where we said."""
     pipe = _pipe(cache_dir, "tiny-sd")
     eager = _images(pipe)
-    optimize.apply(pipe, Optimizations(torch_compile=True, compile_cache_dir=str(tmp_path / "inductor"),
-                                       warm_up=False), "cpu")
+    optimize.apply(
+        pipe, Optimizations(torch_compile=True, compile_cache_dir=str(tmp_path / "inductor"), warm_up=False), "cpu"
+    )
     np.testing.assert_allclose(_images(pipe), eager, atol=1e-4)
     assert any((tmp_path / "inductor").iterdir())
 
@@ -133,8 +157,13 @@ def test_a_load_warms_the_compiled_model_up(cache_dir: Path) -> None:
     from torch._dynamo.utils import counters
 
     graphs = counters["stats"]["unique_graphs"]
-    cache = ModelCache([CATALOG["tiny-sd"]], cache_dir=cache_dir, device="cpu", max_loaded=1,
-                       optimizations=Optimizations(torch_compile=True, compile_backend="aot_eager"))
+    cache = ModelCache(
+        [CATALOG["tiny-sd"]],
+        cache_dir=cache_dir,
+        device="cpu",
+        max_loaded=1,
+        optimizations=Optimizations(torch_compile=True, compile_backend="aot_eager"),
+    )
     pipe = cache.get("tiny-sd").pipe
     assert optimize.compiled_blocks(pipe)
     assert counters["stats"]["unique_graphs"] > graphs
@@ -165,8 +194,13 @@ def test_step_cache_is_skipped_where_diffusers_has_none(cache_dir: Path) -> None
 
 @pytest.mark.skipif(importlib.util.find_spec("torchao") is not None, reason="torchao is installed here")
 def test_fp8_without_torchao_fails_the_load_saying_why(cache_dir: Path) -> None:
-    cache = ModelCache([CATALOG["tiny-flux"]], cache_dir=cache_dir, device="cpu", max_loaded=1,
-                       optimizations=Optimizations(quantize="fp8"))
+    cache = ModelCache(
+        [CATALOG["tiny-flux"]],
+        cache_dir=cache_dir,
+        device="cpu",
+        max_loaded=1,
+        optimizations=Optimizations(quantize="fp8"),
+    )
     with pytest.raises(errors.APIError) as failure:
         cache.get("tiny-flux")
     assert "torchao" in failure.value.message and cache.state("tiny-flux")[0] == "failed"
@@ -186,12 +220,17 @@ def test_a_compile_that_fails_at_warm_up_serves_eager(cache_dir: Path, caplog: p
     from torch._dynamo import register_backend
 
     @register_backend(name="imagegen_refusing")
-    def refusing(graph, example_inputs):  # noqa: ANN001, ANN202 (torch's backend signature)
+    def refusing(graph, example_inputs):
         raise RuntimeError("this backend refuses every graph")
 
     spec = CATALOG["tiny-sd"]
-    cache = ModelCache([spec], cache_dir=cache_dir, device="cpu", max_loaded=1,
-                       optimizations=Optimizations(torch_compile=True, compile_backend="imagegen_refusing"))
+    cache = ModelCache(
+        [spec],
+        cache_dir=cache_dir,
+        device="cpu",
+        max_loaded=1,
+        optimizations=Optimizations(torch_compile=True, compile_backend="imagegen_refusing"),
+    )
     pipe = cache.get("tiny-sd").pipe
     assert cache.state("tiny-sd")[0] == "ready"
     assert not optimize.compiled_blocks(pipe)

@@ -26,8 +26,14 @@ pytestmark = pytest.mark.skipif(
     reason="NO CHROMIUM FOUND (neither `chromium` on PATH nor /usr/bin/chromium): the playground's browser tests "
     "did NOT run. Install Debian's chromium package (`.ci/run` does) to run them.",
 )
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TIMEOUT_MS = 60_000  # the first request on a model also builds its pipeline
 
 
@@ -185,8 +191,11 @@ def test_a_painted_mask_edits_only_the_painted_area(page: Page, server: Server, 
 
 
 def test_a_bad_size_shows_the_servers_message_under_the_size_field(page: Page, server: Server) -> None:
-    expected = httpx.post(f"{server.url}/v1/images/generations", headers={"Authorization": f"Bearer {API_KEY}"},
-                          json={"model": "tiny-sd", "prompt": "x", "size": "70x70"}).json()["error"]
+    expected = httpx.post(
+        f"{server.url}/v1/images/generations",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={"model": "tiny-sd", "prompt": "x", "size": "70x70"},
+    ).json()["error"]
     assert expected["param"] == "size"
     open_with_key(page, server.url)
     fill(page, "a lighthouse", "70x70")
@@ -210,8 +219,9 @@ _NAMELESS = """() => [...document.querySelectorAll("input, select, textarea")].f
 }).map((field) => field.outerHTML)"""
 
 
-def test_a_phone_width_page_has_no_sideways_scroll_and_labelled_inputs(browser: Browser, server: Server,
-                                                                        tmp_path: Path) -> None:
+def test_a_phone_width_page_has_no_sideways_scroll_and_labelled_inputs(
+    browser: Browser, server: Server, tmp_path: Path
+) -> None:
     with new_page(browser, viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True) as page:
         open_with_key(page, server.url)
         photo = tmp_path / "wide.png"
@@ -231,9 +241,11 @@ def test_a_phone_width_page_has_no_sideways_scroll_and_labelled_inputs(browser: 
 
 def _through_a_proxy(server: Server, prefix: str) -> Callable[[Route], None]:
     """A reverse proxy in the browser: /prefix/... is the server's /..., as behind nginx."""
+
     def forward(route: Route) -> None:
         path = route.request.url.removeprefix(prefix)
         route.fulfill(response=route.fetch(url=f"{server.url}/{path}"))
+
     return forward
 
 
@@ -263,15 +275,22 @@ def test_the_page_uses_only_relative_urls_and_serves_its_own_files() -> None:
     assert {path.name for path in PAGE.iterdir()} == {"index.html", *ASSETS}  # every file is served, by name
 
 
-def test_loras_are_offered_for_the_models_that_take_them_and_reach_the_image(browser: Browser, cache_dir: Path,
-                                                                              tmp_path: Path) -> None:
+def test_loras_are_offered_for_the_models_that_take_them_and_reach_the_image(
+    browser: Browser, cache_dir: Path, tmp_path: Path
+) -> None:
     from tests.conftest import start_server, stop_server
     from tests.test_lora import _save_lora
 
     _save_lora("sd", cache_dir, tmp_path / "loras" / "sd" / "ink.safetensors", seed=1)  # for the SD family only
-    process, url = start_server({"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "img"),
-                                 "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_LORA_DIR": str(tmp_path / "loras")},
-                                tmp_path / "server.log")
+    process, url = start_server(
+        {
+            "IMAGEGEN_CACHE_DIR": str(cache_dir),
+            "IMAGEGEN_STORAGE_DIR": str(tmp_path / "img"),
+            "IMAGEGEN_API_KEYS": API_KEY,
+            "IMAGEGEN_LORA_DIR": str(tmp_path / "loras"),
+        },
+        tmp_path / "server.log",
+    )
     try:
         with new_page(browser) as page:
             open_with_key(page, url)
@@ -287,10 +306,20 @@ def test_loras_are_offered_for_the_models_that_take_them_and_reach_the_image(bro
             shown = decoded(card.locator("img.card-image").get_attribute("src")).convert("RGB")
 
         def made(**extra: Any) -> Image.Image:
-            response = httpx.post(f"{url}/v1/images/generations", headers={"Authorization": f"Bearer {API_KEY}"},
-                                  timeout=60, json={"model": "tiny-sd", "prompt": "a harbour", "size": "64x64",
-                                                    "num_inference_steps": 2, "seed": 5, "response_format": "b64_json",
-                                                    **extra})
+            response = httpx.post(
+                f"{url}/v1/images/generations",
+                headers={"Authorization": f"Bearer {API_KEY}"},
+                timeout=60,
+                json={
+                    "model": "tiny-sd",
+                    "prompt": "a harbour",
+                    "size": "64x64",
+                    "num_inference_steps": 2,
+                    "seed": 5,
+                    "response_format": "b64_json",
+                    **extra,
+                },
+            )
             return Image.open(io.BytesIO(base64.b64decode(response.json()["data"][0]["b64_json"]))).convert("RGB")
 
         assert shown.tobytes() == made(lora=[{"name": "ink", "scale": 1}]).tobytes()

@@ -28,9 +28,14 @@ def _images(response) -> list:
 
 def test_a_masked_edit_with_references_keeps_every_pixel_of_the_first_image_outside_the_mask(client: OpenAI) -> None:
     first, sofa, cat = noise((96, 64)), noise((64, 64)), noise((40, 72))  # the last below the model's 64 px
-    response = client.images.edit(model="tiny-flux2", prompt="put the cat from the third image on the sofa",
-                                  image=[_file(first), _file(sofa, "sofa.png"), _file(cat, "cat.png")],
-                                  mask=_file(mask_with_hole(first.size)), response_format="b64_json", n=2)
+    response = client.images.edit(
+        model="tiny-flux2",
+        prompt="put the cat from the third image on the sofa",
+        image=[_file(first), _file(sofa, "sofa.png"), _file(cat, "cat.png")],
+        mask=_file(mask_with_hole(first.size)),
+        response_format="b64_json",
+        n=2,
+    )
     results = _images(response)
     assert [image.size for image in results] == [(96, 64), (96, 64)]
     for result in results:
@@ -42,8 +47,11 @@ def test_a_masked_edit_with_references_keeps_every_pixel_of_the_first_image_outs
 def test_an_openai_name_with_several_images_goes_to_a_model_that_takes_references(client: OpenAI) -> None:
     """gpt-image-2 stands for the default model (tiny-sd) unless the request needs more."""
     first, reference = noise((64, 48)), noise((64, 64))
-    response = client.images.edit(model="gpt-image-2", prompt="the dog from the second image, in the first",
-                                  image=[_file(first), _file(reference)])
+    response = client.images.edit(
+        model="gpt-image-2",
+        prompt="the dog from the second image, in the first",
+        image=[_file(first), _file(reference)],
+    )
     (result,) = _images(response)  # no response_format: a GPT image name answers b64_json
     assert result.size == (64, 48)
     assert response.data[0].url is None
@@ -67,8 +75,15 @@ def test_more_images_than_the_model_takes_is_a_400(client: OpenAI) -> None:
 def test_an_instruction_edit_follows_the_prompt_on_the_whole_image(client: OpenAI) -> None:
     original = noise((80, 48))
     first, again, other = (
-        _images(client.images.edit(model="tiny-flux2", prompt=prompt, image=_file(original),
-                                   extra_body={"seed": seed}, response_format="b64_json"))[0]
+        _images(
+            client.images.edit(
+                model="tiny-flux2",
+                prompt=prompt,
+                image=_file(original),
+                extra_body={"seed": seed},
+                response_format="b64_json",
+            )
+        )[0]
         for prompt, seed in (("make it night", 5), ("make it night", 5), ("make it night", 6))
     )
     assert first.size == (80, 48)
@@ -85,15 +100,31 @@ def test_models_say_how_they_edit_and_how_many_images_they_take(client: OpenAI) 
 
 def test_streamed_reference_edits_and_generations_send_previews(client: OpenAI) -> None:
     original = noise((64, 64))
-    events = list(client.images.edit(model="tiny-flux2", prompt="x", image=[_file(original), _file(noise((64, 64)))],
-                                     mask=_file(mask_with_hole((64, 64))), stream=True, partial_images=2,
-                                     extra_body={"num_inference_steps": 4}))
+    events = list(
+        client.images.edit(
+            model="tiny-flux2",
+            prompt="x",
+            image=[_file(original), _file(noise((64, 64)))],
+            mask=_file(mask_with_hole((64, 64))),
+            stream=True,
+            partial_images=2,
+            extra_body={"num_inference_steps": 4},
+        )
+    )
     assert [event.type for event in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
     for event in events:
         box = changed_box(original, png(base64.b64decode(event.b64_json)))
         assert box is None or inside(box, HOLE)  # previews keep the pixels too
-    generated = list(client.images.generate(model="tiny-flux2", prompt="x", size="96x64", stream=True,
-                                            partial_images=1, extra_body={"num_inference_steps": 3}))
+    generated = list(
+        client.images.generate(
+            model="tiny-flux2",
+            prompt="x",
+            size="96x64",
+            stream=True,
+            partial_images=1,
+            extra_body={"num_inference_steps": 3},
+        )
+    )
     assert [event.type for event in generated] == ["image_generation.partial_image", "image_generation.completed"]
     assert png(base64.b64decode(generated[-1].b64_json)).size == (96, 64)
 
@@ -101,15 +132,18 @@ def test_streamed_reference_edits_and_generations_send_previews(client: OpenAI) 
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")  # the SDK's, on create_variation
 def test_variations_and_seeds_hold_for_the_new_family(client: OpenAI) -> None:
     source = noise((64, 64))
-    varied = _images(client.images.create_variation(model="tiny-flux2", image=_file(source), n=2,
-                                                    response_format="b64_json"))
+    varied = _images(
+        client.images.create_variation(model="tiny-flux2", image=_file(source), n=2, response_format="b64_json")
+    )
     assert [image.size for image in varied] == [(64, 64), (64, 64)]
     assert varied[0].tobytes() != varied[1].tobytes()
-    made = client.images.generate(model="tiny-flux2", prompt="a boat", size="64x64", n=2, response_format="b64_json",
-                                  extra_body={"seed": 77})
+    made = client.images.generate(
+        model="tiny-flux2", prompt="a boat", size="64x64", n=2, response_format="b64_json", extra_body={"seed": 77}
+    )
     assert [item.seed for item in made.data] == [77, 78]
-    again = client.images.generate(model="tiny-flux2", prompt="a boat", size="64x64", n=2, response_format="b64_json",
-                                   extra_body={"seed": 77})
+    again = client.images.generate(
+        model="tiny-flux2", prompt="a boat", size="64x64", n=2, response_format="b64_json", extra_body={"seed": 77}
+    )
     assert [item.b64_json for item in again.data] == [item.b64_json for item in made.data]
 
 
@@ -119,8 +153,13 @@ def test_the_references_reach_the_model(client: OpenAI) -> None:
     first = noise((64, 64))
 
     def edited(*references) -> bytes:
-        response = client.images.edit(model="tiny-flux2", prompt="x", image=[_file(first), *map(_file, references)],
-                                      extra_body={"seed": 3}, response_format="b64_json")
+        response = client.images.edit(
+            model="tiny-flux2",
+            prompt="x",
+            image=[_file(first), *map(_file, references)],
+            extra_body={"seed": 3},
+            response_format="b64_json",
+        )
         return _images(response)[0].tobytes()
 
     alone, red, blue = edited(), edited(Image.new("RGB", (64, 64), "red")), edited(Image.new("RGB", (64, 64), "blue"))

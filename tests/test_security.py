@@ -40,9 +40,15 @@ def locked(make_settings) -> Iterator[TestClient]:
 
 def test_every_401_is_the_same_whatever_key_was_tried(locked: TestClient) -> None:
     """A near miss (a prefix of a real key, a real key plus a character) reads like any other miss."""
-    attempts = [{}, {"Authorization": "Bearer sk-wrong"}, {"Authorization": f"Bearer {API_KEY[:-1]}"},
-                {"Authorization": f"Bearer {API_KEY}x"}, {"Authorization": "Bearer sk-second"},
-                {"Authorization": f"Basic {API_KEY}"}, {"Authorization": "Bearer"}]
+    attempts = [
+        {},
+        {"Authorization": "Bearer sk-wrong"},
+        {"Authorization": f"Bearer {API_KEY[:-1]}"},
+        {"Authorization": f"Bearer {API_KEY}x"},
+        {"Authorization": "Bearer sk-second"},
+        {"Authorization": f"Basic {API_KEY}"},
+        {"Authorization": "Bearer"},
+    ]
     answers = []
     for headers in attempts:
         # One request id for all (a caller's own id is kept), so only what the key changed could differ.
@@ -59,8 +65,12 @@ def test_keys_are_not_logged_on_error_paths_either(server: Server) -> None:
     for key in (API_KEY, secret):
         headers = {"Authorization": f"Bearer {key}"}
         httpx.post(f"{server.url}/v1/images/generations", headers=headers, json={"prompt": ""})
-        httpx.post(f"{server.url}/v1/images/edits", headers=headers, data={"prompt": "x"},
-                   files={"image": ("a.png", b"not an image", "image/png")})
+        httpx.post(
+            f"{server.url}/v1/images/edits",
+            headers=headers,
+            data={"prompt": "x"},
+            files={"image": ("a.png", b"not an image", "image/png")},
+        )
         httpx.get(f"{server.url}/v1/nowhere-{key[:2]}", headers=headers)
     log = server.log_path.read_text()
     assert "/v1/nowhere-sk" in log  # the requests were logged...
@@ -127,10 +137,10 @@ def open_api(make_settings) -> Iterator[TestClient]:
         yield api
 
 
-@pytest.mark.parametrize(("format", "content_type"), [("png", "image/png"), ("jpeg", "image/jpeg"),
-                                                       ("webp", "image/webp")])
-def test_temp_images_are_served_as_their_stored_type_only(open_api: TestClient, format: str,
-                                                          content_type: str) -> None:
+@pytest.mark.parametrize(
+    ("format", "content_type"), [("png", "image/png"), ("jpeg", "image/jpeg"), ("webp", "image/webp")]
+)
+def test_temp_images_are_served_as_their_stored_type_only(open_api: TestClient, format: str, content_type: str) -> None:
     """Even bytes that look like HTML go out as the stored image type, and browsers may not sniff."""
     html = b"<!doctype html><html><script>alert(document.cookie)</script></html>"
     image_id = open_api.app.state.services.store.put(html, format)
@@ -144,8 +154,11 @@ def test_temp_images_are_served_as_their_stored_type_only(open_api: TestClient, 
 
 # --- CORS -------------------------------------------------------------------------------------
 
-PREFLIGHT = {"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+PREFLIGHT = {
+    "Origin": "https://app.example.com",
+    "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type",
+}
 
 
 def test_cors_is_off_by_default(open_api: TestClient) -> None:
@@ -156,7 +169,9 @@ def test_cors_is_off_by_default(open_api: TestClient) -> None:
 
 
 def test_configured_origins_may_call_and_read_errors_others_may_not(make_settings) -> None:
-    settings = make_settings(models="tiny-sd", api_keys=API_KEY, cors_origins="https://app.example.com, https://b.example")
+    settings = make_settings(
+        models="tiny-sd", api_keys=API_KEY, cors_origins="https://app.example.com, https://b.example"
+    )
     with TestClient(create_local_app(settings), raise_server_exceptions=False) as api:
         preflight = api.options("/v1/images/generations", headers=PREFLIGHT)
         assert preflight.status_code == 200
@@ -167,11 +182,14 @@ def test_configured_origins_may_call_and_read_errors_others_may_not(make_setting
         assert unauthorized.status_code == 401
         assert unauthorized.headers["access-control-allow-origin"] == "https://b.example"
         assert "x-should-retry" in unauthorized.headers["access-control-expose-headers"]
-        stranger = api.get("/v1/models", headers={"Origin": "https://evil.example",
-                                                  "Authorization": f"Bearer {API_KEY}"})
+        stranger = api.get(
+            "/v1/models", headers={"Origin": "https://evil.example", "Authorization": f"Bearer {API_KEY}"}
+        )
         assert "access-control-allow-origin" not in stranger.headers
-        assert api.options("/v1/images/generations", headers={**PREFLIGHT, "Origin": "https://evil.example"}
-                           ).status_code == 400
+        assert (
+            api.options("/v1/images/generations", headers={**PREFLIGHT, "Origin": "https://evil.example"}).status_code
+            == 400
+        )
 
 
 # --- storage failures -------------------------------------------------------------------------
@@ -193,8 +211,11 @@ def test_a_store_that_cannot_write_is_a_503_never_a_dead_url(make_settings, tmp_
         assert error["code"] == "storage_unavailable" and error["type"] == "server_error"
         assert "b64_json" in error["message"] and str(tmp_path) not in error["message"]
         assert "url" not in response.text
-        edit = api.post("/v1/images/edits", data={"prompt": "x", "model": "tiny-sd"},
-                        files={"image": ("a.png", png_bytes(noise((64, 64))), "image/png")})
+        edit = api.post(
+            "/v1/images/edits",
+            data={"prompt": "x", "model": "tiny-sd"},
+            files={"image": ("a.png", png_bytes(noise((64, 64))), "image/png")},
+        )
         assert edit.status_code == 503
         # Inline images need no storage and keep working.
         inline = api.post("/v1/images/generations", json={**request, "response_format": "b64_json"})
@@ -206,8 +227,9 @@ def test_a_store_whose_folder_was_removed_makes_it_again(make_settings, tmp_path
     storage = tmp_path / "images"
     with TestClient(create_local_app(make_settings(models="tiny-sd", storage_dir=storage))) as api:
         shutil.rmtree(storage)  # a tmp cleaner got there first
-        url = api.post("/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "size": "64x64"}
-                       ).json()["data"][0]["url"]
+        url = api.post("/v1/images/generations", json={"model": "tiny-sd", "prompt": "x", "size": "64x64"}).json()[
+            "data"
+        ][0]["url"]
         assert api.get(url).status_code == 200
 
 
@@ -232,8 +254,13 @@ except APIError as error:
 
 
 def test_a_write_that_fails_half_way_is_a_503_and_leaves_no_half_file(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-c", _WRITE_PAST_A_FILE_SIZE_LIMIT, str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", _WRITE_PAST_A_FILE_SIZE_LIMIT, str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == 503

@@ -57,8 +57,9 @@ def test_the_count_survives_a_restart(tmp_path: Path) -> None:
     assert LocalImageStore(tmp_path, ttl_seconds=60, max_bytes=1000).usage() == (300, 1)
 
 
-def test_through_the_api_a_full_store_is_a_retryable_503_or_by_setting_an_inline_image(make_settings,
-                                                                                     tmp_path: Path) -> None:
+def test_through_the_api_a_full_store_is_a_retryable_503_or_by_setting_an_inline_image(
+    make_settings, tmp_path: Path
+) -> None:
     settings = make_settings(models="tiny-sd", storage_dir=tmp_path / "full", storage_max_bytes=1)
     with TestClient(create_local_app(settings)) as api:
         refused = api.post("/v1/images/generations", json=SMALL)

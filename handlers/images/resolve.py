@@ -29,8 +29,16 @@ from pipelines.contract.served import Need, ServedModels, is_gpt_image_name
 
 # Every quality OpenAI takes, onto the catalog's three step counts: more steps, never fewer,
 # as the quality rises (low < medium = standard = auto < high = hd = xhigh = max).
-QUALITY_TIER = {"low": "low", "medium": "standard", "standard": "standard", "auto": "standard", "high": "hd",
-                "hd": "hd", "xhigh": "hd", "max": "hd"}
+QUALITY_TIER = {
+    "low": "low",
+    "medium": "standard",
+    "standard": "standard",
+    "auto": "standard",
+    "high": "hd",
+    "hd": "hd",
+    "xhigh": "hd",
+    "max": "hd",
+}
 NO_LORAS = LoraLibrary()
 
 
@@ -40,8 +48,11 @@ def resolve_model(name: str | None, served: ServedModels, task: TaskName, needs:
     if spec is None:
         raise errors.model_not_found(name, [s.id for s in served.specs])
     if task not in spec.tasks:
-        raise invalid("model", f"Model {spec.id} does not support {task}; it supports: {', '.join(spec.tasks)}.",
-                      code="unsupported_task")
+        raise invalid(
+            "model",
+            f"Model {spec.id} does not support {task}; it supports: {', '.join(spec.tasks)}.",
+            code="unsupported_task",
+        )
     return spec
 
 
@@ -50,11 +61,17 @@ def check_input_images(spec: ModelSpec, count: int, served: ServedModels) -> Non
     if count <= spec.max_input_images:
         return
     takers = [f"{each.id} (up to {each.max_input_images})" for each in served.having("references")]
-    where = (f"Models here that take several: {', '.join(takers)}." if takers else
-             "No model served here takes several; serve one that does (see `imagegen models`).")
+    where = (
+        f"Models here that take several: {', '.join(takers)}."
+        if takers
+        else "No model served here takes several; serve one that does (see `imagegen models`)."
+    )
     limit = spec.max_input_images
-    raise invalid("image", f"Model {spec.id} takes at most {limit} input image{'s' if limit > 1 else ''}; "
-                  f"{count} were sent. {where}", code="too_many_images")
+    raise invalid(
+        "image",
+        f"Model {spec.id} takes at most {limit} input image{'s' if limit > 1 else ''}; {count} were sent. {where}",
+        code="too_many_images",
+    )
 
 
 def response_format(request: ImageRequestBase, server_default: str) -> str:
@@ -77,23 +94,37 @@ def _check(request: ImageRequestBase, spec: ModelSpec) -> None:
     if request.n > spec.max_n:
         raise invalid("n", f"Model {spec.id} makes at most {spec.max_n} images per request; n was {request.n}.")
     if request.negative_prompt and not spec.negative_prompt:
-        raise invalid("negative_prompt", f"Model {spec.id} does not take a negative prompt.", code="unsupported_parameter")
+        raise invalid(
+            "negative_prompt", f"Model {spec.id} does not take a negative prompt.", code="unsupported_parameter"
+        )
     if request.num_inference_steps is not None and request.num_inference_steps > spec.max_steps:
-        raise invalid("num_inference_steps",
-                      f"Model {spec.id} takes at most {spec.max_steps} steps; {request.num_inference_steps} were asked.")
+        raise invalid(
+            "num_inference_steps",
+            f"Model {spec.id} takes at most {spec.max_steps} steps; {request.num_inference_steps} were asked.",
+        )
     if request.num_inference_steps is not None and request.num_inference_steps < spec.min_steps:
-        raise invalid("num_inference_steps",
-                      f"Model {spec.id} takes at least {spec.min_steps} steps; {request.num_inference_steps} were asked.")
+        raise invalid(
+            "num_inference_steps",
+            f"Model {spec.id} takes at least {spec.min_steps} steps; {request.num_inference_steps} were asked.",
+        )
     if request.background == "transparent":
         if not spec.transparent_background:
-            raise invalid("background", f"Model {spec.id} cannot make transparent backgrounds; use 'opaque' or 'auto'.",
-                          code="unsupported_parameter")
+            raise invalid(
+                "background",
+                f"Model {spec.id} cannot make transparent backgrounds; use 'opaque' or 'auto'.",
+                code="unsupported_parameter",
+            )
         if request.output_format == "jpeg":
             raise invalid("background", "A transparent background needs output_format 'png' or 'webp'.")
 
 
 def _resolve(
-    task: TaskName, request: ImageRequestBase, spec: ModelSpec, output: Size, prompt: str, guidance: float,
+    task: TaskName,
+    request: ImageRequestBase,
+    spec: ModelSpec,
+    output: Size,
+    prompt: str,
+    guidance: float,
     loras: LoraLibrary,
 ) -> dict[str, Any]:
     """The Job fields every task resolves alike."""
@@ -120,16 +151,22 @@ def _resolve(
 
 
 def _prompted(
-    task: TaskName, request: PromptedRequest, spec: ModelSpec, output: Size, max_prompt_chars: int,
+    task: TaskName,
+    request: PromptedRequest,
+    spec: ModelSpec,
+    output: Size,
+    max_prompt_chars: int,
     loras: LoraLibrary,
 ) -> dict[str, Any]:
     for param, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt or "")):
         if len(text) > max_prompt_chars:
-            raise invalid(param, f"The {param} is {len(text)} characters; the limit is {max_prompt_chars}.",
-                          code="string_above_max_length")
+            raise invalid(
+                param,
+                f"The {param} is {len(text)} characters; the limit is {max_prompt_chars}.",
+                code="string_above_max_length",
+            )
     style = spec.styles[request.style or "natural"]
-    fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance,
-                      loras)
+    fields = _resolve(task, request, spec, output, style.template.format(prompt=request.prompt), style.guidance, loras)
     fields["partial_images"] = request.partial_images if request.stream else 0
     return fields
 
@@ -159,13 +196,12 @@ def edit_job(
     return _image_to_image(fields, edit, spec.edit_strength if whole else 1.0)
 
 
-def variation_job(
-    request: ImageVariationForm, edit: EditInput, spec: ModelSpec, loras: LoraLibrary = NO_LORAS
-) -> Job:
+def variation_job(request: ImageVariationForm, edit: EditInput, spec: ModelSpec, loras: LoraLibrary = NO_LORAS) -> Job:
     """Variations: the whole image re-imagined with no prompt, conditioned on the image itself."""
     output = parse_size(request.size, spec) or edit.size
-    fields = _resolve("variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance,
-                      loras=loras)
+    fields = _resolve(
+        "variation", request, spec, output, prompt="", guidance=spec.styles["natural"].guidance, loras=loras
+    )
     return _image_to_image(fields, EditInput(image=edit.image, size=edit.size, mask=None), spec.variation_strength)
 
 

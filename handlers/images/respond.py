@@ -35,8 +35,9 @@ from pipelines.contract.job import ImageEvent, Job
 log = logging.getLogger("imagegen")
 
 
-async def run_and_respond(job: Job, request: ImageRequestBase, http: Request,
-                          services: Services) -> ImagesResponse | StreamingResponse:
+async def run_and_respond(
+    job: Job, request: ImageRequestBase, http: Request, services: Services
+) -> ImagesResponse | StreamingResponse:
     """`job` run on the engine, answered as `request` asked: a stream when it streams, else the
     images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
     note_job(job)
@@ -57,8 +58,9 @@ async def _url(image: bytes, job: Job, http: Request, services: Services) -> str
     return temp_image_url(http, services.settings.public_url, image_id)
 
 
-async def _images(encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request,
-                  services: Services) -> ImagesResponse:
+async def _images(
+    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services
+) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
     inline = response_format(request, services.settings.response_format) == "b64_json"
     data = []

@@ -29,8 +29,9 @@ _STREAMED = {200: {"content": {"text/event-stream": {"schema": StreamEvent.model
 router = APIRouter(tags=["images"], responses=_ERRORS)
 
 
-@router.post("/images/generations", response_model=ImagesResponse, response_model_exclude_none=True,
-             responses=_STREAMED)
+@router.post(
+    "/images/generations", response_model=ImagesResponse, response_model_exclude_none=True, responses=_STREAMED
+)
 async def create_image(
     body: ImageGenerationRequest, request: Request, services: ServicesDep
 ) -> ImagesResponse | StreamingResponse:
@@ -39,8 +40,13 @@ async def create_image(
     return await run_and_respond(job, body, request, services)
 
 
-@router.post("/images/edits", response_model=ImagesResponse, response_model_exclude_none=True,
-             openapi_extra=multipart_body(ImageEditForm, ImageEditFiles), responses=_STREAMED)
+@router.post(
+    "/images/edits",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    openapi_extra=multipart_body(ImageEditForm, ImageEditFiles),
+    responses=_STREAMED,
+)
 async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse | StreamingResponse:
     """Edit an image: multipart, as the OpenAI SDKs send it (`image` or `image[]`, `mask`)."""
     body, edit = await read_form(request, ImageEditForm, services.settings.max_image_pixels, mask=True)
@@ -48,8 +54,12 @@ async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse 
     return await run_and_respond(job, body, request, services)
 
 
-@router.post("/images/variations", response_model=ImagesResponse, response_model_exclude_none=True,
-             openapi_extra=multipart_body(ImageVariationForm, ImageVariationFiles))
+@router.post(
+    "/images/variations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    openapi_extra=multipart_body(ImageVariationForm, ImageVariationFiles),
+)
 async def create_variation(request: Request, services: ServicesDep) -> ImagesResponse | StreamingResponse:
     """Variations of an image, conditioned on the image itself (no prompt)."""
     body, image = await read_form(request, ImageVariationForm, services.settings.max_image_pixels, mask=False)

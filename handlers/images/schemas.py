@@ -31,8 +31,13 @@ class LoraRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=128, description="A LoRA the model offers (see its `loras`).")
-    scale: float = Field(1.0, ge=-MAX_LORA_SCALE, le=MAX_LORA_SCALE, allow_inf_nan=False,
-                         description=f"Strength, {-MAX_LORA_SCALE} to {MAX_LORA_SCALE}; 0 is the same as leaving it out.")
+    scale: float = Field(
+        1.0,
+        ge=-MAX_LORA_SCALE,
+        le=MAX_LORA_SCALE,
+        allow_inf_nan=False,
+        description=f"Strength, {-MAX_LORA_SCALE} to {MAX_LORA_SCALE}; 0 is the same as leaving it out.",
+    )
 
 
 def _lora_part(value: object) -> object:
@@ -60,7 +65,9 @@ class _Extensions(BaseModel):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="Seed of the first image; image i uses seed + i. Random if omitted."
     )
-    negative_prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS, description="What the image should not show.")
+    negative_prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="What the image should not show."
+    )
     num_inference_steps: int | None = Field(
         None, ge=1, le=200, description="Denoising steps; overrides the steps that `quality` picks."
     )
@@ -68,8 +75,9 @@ class _Extensions(BaseModel):
         None, ge=0.0, le=30.0, description="Classifier-free guidance; overrides the guidance that `style` picks."
     )
     lora: list[LoraRequest] | None = Field(
-        None, max_length=MAX_LORAS,
-        description=f"Up to {MAX_LORAS} LoRAs, e.g. `[{{\"name\": \"pixel-art\", \"scale\": 0.8}}]`. Multipart "
+        None,
+        max_length=MAX_LORAS,
+        description=f'Up to {MAX_LORAS} LoRAs, e.g. `[{{"name": "pixel-art", "scale": 0.8}}]`. Multipart '
         "(edits, variations): one `lora` part holding that JSON, or one `lora` part per LoRA spelled "
         "`name` or `name:scale`.",
     )
@@ -102,11 +110,13 @@ class ImageRequestBase(_Extensions):
         description="`auto`, an OpenAI size such as `1024x1024`, or any `WxH` within the model's bounds.",
     )
     quality: Quality | None = Field(
-        None, description="Picks the model's step count: `low` fewest; `medium`/`standard`/`auto` the model's own; "
+        None,
+        description="Picks the model's step count: `low` fewest; `medium`/`standard`/`auto` the model's own; "
         "`high`/`hd`/`xhigh`/`max` most.",
     )
     response_format: ResponseFormat | None = Field(
-        None, description="`url` or `b64_json`. Omitted: `b64_json` for GPT image model names (`gpt-image*`, "
+        None,
+        description="`url` or `b64_json`. Omitted: `b64_json` for GPT image model names (`gpt-image*`, "
         "`chatgpt-image*`), as OpenAI answers them, `url` for any other name (unless the server says otherwise).",
     )
     output_format: OutputFormat = Field("png", description="Encoding of the images: `png`, `jpeg` or `webp`.")
@@ -118,7 +128,6 @@ class ImageRequestBase(_Extensions):
     )
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
     user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")
-
 
     @field_validator("output_format", mode="before")
     @classmethod
@@ -159,20 +168,40 @@ class PromptedRequest(ImageRequestBase):
 class ImageGenerationRequest(PromptedRequest):
     """Body of POST /v1/images/generations."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"model": "gpt-image-2", "prompt": "A lighthouse on a rocky coast at dusk, oil painting", "size": "1024x1024",
-         "quality": "high"},
-        {"model": "tiny-sd", "prompt": "a red fox", "n": 2, "size": "512x512", "response_format": "url",
-         "seed": 42, "negative_prompt": "blurry", "num_inference_steps": 4},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "gpt-image-2",
+                    "prompt": "A lighthouse on a rocky coast at dusk, oil painting",
+                    "size": "1024x1024",
+                    "quality": "high",
+                },
+                {
+                    "model": "tiny-sd",
+                    "prompt": "a red fox",
+                    "n": 2,
+                    "size": "512x512",
+                    "response_format": "url",
+                    "seed": 42,
+                    "negative_prompt": "blurry",
+                    "num_inference_steps": 4,
+                },
+            ]
+        }
+    )
 
 
 class ImageEditForm(PromptedRequest):
     """Fields of POST /v1/images/edits besides the files (multipart: numbers arrive as text)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"model": "gpt-image-2", "prompt": "Put the cat from the second image on the sofa", "size": "auto"},
-    ]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"model": "gpt-image-2", "prompt": "Put the cat from the second image on the sofa", "size": "auto"},
+            ]
+        }
+    )
 
 
 class ImageVariationForm(ImageRequestBase):
@@ -184,10 +213,13 @@ class ImageVariationForm(ImageRequestBase):
 class ImageEditFiles(BaseModel):
     """The file parts of an edit, for the OpenAPI schema only (the route reads the form itself)."""
 
-    image: bytes = Field(description="The image to edit (PNG, JPEG or WEBP); up to 16 as `image[]` on a model that "
-                         "takes references: the first is edited, the others are what the prompt refers to.")
+    image: bytes = Field(
+        description="The image to edit (PNG, JPEG or WEBP); up to 16 as `image[]` on a model that "
+        "takes references: the first is edited, the others are what the prompt refers to."
+    )
     mask: bytes | None = Field(
-        None, description="PNG whose fully transparent pixels (alpha = 0) mark the area of the first image to edit; "
+        None,
+        description="PNG whose fully transparent pixels (alpha = 0) mark the area of the first image to edit; "
         "that image's size.",
     )
 
@@ -221,7 +253,10 @@ class StreamEvent(BaseModel):
     """One server-sent event of a streamed generation or edit (`type` says which)."""
 
     type: Literal[
-        "image_generation.partial_image", "image_generation.completed", "image_edit.partial_image", "image_edit.completed"
+        "image_generation.partial_image",
+        "image_generation.completed",
+        "image_edit.partial_image",
+        "image_edit.completed",
     ]
     b64_json: str
     created_at: int

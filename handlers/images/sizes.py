@@ -50,9 +50,15 @@ def parse_size(text: str | None, spec: ModelSpec) -> Size | None:
 
 def _openai_accepts(size: Size) -> bool:
     width, height = size
-    return (width % OPENAI_MULTIPLE == 0 and height % OPENAI_MULTIPLE == 0 and width > 0 and height > 0
-            and max(width, height) <= 3 * min(width, height) and max(width, height) <= OPENAI_MAX_EDGE
-            and width * height <= OPENAI_MAX_PIXELS)
+    return (
+        width % OPENAI_MULTIPLE == 0
+        and height % OPENAI_MULTIPLE == 0
+        and width > 0
+        and height > 0
+        and max(width, height) <= 3 * min(width, height)
+        and max(width, height) <= OPENAI_MAX_EDGE
+        and width * height <= OPENAI_MAX_PIXELS
+    )
 
 
 def render_size(output: Size, spec: ModelSpec) -> Size:

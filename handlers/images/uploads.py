@@ -85,10 +85,15 @@ def _open(data: bytes, param: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
     except UnidentifiedImageError:
         other = _sniff(data)
         if other is not None:
-            raise invalid(param, f"The '{param}' file is {other}; use PNG, JPEG or WEBP.",
-                          code="invalid_image_format") from None
-        raise invalid(param, f"The '{param}' file is not a PNG, JPEG or WEBP image (the type is read from the "
-                             "file's content, not its name).", code="invalid_image") from None
+            raise invalid(
+                param, f"The '{param}' file is {other}; use PNG, JPEG or WEBP.", code="invalid_image_format"
+            ) from None
+        raise invalid(
+            param,
+            f"The '{param}' file is not a PNG, JPEG or WEBP image (the type is read from the "
+            "file's content, not its name).",
+            code="invalid_image",
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own guard, above ours; a warning is an exception only where warnings are
         # errors (the tests), elsewhere the header check below refuses the same image.
@@ -105,8 +110,11 @@ def _open(data: bytes, param: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Imag
 
 
 def _unreadable(param: str) -> APIError:
-    return invalid(param, f"The '{param}' file is damaged or truncated: it is not a readable PNG, JPEG or WEBP "
-                          "image.", code="invalid_image")
+    return invalid(
+        param,
+        f"The '{param}' file is damaged or truncated: it is not a readable PNG, JPEG or WEBP image.",
+        code="invalid_image",
+    )
 
 
 def _too_many_pixels(param: str, size: tuple[int, int] | None, max_pixels: int) -> APIError:
@@ -130,7 +138,10 @@ def _edit_area(alpha: Image.Image) -> Image.Image:
 
 
 def read_edit_input(
-    image_data: bytes, mask_data: bytes | None, *, references: list[bytes] | tuple[bytes, ...] = (),
+    image_data: bytes,
+    mask_data: bytes | None,
+    *,
+    references: list[bytes] | tuple[bytes, ...] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> EditInput:
     """The checked image, the area of it to edit, and the reference images after it; any
@@ -151,7 +162,8 @@ def read_edit_input(
         if alpha is None:
             raise invalid(
                 "mask",
-                "The mask has no alpha channel: use a PNG whose fully transparent pixels (alpha = 0) mark the area to edit.",
+                "The mask has no alpha channel: use a PNG whose fully transparent pixels (alpha = 0) mark the area "
+                "to edit.",
                 code="invalid_mask",
             )
         mask_area = _edit_area(alpha)
@@ -159,8 +171,12 @@ def read_edit_input(
         alpha = pictures.alpha_channel(image)
         if alpha is not None and alpha.getextrema()[0] == 0:
             mask_area = _edit_area(alpha)
-    return EditInput(image=image_bytes, size=image.size, mask=None if mask_area is None else pictures.png(mask_area),
-                     references=checked)
+    return EditInput(
+        image=image_bytes,
+        size=image.size,
+        mask=None if mask_area is None else pictures.png(mask_area),
+        references=checked,
+    )
 
 
 def multipart_body(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
@@ -182,9 +198,12 @@ async def _files(form: FormData, names: tuple[str, ...], param: str) -> list[byt
 async def read_form(request: Request, model: type[Form], max_pixels: int, *, mask: bool) -> tuple[Form, EditInput]:
     """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask)."""
     if not request.headers.get("content-type", "").lower().startswith(_FORMS):
-        raise invalid(None, f"{request.url.path} takes multipart/form-data, as the OpenAI SDKs send it: the image "
-                      "files and the other fields as form parts (curl: -F image=@photo.png -F prompt=...), not JSON.",
-                      code="invalid_content_type")
+        raise invalid(
+            None,
+            f"{request.url.path} takes multipart/form-data, as the OpenAI SDKs send it: the image "
+            "files and the other fields as form parts (curl: -F image=@photo.png -F prompt=...), not JSON.",
+            code="invalid_content_type",
+        )
     async with request.form() as form:
         fields = {name: value for name, value in form.multi_items() if isinstance(value, str)}
         for name in ("image", "image[]", "mask"):
@@ -200,10 +219,14 @@ async def read_form(request: Request, model: type[Form], max_pixels: int, *, mas
     if not images:
         raise invalid("image", "Missing required parameter: 'image'.", code="missing_required_parameter")
     if len(images) > MAX_INPUT_IMAGES:
-        raise invalid("image", f"An edit takes at most {MAX_INPUT_IMAGES} images; {len(images)} were sent.",
-                      code="too_many_images")
+        raise invalid(
+            "image",
+            f"An edit takes at most {MAX_INPUT_IMAGES} images; {len(images)} were sent.",
+            code="too_many_images",
+        )
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
-    edit = await run_in_threadpool(read_edit_input, images[0], masks[0] if masks else None, references=images[1:],
-                                   max_pixels=max_pixels)
+    edit = await run_in_threadpool(
+        read_edit_input, images[0], masks[0] if masks else None, references=images[1:], max_pixels=max_pixels
+    )
     return body, edit

@@ -24,11 +24,17 @@ async def ready(services: ServicesDep) -> JSONResponse:
     remote: a GPU pool that starts on demand). Ready unless a model is loading or none can serve."""
     statuses = services.engine.status()
     models: dict[str, Any] = {
-        model: {"state": status.state, "reason": status.reason, "load_seconds": status.load_seconds,
-                "waiting": status.waiting, "running": status.running}
+        model: {
+            "state": status.state,
+            "reason": status.reason,
+            "load_seconds": status.load_seconds,
+            "waiting": status.waiting,
+            "running": status.running,
+        }
         for model, status in statuses.items()
     }
     states = {status.state for status in statuses.values()}
     is_ready = "loading" not in states and states != {"failed"}
-    return JSONResponse({"status": "ready" if is_ready else "not_ready", "models": models},
-                        status_code=200 if is_ready else 503)
+    return JSONResponse(
+        {"status": "ready" if is_ready else "not_ready", "models": models}, status_code=200 if is_ready else 503
+    )

@@ -12,7 +12,8 @@ from handlers.deps import ServicesDep
 router = APIRouter()
 
 
-@router.get("/metrics", tags=["health"], response_class=Response,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics", tags=["health"], response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}}
+)
 async def metrics(services: ServicesDep) -> Response:
     return Response(await run_in_threadpool(generate_latest, services.metrics), media_type=CONTENT_TYPE_LATEST)

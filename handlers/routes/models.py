@@ -35,8 +35,10 @@ def describe(spec: ModelSpec, services: Services) -> Model:
             max_input_images=spec.max_input_images,
             edits="instruction" if spec.instruction_edits else "image_to_image",
         ),
-        loras=[ModelLora(name=lora.name, family=lora.family, model=lora.model)
-               for lora in services.served.loras.offered(spec)],
+        loras=[
+            ModelLora(name=lora.name, family=lora.family, model=lora.model)
+            for lora in services.served.loras.offered(spec)
+        ],
     )
 
 

@@ -72,8 +72,9 @@ class ImageFolder:
     `max_bytes` of them at once: a URL once returned works until its TTL, so when a new image
     does not fit even after the expired ones are gone, it is the new image that is refused."""
 
-    def __init__(self, root: Path, ttl_seconds: int, *, max_bytes: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, root: Path, ttl_seconds: int, *, max_bytes: int | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.root = Path(root)
         self.ttl_seconds = ttl_seconds
         self.max_bytes = max_bytes

@@ -15,8 +15,18 @@ from pipelines.contract.hub_models import REAL
 from pipelines.contract.model_spec import ModelSpec, Style, Task, styles
 from pipelines.contract.safetensors_header import NotSafetensors, read_header
 
-__all__ = ["CATALOG", "DEFAULT_MODELS", "FAMILY_NAMES", "REAL", "TINY", "ModelSpec", "Style", "Task",
-           "UnknownModel", "lookup"]
+__all__ = [
+    "CATALOG",
+    "DEFAULT_MODELS",
+    "FAMILY_NAMES",
+    "REAL",
+    "TINY",
+    "ModelSpec",
+    "Style",
+    "Task",
+    "UnknownModel",
+    "lookup",
+]
 
 
 # The built-in offline models: tiny random-weight pipelines of each family. They make noise,
@@ -87,17 +97,25 @@ def spec_for_folder(path: Path) -> ModelSpec:
 
 
 _SINGLE_FILE = [facts for facts in FAMILY_FACTS.values() if facts.checkpoint_keys]
-_SINGLE_FILE_FAMILIES = ", ".join(f.single_file_name or "" for f in _SINGLE_FILE[:-1]) + \
-    f" or {_SINGLE_FILE[-1].single_file_name}"
+_SINGLE_FILE_FAMILIES = (
+    ", ".join(f.single_file_name or "" for f in _SINGLE_FILE[:-1]) + f" or {_SINGLE_FILE[-1].single_file_name}"
+)
 
 
 def _family_of_checkpoint(keys: list[str]) -> FamilyName | None:
     """The family whose checkpoint markers the keys have (A1111/ComfyUI layouts)."""
+
     def has(prefixes: tuple[str, ...]) -> bool:
         return any(key.startswith(prefixes) for key in keys) if prefixes else False
 
-    return next((family for family, facts in FAMILY_FACTS.items()
-                 if has(facts.checkpoint_keys) and not has(facts.checkpoint_keys_unless)), None)
+    return next(
+        (
+            family
+            for family, facts in FAMILY_FACTS.items()
+            if has(facts.checkpoint_keys) and not has(facts.checkpoint_keys_unless)
+        ),
+        None,
+    )
 
 
 def _safetensors_keys(path: Path) -> list[str]:
@@ -113,15 +131,25 @@ def spec_for_file(path: Path) -> ModelSpec:
     keys = _safetensors_keys(path)
     family = _family_of_checkpoint(keys)
     if family is None:
-        raise UnknownModel(f"{path}: not a single-file checkpoint of {_SINGLE_FILE_FAMILIES} (none of its "
-                           f"{len(keys)} tensor names is laid out like one; a LoRA goes in IMAGEGEN_LORA_DIR)")
+        raise UnknownModel(
+            f"{path}: not a single-file checkpoint of {_SINGLE_FILE_FAMILIES} (none of its "
+            f"{len(keys)} tensor names is laid out like one; a LoRA goes in IMAGEGEN_LORA_DIR)"
+        )
     for prefix, why in FAMILY_FACTS[family].checkpoint_refused:
         if any(key.startswith(prefix) for key in keys):
             raise UnknownModel(f"{path}: {why}")
     template = family_template(family)
-    return replace(template, id=path.resolve().stem, source=str(path.resolve()), revision=None, variant=None,
-                   loras={}, config=template.id, tasks=("generate", "edit", "variation"),
-                   description=f"Single-file {family} checkpoint {path.resolve()}")
+    return replace(
+        template,
+        id=path.resolve().stem,
+        source=str(path.resolve()),
+        revision=None,
+        variant=None,
+        loras={},
+        config=template.id,
+        tasks=("generate", "edit", "variation"),
+        description=f"Single-file {family} checkpoint {path.resolve()}",
+    )
 
 
 def lookup(name: str, extra: tuple[ModelSpec, ...] = ()) -> ModelSpec:
@@ -137,5 +165,7 @@ def lookup(name: str, extra: tuple[ModelSpec, ...] = ()) -> ModelSpec:
         return spec_for_folder(path)
     if path.is_file() and path.suffix == ".safetensors":
         return spec_for_file(path)
-    raise UnknownModel(f"unknown model {name!r}: not a catalog id ({', '.join(CATALOG)}), a diffusers folder, nor "
-                       "a single-file .safetensors checkpoint")
+    raise UnknownModel(
+        f"unknown model {name!r}: not a catalog id ({', '.join(CATALOG)}), a diffusers folder, nor "
+        "a single-file .safetensors checkpoint"
+    )

@@ -54,8 +54,14 @@ class APIError(Exception):
         return f"APIError({self.kind!r}, {self.message!r}, param={self.param!r}, code={self.code!r})"
 
 
-def _rebuild(kind: ErrorKind, message: str, param: str | None, code: str | None, retryable: bool | None,
-             retry_after: float | None) -> APIError:
+def _rebuild(
+    kind: ErrorKind,
+    message: str,
+    param: str | None,
+    code: str | None,
+    retryable: bool | None,
+    retry_after: float | None,
+) -> APIError:
     return APIError(kind, message, param=param, code=code, retryable=retryable, retry_after=retry_after)
 
 
@@ -69,48 +75,81 @@ def invalid(param: str | None, message: str, code: str | None = "invalid_value")
 
 def model_not_found(name: str | None, available: list[str] | None = None) -> APIError:
     listed = f" Available: {', '.join(available)}." if available else ""
-    return APIError("not_found", f"The model '{name}' does not exist or is not served here.{listed}",
-                    param="model", code="model_not_found")
+    return APIError(
+        "not_found",
+        f"The model '{name}' does not exist or is not served here.{listed}",
+        param="model",
+        code="model_not_found",
+    )
 
 
 # --- the load on a model ----------------------------------------------------------------------
 
 
 def queue_full(model: str, waiting: int, retry_after: float) -> APIError:
-    return APIError("rate_limited", f"Model {model} is busy: {waiting} requests are already waiting. Retry shortly.",
-                    code="queue_full", retryable=True, retry_after=retry_after)
+    return APIError(
+        "rate_limited",
+        f"Model {model} is busy: {waiting} requests are already waiting. Retry shortly.",
+        code="queue_full",
+        retryable=True,
+        retry_after=retry_after,
+    )
 
 
 def model_loading(model: str, waiting: int, retry_after: float) -> APIError:
-    return APIError("unavailable", f"Model {model} is loading and {waiting} requests are waiting for it; retry "
-                    "shortly.", code="model_loading", retryable=True, retry_after=retry_after)
+    return APIError(
+        "unavailable",
+        f"Model {model} is loading and {waiting} requests are waiting for it; retry shortly.",
+        code="model_loading",
+        retryable=True,
+        retry_after=retry_after,
+    )
 
 
 def queue_timeout(model: str, seconds: float) -> APIError:
-    return APIError("unavailable", f"Model {model} was too busy to start this request within {seconds:g} s; retry "
-                    "later.", code="queue_timeout", retryable=True, retry_after=10)
+    return APIError(
+        "unavailable",
+        f"Model {model} was too busy to start this request within {seconds:g} s; retry later.",
+        code="queue_timeout",
+        retryable=True,
+        retry_after=10,
+    )
 
 
 def model_busy(model: str, seconds: float, retry_after: int) -> APIError:
     """No answer from a remote GPU pool in time: mostly a cold start or a saturated pool."""
-    return APIError("unavailable", f"Model {model} did not answer within {seconds:.0f} s: its GPUs are starting or "
-                    "busy. Try again shortly.", code="model_busy", retryable=True, retry_after=retry_after)
+    return APIError(
+        "unavailable",
+        f"Model {model} did not answer within {seconds:.0f} s: its GPUs are starting or busy. Try again shortly.",
+        code="model_busy",
+        retryable=True,
+        retry_after=retry_after,
+    )
 
 
 def backend_unavailable(model: str, retry_after: int) -> APIError:
-    return APIError("unavailable", f"The GPU pool for {model} is unavailable right now. Try again shortly.",
-                    code="backend_unavailable", retryable=True, retry_after=retry_after)
+    return APIError(
+        "unavailable",
+        f"The GPU pool for {model} is unavailable right now. Try again shortly.",
+        code="backend_unavailable",
+        retryable=True,
+        retry_after=retry_after,
+    )
 
 
 def out_of_memory(model: str) -> APIError:
     """Out of device memory is the load's fault, not the request's: worth a retry."""
-    return APIError("unavailable", f"Model {model} ran out of device memory for this request; retry, or ask for "
-                    "fewer or smaller images.", code="out_of_memory", retryable=True, retry_after=5)
+    return APIError(
+        "unavailable",
+        f"Model {model} ran out of device memory for this request; retry, or ask for fewer or smaller images.",
+        code="out_of_memory",
+        retryable=True,
+        retry_after=5,
+    )
 
 
 def shutting_down() -> APIError:
-    return APIError("unavailable", "The server is shutting down.", code="shutting_down", retryable=True,
-                    retry_after=5)
+    return APIError("unavailable", "The server is shutting down.", code="shutting_down", retryable=True, retry_after=5)
 
 
 def storage_unavailable(reason: str, *, reading: bool = False) -> APIError:
@@ -118,34 +157,51 @@ def storage_unavailable(reason: str, *, reading: bool = False) -> APIError:
     if reading:
         message = f"The server could not read the image ({reason}). Try again later."
     else:
-        message = (f"The server could not store the image ({reason}). Try again later, or ask for "
-                   "response_format=b64_json to get the image without a URL.")
+        message = (
+            f"The server could not store the image ({reason}). Try again later, or ask for "
+            "response_format=b64_json to get the image without a URL."
+        )
     return APIError("unavailable", message, code="storage_unavailable", retryable=True, retry_after=2)
 
 
 def storage_full(max_bytes: int, retry_after: float) -> APIError:
     """A new image does not fit the store's quota: the ones there keep their URLs until they expire."""
-    return APIError("unavailable", f"The server's image storage is full ({max_bytes / 2**20:,.0f} MB of images whose "
-                    "URLs are still live). Retry when older ones expire, or ask for response_format=b64_json to get "
-                    "the image without a URL.", code="storage_full", retryable=True, retry_after=retry_after)
+    return APIError(
+        "unavailable",
+        f"The server's image storage is full ({max_bytes / 2**20:,.0f} MB of images whose "
+        "URLs are still live). Retry when older ones expire, or ask for response_format=b64_json to get "
+        "the image without a URL.",
+        code="storage_full",
+        retryable=True,
+        retry_after=retry_after,
+    )
 
 
 # --- failures -------------------------------------------------------------------------------
 
 
 def generation_failed(model: str, see: str = "the server log") -> APIError:
-    return APIError("internal", f"Model {model} failed while making the image; see {see}.",
-                    code="generation_failed", retryable=False)
+    return APIError(
+        "internal",
+        f"Model {model} failed while making the image; see {see}.",
+        code="generation_failed",
+        retryable=False,
+    )
 
 
 def generation_timeout(model: str) -> APIError:
-    return APIError("timeout", f"Model {model} ran past its time limit while making the image.",
-                    code="generation_timeout", retryable=False)  # the same job would hit the same limit
+    return APIError(
+        "timeout",
+        f"Model {model} ran past its time limit while making the image.",
+        code="generation_timeout",
+        retryable=False,
+    )  # the same job would hit the same limit
 
 
 def model_load_failed(model: str, reason: str) -> APIError:
-    return APIError("internal", f"Model {model} could not be loaded: {reason[:300]}", code="model_load_failed",
-                    retryable=False)
+    return APIError(
+        "internal", f"Model {model} could not be loaded: {reason[:300]}", code="model_load_failed", retryable=False
+    )
 
 
 def model_unavailable(model: str, message: str) -> APIError:

@@ -44,51 +44,66 @@ FAMILY_FACTS: dict[FamilyName, FamilyFacts] = {
     "sd": FamilyFacts(
         "Stable Diffusion",
         ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline"),
-        single_file_pipeline="StableDiffusionPipeline", single_file_name="SD",
+        single_file_pipeline="StableDiffusionPipeline",
+        single_file_name="SD",
         checkpoint_keys=("model.diffusion_model.input_blocks.",),  # Stable Diffusion's LDM UNet
         checkpoint_keys_unless=("conditioner.embedders.",),  # SDXL's has the same UNet names
-        checkpoint_refused=(("cond_stage_model.transformer.", "a Stable Diffusion 1.x checkpoint; the catalog's "
-                             "SD configs are 2.x. Serve it through a models file entry whose `config` is an SD 1.5 "
-                             "diffusers folder."),),
+        checkpoint_refused=(
+            (
+                "cond_stage_model.transformer.",
+                "a Stable Diffusion 1.x checkpoint; the catalog's "
+                "SD configs are 2.x. Serve it through a models file entry whose `config` is an SD 1.5 "
+                "diffusers folder.",
+            ),
+        ),
     ),
     "sdxl": FamilyFacts(
         "SDXL",
         ("StableDiffusionXLPipeline", "StableDiffusionXLImg2ImgPipeline", "StableDiffusionXLInpaintPipeline"),
-        single_file_pipeline="StableDiffusionXLPipeline", single_file_name="SDXL",
+        single_file_pipeline="StableDiffusionXLPipeline",
+        single_file_name="SDXL",
         checkpoint_keys=("conditioner.embedders.",),  # SDXL's two text encoders
     ),
     # Built like FLUX.1-dev: guidance is a model input, and there is no negative prompt.
     "flux": FamilyFacts(
         "FLUX",
         ("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline"),
-        single_file_pipeline="FluxPipeline", single_file_name="FLUX.1",
+        single_file_pipeline="FluxPipeline",
+        single_file_name="FLUX.1",
         # As Black Forest Labs ship it (transformer only), and as ComfyUI saves it.
         checkpoint_keys=("double_blocks.", "model.diffusion_model.double_blocks."),
-        tiny_guidance=(3.5, 5.0), tiny={"multiple": 16, "negative_prompt": False},
+        tiny_guidance=(3.5, 5.0),
+        tiny={"multiple": 16, "negative_prompt": False},
     ),
     # Built like FLUX.2 [klein]: edits follow the prompt as an instruction, with references.
     "flux2": FamilyFacts(
-        "FLUX.2 [klein]", ("Flux2KleinPipeline",),
+        "FLUX.2 [klein]",
+        ("Flux2KleinPipeline",),
         tiny_guidance=(1.0, 1.0),
         tiny={"multiple": 16, "negative_prompt": False, "max_input_images": 4, "instruction_edits": True},
     ),
     # Built like Z-Image-Turbo: no guidance, so no negative prompt.
     "zimage": FamilyFacts(
-        "Z-Image-Turbo", ("ZImagePipeline",),
-        tiny_guidance=(0.0, 0.0), tiny={"multiple": 16, "negative_prompt": False},
+        "Z-Image-Turbo",
+        ("ZImagePipeline",),
+        tiny_guidance=(0.0, 0.0),
+        tiny={"multiple": 16, "negative_prompt": False},
     ),
     # Built like SD3.5 Large: an MMDiT with two CLIPs and T5.
     "sd3": FamilyFacts("Stable Diffusion 3.5", ("StableDiffusion3Pipeline",), tiny={"multiple": 16}),
     # Built like Qwen-Image: true CFG with a negative prompt; its scheduler needs 2 steps or more.
     "qwen-image": FamilyFacts(
-        "Qwen-Image", ("QwenImagePipeline",),
+        "Qwen-Image",
+        ("QwenImagePipeline",),
         tiny_guidance=(1.0, 4.0),
         tiny={"multiple": 16, "steps": {"low": 2, "standard": 2, "hd": 4}, "min_steps": 2},
     ),
     # Built like FLUX.1 Kontext [dev]: edits follow the prompt as an instruction on one image.
     "flux-kontext": FamilyFacts(
-        "FLUX.1 Kontext", ("FluxKontextPipeline",),
-        tiny_guidance=(2.5, 3.5), tiny={"multiple": 16, "negative_prompt": False, "instruction_edits": True},
+        "FLUX.1 Kontext",
+        ("FluxKontextPipeline",),
+        tiny_guidance=(2.5, 3.5),
+        tiny={"multiple": 16, "negative_prompt": False, "instruction_edits": True},
     ),
 }
 FAMILY_NAMES: tuple[FamilyName, ...] = tuple(FAMILY_FACTS)  # each has an adapter and a tiny model

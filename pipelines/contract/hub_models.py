@@ -133,8 +133,16 @@ REAL += (
         family="qwen-image",
         description="Qwen-Image 20B (1328px): text-to-image with the best text rendering of the open models, "
         "true classifier-free guidance. Apache-2.0. About 58 GB in bf16.",
-        sizes=((1328, 1328), (1664, 928), (928, 1664), (1472, 1140), (1140, 1472), (1584, 1056), (1056, 1584),
-               (1024, 1024)),
+        sizes=(
+            (1328, 1328),
+            (1664, 928),
+            (928, 1664),
+            (1472, 1140),
+            (1140, 1472),
+            (1584, 1056),
+            (1056, 1584),
+            (1024, 1024),
+        ),
         default_size=(1328, 1328),
         min_side=256,
         max_side=2048,
@@ -172,7 +180,7 @@ REAL += (
         # The commit public deployments pin most recently; not confirmed as the repo's main.
         revision="24e9dedc4ef646698dc8eb4e18ae2cec3c9fea0d",
         family="flux-kontext",
-        description="FLUX.1 Kontext [dev] 12B (1024px): edits that follow an instruction (\"make it night\"), and "
+        description='FLUX.1 Kontext [dev] 12B (1024px): edits that follow an instruction ("make it night"), and '
         "text-to-image. FLUX.1 [dev] Non-Commercial License; gated: accept its terms and set HF_TOKEN.",
         sizes=((1024, 1024), (1184, 880), (880, 1184), (1392, 752), (752, 1392), (512, 512)),
         default_size=(1024, 1024),

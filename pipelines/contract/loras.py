@@ -77,8 +77,9 @@ class LoraLibrary:
     def _files(self) -> list[Lora]:
         if self.folder is None or not self.folder.is_dir():
             return []
-        found = [Lora(path.stem, str(path), family_of_file(path))
-                 for path in sorted(self.folder.glob(f"*{LORA_SUFFIX}"))]
+        found = [
+            Lora(path.stem, str(path), family_of_file(path)) for path in sorted(self.folder.glob(f"*{LORA_SUFFIX}"))
+        ]
         for sub in sorted(p for p in self.folder.iterdir() if p.is_dir()):
             scope = {"family": sub.name} if sub.name in FAMILY_NAMES else {"model": sub.name}
             found += [Lora(path.stem, str(path), **scope) for path in sorted(sub.glob(f"*{LORA_SUFFIX}"))]
@@ -96,8 +97,12 @@ class LoraLibrary:
         if not asked:
             return ()
         if not self.enabled and not spec.loras:
-            raise invalid("lora", "LoRA is not enabled on this server: start it with IMAGEGEN_LORA_DIR set to a "
-                          "folder of .safetensors LoRAs (see the README's LoRA section).", code="lora_disabled")
+            raise invalid(
+                "lora",
+                "LoRA is not enabled on this server: start it with IMAGEGEN_LORA_DIR set to a "
+                "folder of .safetensors LoRAs (see the README's LoRA section).",
+                code="lora_disabled",
+            )
         names = [name for name, _ in asked]
         if len(set(names)) != len(names):
             raise invalid("lora", "Each LoRA may be named once per request.")
@@ -110,10 +115,16 @@ class LoraLibrary:
                 other = everywhere.get(name)
                 if other is not None:
                     meant = other.model or other.family
-                    raise invalid("lora", f"LoRA {name!r} is for {meant}; model {spec.id} is of the {spec.family} "
-                                  "family.", code="lora_mismatch")
+                    raise invalid(
+                        "lora",
+                        f"LoRA {name!r} is for {meant}; model {spec.id} is of the {spec.family} family.",
+                        code="lora_mismatch",
+                    )
                 usable = ", ".join(sorted(offered)) or "none"
-                raise invalid("lora", f"Unknown LoRA {name!r} for model {spec.id} (usable: {usable}; see "
-                              f"GET /v1/models/{spec.id}).", code="lora_not_found")
+                raise invalid(
+                    "lora",
+                    f"Unknown LoRA {name!r} for model {spec.id} (usable: {usable}; see GET /v1/models/{spec.id}).",
+                    code="lora_not_found",
+                )
             uses.append(LoraUse(lora.name, lora.source, float(scale)))
         return tuple(uses)

@@ -61,11 +61,15 @@ def _entry(path: str | Path, model_id: str, table: Any) -> ModelSpec:
         field = ".".join(str(part) for part in problem["loc"]) or "?"
         raise ModelsFileError(f"{where}: field {field!r}: {problem['msg']}") from None
     if not (spec.source.startswith(("hub:", "tiny:")) or Path(spec.source).expanduser().exists()):
-        raise ModelsFileError(f"{where}: field 'source': {spec.source!r} is neither hub:<org>/<repo>, tiny:<family>, "
-                              "nor an existing folder or file")
+        raise ModelsFileError(
+            f"{where}: field 'source': {spec.source!r} is neither hub:<org>/<repo>, tiny:<family>, "
+            "nor an existing folder or file"
+        )
     if spec.source.startswith("hub:") and not spec.revision:
-        raise ModelsFileError(f"{where}: field 'revision': a hub model needs a pinned revision (a commit hash), so "
-                              "that a restart never serves other weights")
+        raise ModelsFileError(
+            f"{where}: field 'revision': a hub model needs a pinned revision (a commit hash), so "
+            "that a restart never serves other weights"
+        )
     return spec
 
 

@@ -17,8 +17,12 @@ from PIL.PngImagePlugin import PngInfo
 _SAVE_OPTIONS = {
     "png": lambda quality: {"format": "PNG", "compress_level": 1},
     "jpeg": lambda quality: {"format": "JPEG", "quality": 90 if quality is None else quality},
-    "webp": lambda quality: {"format": "WEBP", "quality": 90 if quality is None else quality, "method": 0,
-                             "lossless": quality == 100},
+    "webp": lambda quality: {
+        "format": "WEBP",
+        "quality": 90 if quality is None else quality,
+        "method": 0,
+        "lossless": quality == 100,
+    },
 }
 ALPHA_MODES = ("RGBA", "LA", "PA")
 

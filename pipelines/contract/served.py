@@ -9,7 +9,7 @@ instruction edit) and another served model can. A configured alias always wins.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -40,11 +40,14 @@ def has(spec: ModelSpec, need: Need) -> bool:
 class ServedModels:
     specs: tuple[ModelSpec, ...]
     aliases: dict[str, str]  # configured, and the paths that models served by path were given as
-    loras: LoraLibrary = LoraLibrary()
+    loras: LoraLibrary = field(default_factory=LoraLibrary)
 
     @classmethod
     def from_names(
-        cls, names: list[str], aliases: dict[str, str] | None = None, lora_dir: Path | None = None,
+        cls,
+        names: list[str],
+        aliases: dict[str, str] | None = None,
+        lora_dir: Path | None = None,
         extra: tuple[ModelSpec, ...] = (),
     ) -> ServedModels:
         """`names`: catalog ids, ids of `extra` (an operator's models file), or local folders."""
@@ -72,8 +75,11 @@ class ServedModels:
         target = self.aliases.get(name, name)
         spec = next((spec for spec in self.specs if spec.id == target), None)
         if spec is None and (not name or is_openai_name(name)):
-            able = (spec for spec in self.specs
-                    if (task is None or task in spec.tasks) and all(has(spec, need) for need in needs))
+            able = (
+                spec
+                for spec in self.specs
+                if (task is None or task in spec.tasks) and all(has(spec, need) for need in needs)
+            )
             spec = next(able, self.default)
         return spec
 

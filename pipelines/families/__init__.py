@@ -33,7 +33,8 @@ FAMILIES: dict[FamilyName, FamilyAdapter] = {name: folder.ADAPTER for name, fold
 # Each family's tiny random-weight pipeline, built in memory (pipelines/tiny.py saves it).
 TINY_BUILDERS: dict[FamilyName, Callable[[], Any]] = {name: folder.build_tiny for name, folder in _FOLDERS.items()}
 # The catalog's models at full size, for the GPU benchmark (scripts/bench_gpu.py).
-ARCHITECTURES: dict[str, Architecture] = {arch.id: arch for folder in _FOLDERS.values()
-                                          for arch in folder.ARCHITECTURES}
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.id: arch for folder in _FOLDERS.values() for arch in folder.ARCHITECTURES
+}
 
 __all__ = ["ARCHITECTURES", "FAMILIES", "TINY_BUILDERS", "Family", "FamilyAdapter"]

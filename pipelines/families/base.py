@@ -40,13 +40,20 @@ class FamilyAdapter(Protocol):
         """What `edit` runs on, made over the loaded `base` (which it may be)."""
         ...
 
-    def generate(self, pipe: Any, job: Job, generators: list[Any], on_step: StepCallback | None = None,
-                 batch: list[Job] | None = None) -> list[Image.Image]:
+    def generate(
+        self,
+        pipe: Any,
+        job: Job,
+        generators: list[Any],
+        on_step: StepCallback | None = None,
+        batch: list[Job] | None = None,
+    ) -> list[Image.Image]:
         """The job's images (with `batch`, the images of every job in it)."""
         ...
 
-    def edit(self, editor: Any, job: Job, canvas: EditCanvas, generators: list[Any],
-             on_step: StepCallback | None = None) -> list[Image.Image]:
+    def edit(
+        self, editor: Any, job: Job, canvas: EditCanvas, generators: list[Any], on_step: StepCallback | None = None
+    ) -> list[Image.Image]:
         """The job's edited images, run on `editor(base)`."""
         ...
 
@@ -89,8 +96,9 @@ class Family:
             library.enable_propagation()
         if config is not None and self.single_file_pipeline is not None:
             pipeline_class = getattr(diffusers, self.single_file_pipeline)
-            pipe = pipeline_class.from_single_file(source, config=config, torch_dtype=dtype, local_files_only=True,
-                                                   **self.load_options)
+            pipe = pipeline_class.from_single_file(
+                source, config=config, torch_dtype=dtype, local_files_only=True, **self.load_options
+            )
         else:
             pipe = DiffusionPipeline.from_pretrained(source, variant=variant, dtype=dtype, **self.load_options)
         pipe.set_progress_bar_config(disable=True)

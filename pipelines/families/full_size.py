@@ -37,39 +37,97 @@ from pipelines.families.tiny_parts import clip_tokenizer, qwen3_tokenizer, t5_to
 # ---------------------------------------------------------------------------------------------
 
 # openai/clip-vit-large-patch14 text tower, as FLUX.1's and SDXL's `text_encoder/config.json`.
-CLIP_L = {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-          "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
-          "projection_dim": 768, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1}
+CLIP_L = {
+    "vocab_size": 49408,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "max_position_embeddings": 77,
+    "hidden_act": "quick_gelu",
+    "projection_dim": 768,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "pad_token_id": 1,
+}
 # google/t5-v1_1-xxl encoder: FLUX.1's `text_encoder_2/config.json` (T5EncoderModel).
-T5_XXL = {"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240, "num_layers": 24, "num_heads": 64,
-          "relative_attention_num_buckets": 32, "relative_attention_max_distance": 128,
-          "feed_forward_proj": "gated-gelu", "is_gated_act": True, "dense_act_fn": "gelu_new",
-          "layer_norm_epsilon": 1e-6, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0,
-          "tie_word_embeddings": False}
+T5_XXL = {
+    "vocab_size": 32128,
+    "d_model": 4096,
+    "d_kv": 64,
+    "d_ff": 10240,
+    "num_layers": 24,
+    "num_heads": 64,
+    "relative_attention_num_buckets": 32,
+    "relative_attention_max_distance": 128,
+    "feed_forward_proj": "gated-gelu",
+    "is_gated_act": True,
+    "dense_act_fn": "gelu_new",
+    "layer_norm_epsilon": 1e-6,
+    "pad_token_id": 0,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 0,
+    "tie_word_embeddings": False,
+}
 # Qwen/Qwen3-4B: the `text_encoder/config.json` of Tongyi-MAI/Z-Image-Turbo and of
 # black-forest-labs/FLUX.2-klein-4B.
-QWEN3_4B = {"vocab_size": 151936, "hidden_size": 2560, "intermediate_size": 9728, "num_hidden_layers": 36,
-            "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128, "hidden_act": "silu",
-            "max_position_embeddings": 40960, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
-            "attention_bias": False, "tie_word_embeddings": True}
+QWEN3_4B = {
+    "vocab_size": 151936,
+    "hidden_size": 2560,
+    "intermediate_size": 9728,
+    "num_hidden_layers": 36,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 128,
+    "hidden_act": "silu",
+    "max_position_embeddings": 40960,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "attention_bias": False,
+    "tie_word_embeddings": True,
+}
 # ---------------------------------------------------------------------------------------------
 # VAEs (diffusers configs)
 # ---------------------------------------------------------------------------------------------
 
-KL_BLOCKS = {"block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "norm_num_groups": 32,
-              "down_block_types": ["DownEncoderBlock2D"] * 4, "up_block_types": ["UpDecoderBlock2D"] * 4,
-              "in_channels": 3, "out_channels": 3, "act_fn": "silu"}
+KL_BLOCKS = {
+    "block_out_channels": [128, 256, 512, 512],
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+    "in_channels": 3,
+    "out_channels": 3,
+    "act_fn": "silu",
+}
 # black-forest-labs/FLUX.1-schnell `vae/config.json`; Z-Image-Turbo ships the same VAE.
-FLUX1_VAE = {**KL_BLOCKS, "latent_channels": 16, "scaling_factor": 0.3611, "shift_factor": 0.1159,
-             "use_quant_conv": False, "use_post_quant_conv": False, "sample_size": 1024, "force_upcast": True}
+FLUX1_VAE = {
+    **KL_BLOCKS,
+    "latent_channels": 16,
+    "scaling_factor": 0.3611,
+    "shift_factor": 0.1159,
+    "use_quant_conv": False,
+    "use_post_quant_conv": False,
+    "sample_size": 1024,
+    "force_upcast": True,
+}
 # ---------------------------------------------------------------------------------------------
 # Schedulers (each repository's `scheduler/scheduler_config.json`)
 # ---------------------------------------------------------------------------------------------
 
 # sd-turbo's and sdxl-turbo's.
-TURBO_EULER = ("EulerDiscreteScheduler", {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-                                          "beta_schedule": "scaled_linear", "prediction_type": "epsilon",
-                                          "timestep_spacing": "trailing", "steps_offset": 1})
+TURBO_EULER = (
+    "EulerDiscreteScheduler",
+    {
+        "num_train_timesteps": 1000,
+        "beta_start": 0.00085,
+        "beta_end": 0.012,
+        "beta_schedule": "scaled_linear",
+        "prediction_type": "epsilon",
+        "timestep_spacing": "trailing",
+        "steps_offset": 1,
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -105,7 +163,9 @@ class Architecture:
 
 def clip(config: dict[str, Any], with_projection: bool, published: float) -> Part:
     """A CLIP text tower as a part (with its projection: CLIPTextModelWithProjection)."""
-    return Part("transformers", "CLIPTextModelWithProjection" if with_projection else "CLIPTextModel", config, published)
+    return Part(
+        "transformers", "CLIPTextModelWithProjection" if with_projection else "CLIPTextModel", config, published
+    )
 
 
 def _config_class(class_name: str) -> Any:
@@ -204,5 +264,6 @@ def parameter_counts(pipe: Any) -> dict[str, int]:
     """Each torch module of the pipeline and its parameter count."""
     import torch
 
-    return {name: parameter_count(module) for name, module in pipe.components.items()
-            if isinstance(module, torch.nn.Module)}
+    return {
+        name: parameter_count(module) for name, module in pipe.components.items() if isinstance(module, torch.nn.Module)
+    }

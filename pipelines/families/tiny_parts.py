@@ -167,8 +167,6 @@ def euler_scheduler() -> Any:
     )
 
 
-
-
 def qwen3_tokenizer() -> Any:
     """Byte-level BPE with no merges (each UTF-8 byte a token) plus Qwen's special tokens, as Qwen3's
     (FLUX.2 [klein] and Z-Image read it)."""

@@ -28,13 +28,28 @@ NO_BFLOAT16 = ("T4",)
 Snapshot = Literal["gpu", "cpu", "off"]
 
 # Settings of the service and of the GPU containers' engines, forwarded as they were at deploy time.
-SERVICE_ENV = ("IMAGEGEN_MODEL_ALIASES", "IMAGEGEN_PUBLIC_URL", "IMAGEGEN_IMAGE_TTL_SECONDS",
-               "IMAGEGEN_MAX_PROMPT_CHARS", "IMAGEGEN_MAX_BATCH_IMAGES", "IMAGEGEN_MAX_BATCH_PIXELS",
-               "IMAGEGEN_BATCH_WAIT_MS", "IMAGEGEN_PNG_PARAMETERS",
-               # The GPU optimisations (pipelines/optimize.py), decided at deploy time like the rest.
-               "IMAGEGEN_FUSE_QKV", "IMAGEGEN_CHANNELS_LAST", "IMAGEGEN_ATTENTION_BACKEND", "IMAGEGEN_TORCH_COMPILE",
-               "IMAGEGEN_COMPILE_MODE", "IMAGEGEN_COMPILE_CACHE_DIR", "IMAGEGEN_PROMPT_CACHE_SIZE",
-               "IMAGEGEN_VAE_TILE_ABOVE", "IMAGEGEN_QUANTIZE", "IMAGEGEN_STEP_CACHE", "IMAGEGEN_STEP_CACHE_THRESHOLD")
+SERVICE_ENV = (
+    "IMAGEGEN_MODEL_ALIASES",
+    "IMAGEGEN_PUBLIC_URL",
+    "IMAGEGEN_IMAGE_TTL_SECONDS",
+    "IMAGEGEN_MAX_PROMPT_CHARS",
+    "IMAGEGEN_MAX_BATCH_IMAGES",
+    "IMAGEGEN_MAX_BATCH_PIXELS",
+    "IMAGEGEN_BATCH_WAIT_MS",
+    "IMAGEGEN_PNG_PARAMETERS",
+    # The GPU optimisations (pipelines/optimize.py), decided at deploy time like the rest.
+    "IMAGEGEN_FUSE_QKV",
+    "IMAGEGEN_CHANNELS_LAST",
+    "IMAGEGEN_ATTENTION_BACKEND",
+    "IMAGEGEN_TORCH_COMPILE",
+    "IMAGEGEN_COMPILE_MODE",
+    "IMAGEGEN_COMPILE_CACHE_DIR",
+    "IMAGEGEN_PROMPT_CACHE_SIZE",
+    "IMAGEGEN_VAE_TILE_ABOVE",
+    "IMAGEGEN_QUANTIZE",
+    "IMAGEGEN_STEP_CACHE",
+    "IMAGEGEN_STEP_CACHE_THRESHOLD",
+)
 
 
 def _gpu_lists(value: Any) -> Any:
@@ -43,8 +58,10 @@ def _gpu_lists(value: Any) -> Any:
     pairs = name_pairs(value, "model=GPU or model=GPU|GPU|…")
     if not isinstance(pairs, dict):
         return pairs
-    return {model: [gpu.strip() for gpu in gpus.split("|")] if isinstance(gpus, str) else gpus
-            for model, gpus in pairs.items()}
+    return {
+        model: [gpu.strip() for gpu in gpus.split("|")] if isinstance(gpus, str) else gpus
+        for model, gpus in pairs.items()
+    }
 
 
 def _numbers(value: Any) -> Any:
@@ -103,13 +120,16 @@ class ModalDeployment(BaseSettings):
             self.models_toml = self.models_file.read_text()
         local = [spec.id for spec in self._extra if not spec.source.startswith(("hub:", "tiny:"))]
         if local:
-            raise ValueError(f"the models file's {local[0]!r} loads from a path on this machine; on Modal a model's "
-                             "weights come from the hub (source = \"hub:org/repo\" with a revision)")
+            raise ValueError(
+                f"the models file's {local[0]!r} loads from a path on this machine; on Modal a model's "
+                'weights come from the hub (source = "hub:org/repo" with a revision)'
+            )
         known = self.catalog()
         unknown = [name for name in self.models if name not in known]
         if unknown or not self.models:
-            raise ValueError(f"IMAGEGEN_MODELS must name catalog models ({', '.join(known)}); "
-                             f"got {','.join(self.models)!r}")
+            raise ValueError(
+                f"IMAGEGEN_MODELS must name catalog models ({', '.join(known)}); got {','.join(self.models)!r}"
+            )
         for variable, per_model in (("IMAGEGEN_MODAL_GPUS", self.gpus), ("IMAGEGEN_MODAL_MEMORY_GIB", self.memory_gib)):
             for model_id in per_model:
                 if model_id not in self.models:
@@ -117,16 +137,18 @@ class ModalDeployment(BaseSettings):
         for model_id, gpus in self.gpus.items():
             for gpu in gpus:
                 if gpu.split(":")[0].upper() not in GPU_TYPES:
-                    raise ValueError(f"IMAGEGEN_MODAL_GPUS: unknown GPU {gpu!r} for {model_id} "
-                                     f"(known: {', '.join(GPU_TYPES)})")
+                    raise ValueError(
+                        f"IMAGEGEN_MODAL_GPUS: unknown GPU {gpu!r} for {model_id} (known: {', '.join(GPU_TYPES)})"
+                    )
         for model_id, gib in self.memory_gib.items():
             if not 1 <= gib <= 1024:
                 raise ValueError(f"IMAGEGEN_MODAL_MEMORY_GIB: {model_id}={gib} is not between 1 and 1024 GiB")
         if self.min_containers > self.max_containers:
             raise ValueError(f"min_containers ({self.min_containers}) exceeds max_containers ({self.max_containers})")
         if self.gpu_target_inputs is not None and self.gpu_target_inputs > self.gpu_max_inputs:
-            raise ValueError(f"gpu_target_inputs ({self.gpu_target_inputs}) exceeds gpu_max_inputs "
-                             f"({self.gpu_max_inputs})")
+            raise ValueError(
+                f"gpu_target_inputs ({self.gpu_target_inputs}) exceeds gpu_max_inputs ({self.gpu_max_inputs})"
+            )
         return self
 
     def catalog(self) -> dict[str, ModelSpec]:

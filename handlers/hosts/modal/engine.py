@@ -180,8 +180,7 @@ class ModalEngine:
                 await call.cancel.aio()
                 log.info("cancelled %s on %s: nobody waits for it", job.task, job.model)
             except Exception:  # the Job's deadline still stops it on the GPU
-                log.warning("cancelling %s on %s failed; its deadline will stop it", job.task, job.model,
-                            exc_info=True)
+                log.warning("cancelling %s on %s failed; its deadline will stop it", job.task, job.model, exc_info=True)
 
         task = asyncio.get_running_loop().create_task(cancel())
         self._cancelling.add(task)
@@ -211,7 +210,7 @@ def _left(job: Job) -> float:
 
 
 def _modal_kind(exc: BaseException) -> str | None:
-    """"timeout" or "unavailable" for Modal's exceptions that say so; None for any other failure."""
+    """ "timeout" or "unavailable" for Modal's exceptions that say so; None for any other failure."""
     try:
         from modal import exception as modal_errors
     except ImportError:  # no Modal here, so nothing came from it
@@ -219,8 +218,14 @@ def _modal_kind(exc: BaseException) -> str | None:
     if isinstance(exc, modal_errors.FunctionTimeoutError):
         return "timeout"
     # Infrastructure trouble: a preempted or crashed container, the control plane briefly away.
-    unavailable = (modal_errors.InternalFailure, modal_errors.ConnectionError, modal_errors.ServiceError,
-                   modal_errors.InternalError, modal_errors.ResourceExhaustedError, modal_errors.ClientClosed)
+    unavailable = (
+        modal_errors.InternalFailure,
+        modal_errors.ConnectionError,
+        modal_errors.ServiceError,
+        modal_errors.InternalError,
+        modal_errors.ResourceExhaustedError,
+        modal_errors.ClientClosed,
+    )
     return "unavailable" if isinstance(exc, unavailable) else None
 
 

@@ -89,15 +89,24 @@ class GpuModel:
         # Only a CPU snapshot is taken without the GPU at hand; otherwise load straight onto it.
         device = "cpu" if self.deployment.snapshot == "cpu" else self._gpu()
         engine_settings = EngineSettings()
-        self.models = ModelCache([spec], cache_dir=engine_settings.cache_dir, device=device, max_loaded=1,
-                                 dtype=self.deployment.dtype_for(self.model_id),
-                                 optimizations=Optimizations.from_settings(engine_settings))
+        self.models = ModelCache(
+            [spec],
+            cache_dir=engine_settings.cache_dir,
+            device=device,
+            max_loaded=1,
+            dtype=self.deployment.dtype_for(self.model_id),
+            optimizations=Optimizations.from_settings(engine_settings),
+        )
         self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters)
         try:
             model = self.models.get(self.model_id)
         except errors.APIError:
-            log.error("%s is not loadable from the weights Volume; fetch it with: "
-                      "modal run modal_app.py::download --models %s", self.model_id, self.model_id)
+            log.error(
+                "%s is not loadable from the weights Volume; fetch it with: "
+                "modal run modal_app.py::download --models %s",
+                self.model_id,
+                self.model_id,
+            )
             raise
         if {"edit", "variation"} & set(spec.tasks):
             model.editor()  # made now (and snapshotted), not on the first edit
@@ -120,9 +129,15 @@ class GpuModel:
                 self._keep_compiled_kernels()
         # Modal bounds the inputs a container holds, so the queue never refuses one; the Job's
         # deadline, not a queue timeout, says when nobody waits any more.
-        self.engine = LocalEngine(self.worker, EngineSettings(
-            models=[self.model_id], preload=False, max_queue=self.deployment.gpu_max_inputs,
-            queue_timeout_seconds=self.deployment.timeout))
+        self.engine = LocalEngine(
+            self.worker,
+            EngineSettings(
+                models=[self.model_id],
+                preload=False,
+                max_queue=self.deployment.gpu_max_inputs,
+                queue_timeout_seconds=self.deployment.timeout,
+            ),
+        )
         self.engine_started = False
         log.info("%s serving on %s", self.model_id, self.models.device)
 

@@ -23,8 +23,13 @@ from pipelines.contract.served import ServedModels
 log = logging.getLogger("imagegen")
 
 
-def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], volume: VolumeFiles,
-                   config: ModalDeployment, **engine_options: Any) -> FastAPI:
+def create_web_app(
+    settings: ServerSettings,
+    gpu_classes: Callable[[str], Any],
+    volume: VolumeFiles,
+    config: ModalDeployment,
+    **engine_options: Any,
+) -> FastAPI:
     """The deployed app, from its parts: what `modal_app.web` serves, and what the tests drive.
 
     `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine.
@@ -37,10 +42,14 @@ def create_web_app(settings: ServerSettings, gpu_classes: Callable[[str], Any], 
             "proxy-auth tokens instead."
         )
     served = ServedModels.from_names(config.models, settings.model_aliases, settings.lora_dir, config.extra_models)
-    engine = ModalEngine({spec.id: gpu_classes(spec.id) for spec in served.specs},
-                         deadline_seconds=config.deadline_seconds, **engine_options)
-    store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, volume,
-                             max_bytes=settings.storage_max_bytes)
+    engine = ModalEngine(
+        {spec.id: gpu_classes(spec.id) for spec in served.specs},
+        deadline_seconds=config.deadline_seconds,
+        **engine_options,
+    )
+    store = VolumeImageStore(
+        settings.storage_dir, settings.image_ttl_seconds, volume, max_bytes=settings.storage_max_bytes
+    )
     return create_app(settings, engine, store, served)
 
 

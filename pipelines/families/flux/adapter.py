@@ -6,5 +6,4 @@ from __future__ import annotations
 from pipelines.families.base import Family
 
 # schnell's T5 context is 256 tokens (dev takes 512; 256 serves both).
-FLUX = Family("flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256},
-              packed_latents=True)
+FLUX = Family("flux", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipelines.families.full_size import Architecture
 from pipelines.families.flux_kontext.adapter import FLUX_KONTEXT as ADAPTER
 from pipelines.families.flux_kontext.tiny import build_tiny
+from pipelines.families.full_size import Architecture
 
 ARCHITECTURES: tuple[Architecture, ...] = ()  # none measured yet
 

@@ -31,20 +31,23 @@ if TYPE_CHECKING:
 
 
 class KontextFamily(Family):
-    def _common(self, job: Job, generators: list[Any], on_step: StepCallback | None,
-                batch: list[Job] | None = None) -> dict[str, Any]:
+    def _common(
+        self, job: Job, generators: list[Any], on_step: StepCallback | None, batch: list[Job] | None = None
+    ) -> dict[str, Any]:
         return {**super()._common(job, generators, on_step, batch), "max_area": job.width * job.height}
 
     def editor(self, base: Any) -> Any:
         """The loaded pipeline itself: it takes the image to edit as context."""
         return base
 
-    def edit(self, editor: Any, job: Job, canvas: EditCanvas, generators: list[Any],
-             on_step: StepCallback | None = None) -> list[Image.Image]:
+    def edit(
+        self, editor: Any, job: Job, canvas: EditCanvas, generators: list[Any], on_step: StepCallback | None = None
+    ) -> list[Image.Image]:
         """The image (at the render size) is the context; the prompt says what to change."""
         options = self._common(job, generators, on_step)
         return editor(**options, image=canvas.image, _auto_resize=False).images
 
 
-FLUX_KONTEXT = KontextFamily("flux-kontext", {}, takes_negative_prompt=False,
-                             call_options={"max_sequence_length": 256}, packed_latents=True)
+FLUX_KONTEXT = KontextFamily(
+    "flux-kontext", {}, takes_negative_prompt=False, call_options={"max_sequence_length": 256}, packed_latents=True
+)

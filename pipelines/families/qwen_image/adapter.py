@@ -34,12 +34,14 @@ class QwenImageFamily(Family):
             return {"true_cfg_scale": 1.0}  # off; the pipeline warns unless told so
         return {"true_cfg_scale": job.guidance, "negative_prompt": job.negative_prompt or _BLANK_NEGATIVE}
 
-    def _common(self, job: Job, generators: list[Any], on_step: StepCallback | None,
-                batch: list[Job] | None = None) -> dict[str, Any]:
+    def _common(
+        self, job: Job, generators: list[Any], on_step: StepCallback | None, batch: list[Job] | None = None
+    ) -> dict[str, Any]:
         options = super()._common(job, generators, on_step, batch)
         if batch and "negative_prompt" in options:  # each job's own, image by image
-            options["negative_prompt"] = [each.negative_prompt or _BLANK_NEGATIVE for each in batch
-                                          for _ in range(each.n)]
+            options["negative_prompt"] = [
+                each.negative_prompt or _BLANK_NEGATIVE for each in batch for _ in range(each.n)
+            ]
         return options
 
     def vae_latents(self, pipe: Any, latents: Any, height: int, width: int) -> Any:

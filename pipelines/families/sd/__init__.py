@@ -1,4 +1,5 @@
-"""Stable Diffusion 2.x (sd-turbo): its adapter (the quirks), its tiny random-weight model, its full-size architectures."""
+"""Stable Diffusion 2.x (sd-turbo): its adapter (the quirks), its tiny random-weight model, its full-size
+architectures."""
 
 from __future__ import annotations
 

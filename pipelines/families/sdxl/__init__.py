@@ -1,4 +1,5 @@
-"""SDXL (sdxl-turbo, the SDXL inpainting model): its adapter (the quirks), its tiny random-weight model, its full-size architectures."""
+"""SDXL (sdxl-turbo, the SDXL inpainting model): its adapter (the quirks), its tiny random-weight model, its
+full-size architectures."""
 
 from __future__ import annotations
 
