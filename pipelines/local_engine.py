@@ -18,17 +18,13 @@ from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.status import JobTrace, ModelStatus, current_trace
+from pipelines.pace import Pace, work
 from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
 
 log = logging.getLogger("imagegen")
 
-# The shortest wait a busy answer asks for: a slot may free sooner, but not much sooner than a
-# retry can travel, and a client told 0 would just spin.
-RETRY_FLOOR_SECONDS = 0.5
 _LOADING_RETRY_SECONDS = 2.0
-# How fast the estimate of a batch's run time follows the latest batches.
-_DECAY = 0.5
 
 
 @dataclass(eq=False)
@@ -56,23 +52,22 @@ class _ModelQueue:
         self.waiting: deque[_Ticket] = deque()
         self.arrived = asyncio.Event()
         self.feeder: asyncio.Task[None] | None = None
-        # For Retry-After: recent batches' run time (decayed; a model's load is not counted), and
-        # when the running one started.
-        self.batch_seconds: float | None = None
+        # For Retry-After and the drain: the recent batches' pace (a model's load is not counted),
+        # and when the running batch started and how much work it holds.
+        self.pace = Pace()
         self.running_since: float | None = None
+        self.running_work = 0.0
         self.running = 0  # jobs in the running batch
 
     def until_a_place_frees(self) -> float:
         """Seconds until the first waiting job leaves the queue: when the running batch ends."""
-        if self.batch_seconds is None or self.running_since is None:
-            return RETRY_FLOOR_SECONDS
-        remaining = self.batch_seconds - (time.monotonic() - self.running_since)
-        return max(RETRY_FLOOR_SECONDS, remaining)
+        if self.running_since is None:
+            return self.pace.until_done(0.0, 0.0)
+        return self.pace.until_done(self.running_work, time.monotonic() - self.running_since)
 
-    def ran(self, seconds: float) -> None:
-        self.running_since = None
-        self.batch_seconds = seconds if self.batch_seconds is None else (
-            (1 - _DECAY) * self.batch_seconds + _DECAY * seconds)
+
+def _work(job: Job) -> float:
+    return work(job.n, job.width, job.height, job.steps)
 
 
 class LocalEngine:
@@ -144,11 +139,11 @@ class LocalEngine:
     def drain(self, seconds: float) -> None:
         self._draining = True
         for model_id, queue in self._queues.items():
-            # What can still run: the time left after the running batch, a batch per waiting
-            # job at the recent pace, with a fifth kept back for answering. No pace known yet:
-            # nothing waiting can be promised.
+            # What can still run: the time left after the running batch, each waiting job at the
+            # recent pace for its own pixels x steps, with a fifth kept back for answering. No
+            # pace known yet: nothing waiting can be promised.
             left = 0.8 * seconds - (queue.until_a_place_frees() if queue.running_since is not None else 0.0)
-            fitting = int(left // queue.batch_seconds) if queue.batch_seconds and left > 0 else 0
+            fitting = queue.pace.fitting((_work(ticket.job) for ticket in queue.waiting), left)
             refused = list(queue.waiting)[fitting:]
             for ticket in refused:
                 queue.waiting.remove(ticket)
@@ -226,7 +221,7 @@ class LocalEngine:
 
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
-        queue.running = len(batch)
+        queue.running, queue.running_work = len(batch), sum(_work(ticket.job) for ticket in batch)
         for ticket in batch:  # waiting for the model, its load included: until its pipeline call begins
             ticket.trace.queue_seconds = began - ticket.enqueued_at
         try:
@@ -244,7 +239,8 @@ class LocalEngine:
             queue.running = 0
             for ticket in batch:
                 ticket.trace.run_seconds = time.monotonic() - began
-        queue.ran(time.monotonic() - began)
+        queue.running_since = None
+        queue.pace.ran(queue.running_work, time.monotonic() - began)
         return results
 
     async def close(self) -> None:

@@ -55,9 +55,21 @@ def test_a_seed_gives_the_same_pixels_again_and_image_i_uses_seed_plus_i(client:
         ))
 
     first = make(1234, 2)
-    assert make(1234, 2) == first
-    assert make(1235, 1) == first[1:]
-    assert make(99, 1) != first[:1]
+    assert make(1234, 2) == first  # the same request, run the same way: the same bytes
+    # Image 2 of n=2 is made in a batch of two (four with guidance), n=1 in one of one: the UNet's
+    # convolutions and matmuls pick their kernels and split their float sums by the batch's shape
+    # (and by the thread count), so ~1e-6 differences can round a pixel to the next level. Not the
+    # VAE: on a CPU it decodes a batch one image at a time. Measured: 1 level at 256x256; the README
+    # promises at most 2.
+    assert max_difference(make(1235, 1)[0], first[1]) <= 2
+    assert max_difference(make(99, 1)[0], first[0]) > 2  # another seed: another image
+
+
+def max_difference(a: bytes, b: bytes) -> int:
+    """The largest difference of one channel of one pixel, in levels (0-255)."""
+    from PIL import ImageChops
+
+    return max(high for _, high in ImageChops.difference(png(a).convert("RGB"), png(b).convert("RGB")).getextrema())
 
 
 def test_style_vivid_applies_the_catalog_template_and_revised_prompt_says_so(client: OpenAI) -> None:

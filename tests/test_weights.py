@@ -138,7 +138,10 @@ def test_a_single_file_checkpoint_loads_with_a_local_config(sd2_checkpoint: Path
                                                              tmp_path: Path) -> None:
     models_file = tmp_path / "models.toml"
     models_file.write_text(f'[models.mine]\nlike = "tiny-sd"\nsource = "{sd2_checkpoint}"\nconfig = "tiny-sd"\n')
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_MODELS_FILE": str(models_file)}
+    # Two processes: the same bytes only on the same code path, and torch's thread count is part of
+    # it (it splits the float sums; 1 against 2 threads moves pixels by a level). Its default is the
+    # machine's cores, so both processes are pinned to one, as OMP_NUM_THREADS lets an operator do.
+    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_MODELS_FILE": str(models_file), "OMP_NUM_THREADS": "1"}
     for model, out in (("mine", "mine.png"), ("tiny-sd", "tiny.png")):
         result = _imagegen("generate", "a lighthouse", "--model", model, "--seed", "5", "--size", "64x64", "-o", out,
                            env=env, cwd=tmp_path)
