@@ -17,13 +17,18 @@ def _megabytes(size: int) -> str:
 
 def body_too_large(size: int | None, limit: int) -> APIError:
     said = "" if size is None else f" ({_megabytes(size)})"
-    return APIError("too_large", f"The request body is too large{said}; the limit is {_megabytes(limit)}.",
-                    code="request_too_large")
+    return APIError(
+        "too_large", f"The request body is too large{said}; the limit is {_megabytes(limit)}.", code="request_too_large"
+    )
 
 
 def file_too_large(field: str, limit: int) -> APIError:
-    return APIError("too_large", f"The '{field}' file is larger than the {_megabytes(limit)} limit.", param=field,
-                    code="file_too_large")
+    return APIError(
+        "too_large",
+        f"The '{field}' file is larger than the {_megabytes(limit)} limit.",
+        param=field,
+        code="file_too_large",
+    )
 
 
 class _FileSizes:
@@ -35,13 +40,16 @@ class _FileSizes:
         self._header_value = b""
         self._field = ""
         self._size = 0
-        self._parser = MultipartParser(boundary, {
-            "on_part_begin": self._on_part_begin,
-            "on_header_field": self._on_header_field,
-            "on_header_value": self._on_header_value,
-            "on_header_end": self._on_header_end,
-            "on_part_data": self._on_part_data,
-        })
+        self._parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._on_part_begin,
+                "on_header_field": self._on_header_field,
+                "on_header_value": self._on_header_value,
+                "on_header_end": self._on_header_end,
+                "on_part_data": self._on_part_data,
+            },
+        )
         self._broken = False
 
     def feed(self, chunk: bytes) -> None:

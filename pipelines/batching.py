@@ -46,8 +46,9 @@ def pixels(job: Job) -> int:
     return job.n * job.width * job.height
 
 
-async def next_batch(waiting: deque[W], arrived: asyncio.Event, *, max_images: int, max_pixels: int,
-                     wait_seconds: float = 0.0) -> list[W]:
+async def next_batch(
+    waiting: deque[W], arrived: asyncio.Event, *, max_images: int, max_pixels: int, wait_seconds: float = 0.0
+) -> list[W]:
     """The first live job of `waiting`, plus compatible ones up to `max_images` images and
     `max_pixels` pixels in all, waiting up to `wait_seconds` for more to arrive (`arrived` is
     set on each arrival). The first job runs whatever its size.
@@ -66,8 +67,17 @@ async def next_batch(waiting: deque[W], arrived: asyncio.Event, *, max_images: i
     deadline = time.monotonic() + wait_seconds
     while (room := max_images - sum(each.job.n for each in batch)) > 0:
         budget = max_pixels - sum(pixels(each.job) for each in batch)
-        fits = next((each for each in waiting if not each.stop.is_set() and batch_key(each.job) == key
-                     and each.job.n <= room and pixels(each.job) <= budget), None)
+        fits = next(
+            (
+                each
+                for each in waiting
+                if not each.stop.is_set()
+                and batch_key(each.job) == key
+                and each.job.n <= room
+                and pixels(each.job) <= budget
+            ),
+            None,
+        )
         if fits is not None:
             waiting.remove(fits)
             batch.append(fits)

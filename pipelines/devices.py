@@ -13,10 +13,14 @@ def pick_device(preference: str = "auto") -> str:
     import torch
 
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise DeviceUnavailable(f"device {preference!r} was asked for, but torch sees no CUDA GPU here "
-                                f"(torch {torch.__version__}); use --device cpu or auto")
+        raise DeviceUnavailable(
+            f"device {preference!r} was asked for, but torch sees no CUDA GPU here "
+            f"(torch {torch.__version__}); use --device cpu or auto"
+        )
     if preference == "mps" and not torch.backends.mps.is_available():
-        raise DeviceUnavailable("device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu or auto")
+        raise DeviceUnavailable(
+            "device 'mps' was asked for, but this machine has no Apple GPU; use --device cpu or auto"
+        )
     if preference != "auto":
         return preference
     if torch.cuda.is_available():

@@ -110,9 +110,13 @@ class LocalEngine:
             state, reason = self.worker.models.state(model_id)
             queue = self._queues.get(model_id)
             statuses[model_id] = ModelStatus(
-                state=state, reason=reason, load_seconds=self.worker.models.load_seconds.get(model_id),
-                waiting=len(queue.waiting) if queue else 0, running=queue.running if queue else 0,
-                batches=self.worker.batch_sizes(model_id))
+                state=state,
+                reason=reason,
+                load_seconds=self.worker.models.load_seconds.get(model_id),
+                waiting=len(queue.waiting) if queue else 0,
+                running=queue.running if queue else 0,
+                batches=self.worker.batch_sizes(model_id),
+            )
         return statuses
 
     async def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
@@ -149,8 +153,13 @@ class LocalEngine:
                 queue.waiting.remove(ticket)
                 if not ticket.future.done():
                     ticket.future.set_exception(errors.shutting_down())
-            log.info("shutting down within %.0f s: %s keeps %d waiting, refused %d", seconds, model_id,
-                     len(queue.waiting), len(refused))
+            log.info(
+                "shutting down within %.0f s: %s keeps %d waiting, refused %d",
+                seconds,
+                model_id,
+                len(queue.waiting),
+                len(refused),
+            )
 
     def _enqueue(self, job: Job, on_partial: Callable[[ImageEvent], None] | None = None) -> _Ticket:
         queue = self._queues.get(job.model)
@@ -164,8 +173,12 @@ class LocalEngine:
                 raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
             raise errors.queue_full(job.model, len(queue.waiting), queue.until_a_place_frees())
         # The request's trace, if the web side set one (the same object: the engine fills it in).
-        ticket = _Ticket(job=job, future=asyncio.get_running_loop().create_future(), on_partial=on_partial,
-                         trace=current_trace.get() or JobTrace())
+        ticket = _Ticket(
+            job=job,
+            future=asyncio.get_running_loop().create_future(),
+            on_partial=on_partial,
+            trace=current_trace.get() or JobTrace(),
+        )
         queue.waiting.append(ticket)
         queue.arrived.set()
         return ticket
@@ -189,9 +202,13 @@ class LocalEngine:
             if not queue.waiting:
                 queue.arrived.clear()
                 await queue.arrived.wait()
-            batch = await next_batch(queue.waiting, queue.arrived, max_images=self.settings.max_batch_images,
-                                     max_pixels=self.max_batch_pixels,
-                                     wait_seconds=self.settings.batch_wait_ms / 1000)
+            batch = await next_batch(
+                queue.waiting,
+                queue.arrived,
+                max_images=self.settings.max_batch_images,
+                max_pixels=self.max_batch_pixels,
+                wait_seconds=self.settings.batch_wait_ms / 1000,
+            )
             if not batch:
                 continue
             for ticket in batch:
@@ -199,7 +216,8 @@ class LocalEngine:
                 ticket.trace.batch_images = sum(each.job.n for each in batch)
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
-                    queue.thread, batch[0].context.run, self._run, queue, batch)
+                    queue.thread, batch[0].context.run, self._run, queue, batch
+                )
             except asyncio.CancelledError:  # the engine is closing
                 for ticket in batch:
                     ticket.future.cancel()
@@ -229,8 +247,12 @@ class LocalEngine:
                 ticket = batch[0]
                 results = [self.worker.run(ticket.job, on_partial=ticket.on_partial, cancelled=cancelled)]
             else:
-                log.info("batching %d requests (%d images) on %s", len(batch), sum(t.job.n for t in batch),
-                         batch[0].job.model)
+                log.info(
+                    "batching %d requests (%d images) on %s",
+                    len(batch),
+                    sum(t.job.n for t in batch),
+                    batch[0].job.model,
+                )
                 results = self.worker.run_batch([ticket.job for ticket in batch], cancelled=cancelled)
         except BaseException:
             queue.running_since = None  # a stopped or failed run says nothing about the next one's length

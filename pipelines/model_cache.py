@@ -143,9 +143,12 @@ class ModelCache:
             if spec.id not in self._told_absent:  # once, not a line per request
                 self._told_absent.add(spec.id)
                 log.error("%s: %s", spec.id, absent)
-            raise errors.model_unavailable(spec.id, f"The weights of model {spec.id} are not on this server. "
-                                           f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
-                                           f"`modal run modal_app.py::download --models {absent.pull}`).") from None
+            raise errors.model_unavailable(
+                spec.id,
+                f"The weights of model {spec.id} are not on this server. "
+                f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
+                f"`modal run modal_app.py::download --models {absent.pull}`).",
+            ) from None
         try:
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
@@ -164,8 +167,12 @@ class ModelCache:
             for model_id, model in self._loaded.items():
                 model.pipe.to(device=device, dtype=self.torch_dtype())  # editors share these modules
                 _decode_per_image(model.pipe, device)
-                optimize.apply(model.pipe, self.optimizations, device,
-                               compile_warm_up(model.family, self.specs[model_id], model.pipe))
+                optimize.apply(
+                    model.pipe,
+                    self.optimizations,
+                    device,
+                    compile_warm_up(model.family, self.specs[model_id], model.pipe),
+                )
 
     def torch_dtype(self) -> Any:
         """The dtype loads use: the override, else what the device runs best."""

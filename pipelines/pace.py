@@ -30,7 +30,7 @@ class Pace:
 
     def ran(self, batch_work: float, seconds: float) -> None:
         keep = 1 - DECAY if self._sums[0] else 1.0
-        for i, add in enumerate((1.0, batch_work, batch_work ** 2, seconds, batch_work * seconds)):
+        for i, add in enumerate((1.0, batch_work, batch_work**2, seconds, batch_work * seconds)):
             self._sums[i] = keep * self._sums[i] + add
 
     @property
@@ -43,8 +43,8 @@ class Pace:
         if not weight:
             return None
         mean_w, mean_s = sum_w / weight, sum_s / weight
-        spread = sum_ww / weight - mean_w ** 2
-        if spread > 1e-6 * mean_w ** 2:  # batches of different sizes: a line through them
+        spread = sum_ww / weight - mean_w**2
+        if spread > 1e-6 * mean_w**2:  # batches of different sizes: a line through them
             per_work = max(0.0, (sum_ws / weight - mean_w * mean_s) / spread)
             fixed = mean_s - per_work * mean_w
             if fixed >= 0:

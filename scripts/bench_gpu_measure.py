@@ -142,7 +142,7 @@ def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str,
     import torch
 
     from pipelines.contract import pictures
-    from pipelines.optimize import prompt_cache
+    from pipelines.prompt_cache import prompt_cache
 
     cuda = clock.cuda
     if prompt_cache(target.pipe) is not None:  # each variant encodes its prompts afresh

@@ -41,11 +41,21 @@ def main(argv: list[str] | None = None) -> None:
 
     port = _free_port()
     work = Path(tempfile.mkdtemp(prefix="imagegen-shutdown-"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true",
-           "IMAGEGEN_STORAGE_DIR": str(work / "images"), "IMAGEGEN_CACHE_DIR": args.cache_dir or str(work / "cache")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+        "IMAGEGEN_STORAGE_DIR": str(work / "images"),
+        "IMAGEGEN_CACHE_DIR": args.cache_dir or str(work / "cache"),
+    }
     log = (work / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "handlers.hosts.cli", "serve", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "handlers.hosts.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/v1/images/generations"
     for _ in range(600):
         try:

@@ -100,8 +100,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, str]]:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300, help="client timeout per request, seconds")
     args = parser.parse_args(argv)
-    body = {"model": args.model, "prompt": "load test", "size": args.size, "response_format": "b64_json",
-            "num_inference_steps": args.steps}
+    body = {
+        "model": args.model,
+        "prompt": "load test",
+        "size": args.size,
+        "response_format": "b64_json",
+        "num_inference_steps": args.steps,
+    }
     rows = []
     for size in args.bursts:
         outcomes, wall = asyncio.run(burst(args.url, args.key, size, body, args.timeout))

@@ -11,8 +11,19 @@ from dataclasses import dataclass, field, replace
 from pipelines.batching import batch_key, next_batch
 from pipelines.contract.job import Job
 
-GENERATE = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64,
-               output_height=64, steps=2, guidance=0.0, seeds=(1,))
+GENERATE = Job(
+    task="generate",
+    model="tiny-sd",
+    prompt="x",
+    n=1,
+    width=64,
+    height=64,
+    output_width=64,
+    output_height=64,
+    steps=2,
+    guidance=0.0,
+    seeds=(1,),
+)
 
 
 @dataclass(eq=False)
@@ -25,16 +36,22 @@ def tickets(*jobs: Job) -> deque[Ticket]:
     return deque(Ticket(job) for job in jobs)
 
 
-def gather(waiting: deque[Ticket], *, max_images: int = 8, max_pixels: int = 10**9,
-           wait_seconds: float = 0.0) -> list[Ticket]:
-    return asyncio.run(next_batch(waiting, asyncio.Event(), max_images=max_images, max_pixels=max_pixels,
-                                  wait_seconds=wait_seconds))
+def gather(
+    waiting: deque[Ticket], *, max_images: int = 8, max_pixels: int = 10**9, wait_seconds: float = 0.0
+) -> list[Ticket]:
+    return asyncio.run(
+        next_batch(waiting, asyncio.Event(), max_images=max_images, max_pixels=max_pixels, wait_seconds=wait_seconds)
+    )
 
 
 def test_only_generations_of_the_same_shape_share_a_call() -> None:
     assert batch_key(GENERATE) == batch_key(replace(GENERATE, prompt="y", seeds=(9,), n=3))
-    for other in (replace(GENERATE, width=128), replace(GENERATE, steps=4), replace(GENERATE, guidance=3.0),
-                  replace(GENERATE, model="tiny-sdxl")):
+    for other in (
+        replace(GENERATE, width=128),
+        replace(GENERATE, steps=4),
+        replace(GENERATE, guidance=3.0),
+        replace(GENERATE, model="tiny-sdxl"),
+    ):
         assert batch_key(other) != batch_key(GENERATE)
     assert batch_key(replace(GENERATE, task="edit")) is None
     assert batch_key(replace(GENERATE, partial_images=2)) is None  # a stream's previews are its own
@@ -42,8 +59,9 @@ def test_only_generations_of_the_same_shape_share_a_call() -> None:
 
 def test_compatible_waiting_jobs_join_up_to_the_image_limit_and_the_rest_keep_their_order() -> None:
     bigger = replace(GENERATE, width=128)
-    waiting = tickets(replace(GENERATE, n=2), bigger, replace(GENERATE, n=4), replace(GENERATE, n=3),
-                      replace(GENERATE, n=2))
+    waiting = tickets(
+        replace(GENERATE, n=2), bigger, replace(GENERATE, n=4), replace(GENERATE, n=3), replace(GENERATE, n=2)
+    )
     first, other, four, three, two = waiting
     batch = gather(waiting, max_images=8)
     assert batch == [first, four, two]  # 2 + 4 + 2 = 8; the 3 does not fit

@@ -42,17 +42,25 @@ def test_b64_json_images_have_the_requested_size(client: OpenAI, model: str) -> 
 
 
 def test_the_images_of_one_request_differ(client: OpenAI) -> None:
-    response = client.images.generate(model="tiny-sd", prompt="a lighthouse", size="64x64", n=3,
-                                      response_format="b64_json")
+    response = client.images.generate(
+        model="tiny-sd", prompt="a lighthouse", size="64x64", n=3, response_format="b64_json"
+    )
     images = b64_images(response)
     assert len(set(images)) == 3
 
 
 def test_a_seed_gives_the_same_pixels_again_and_image_i_uses_seed_plus_i(client: OpenAI) -> None:
     def make(seed: int, n: int) -> list[bytes]:
-        return b64_images(client.images.generate(
-            model="tiny-sdxl", prompt="a boat", size="64x64", n=n, response_format="b64_json", extra_body={"seed": seed}
-        ))
+        return b64_images(
+            client.images.generate(
+                model="tiny-sdxl",
+                prompt="a boat",
+                size="64x64",
+                n=n,
+                response_format="b64_json",
+                extra_body={"seed": seed},
+            )
+        )
 
     first = make(1234, 2)
     assert make(1234, 2) == first  # the same request, run the same way: the same bytes
@@ -73,18 +81,21 @@ def max_difference(a: bytes, b: bytes) -> int:
 
 
 def test_style_vivid_applies_the_catalog_template_and_revised_prompt_says_so(client: OpenAI) -> None:
-    natural = client.images.generate(model="tiny-sd", prompt="a cabin", size="64x64", style="natural",
-                                     response_format="b64_json")
-    vivid = client.images.generate(model="tiny-sd", prompt="a cabin", size="64x64", style="vivid",
-                                   response_format="b64_json")
+    natural = client.images.generate(
+        model="tiny-sd", prompt="a cabin", size="64x64", style="natural", response_format="b64_json"
+    )
+    vivid = client.images.generate(
+        model="tiny-sd", prompt="a cabin", size="64x64", style="vivid", response_format="b64_json"
+    )
     assert natural.data[0].revised_prompt == "a cabin"
     assert vivid.data[0].revised_prompt.startswith("a cabin, vivid colors")
 
 
 def test_extensions_change_the_image(client: OpenAI) -> None:
     def make(**extra) -> bytes:
-        response = client.images.generate(model="tiny-sd", prompt="a tree", size="64x64", response_format="b64_json",
-                                          extra_body={"seed": 7, **extra})
+        response = client.images.generate(
+            model="tiny-sd", prompt="a tree", size="64x64", response_format="b64_json", extra_body={"seed": 7, **extra}
+        )
         return b64_images(response)[0]
 
     plain = make()
@@ -93,8 +104,9 @@ def test_extensions_change_the_image(client: OpenAI) -> None:
 
 
 def test_an_openai_size_past_the_models_bounds_is_rendered_and_resized(client: OpenAI) -> None:
-    response = client.images.generate(model="tiny-flux", prompt="a wide view", size="1792x1024",
-                                      response_format="b64_json")
+    response = client.images.generate(
+        model="tiny-flux", prompt="a wide view", size="1792x1024", response_format="b64_json"
+    )
     assert png(b64_images(response)[0]).size == (1792, 1024)
 
 

@@ -29,9 +29,14 @@ def small_limits(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """A real server whose uploads are capped at 1 MB, and whole requests at 3 MB."""
     storage = tmp_path_factory.mktemp("limits-images")
     log_path = tmp_path_factory.mktemp("limits-log") / "server.log"
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(storage),
-           "IMAGEGEN_API_KEYS": API_KEY, "IMAGEGEN_MAX_UPLOAD_MB": "1", "IMAGEGEN_MAX_REQUEST_MB": "3",
-           "IMAGEGEN_MODELS": "tiny-sd"}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(storage),
+        "IMAGEGEN_API_KEYS": API_KEY,
+        "IMAGEGEN_MAX_UPLOAD_MB": "1",
+        "IMAGEGEN_MAX_REQUEST_MB": "3",
+        "IMAGEGEN_MODELS": "tiny-sd",
+    }
     process, url = start_server(env, log_path)
     yield Server(url=url, storage_dir=storage, log_path=log_path)
     stop_server(process)
@@ -78,7 +83,8 @@ def test_a_declared_length_past_the_limit_is_refused_before_any_body_is_sent(ser
     """The request line and headers only: the 413 arrives while the body was never sent."""
     with _connect(server.url) as sock:
         sock.sendall(
-            b"POST /v1/images/edits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode()
+            b"POST /v1/images/edits HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + API_KEY.encode()
             + b"\r\nContent-Type: multipart/form-data; boundary=x\r\nContent-Length: 5000000000\r\n\r\n"
         )
         status, body = _response(sock)
@@ -92,7 +98,8 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_limits: Server
     sent = 0
     with _connect(small_limits.url) as sock:
         sock.sendall(
-            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + API_KEY.encode()
+            b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + API_KEY.encode()
             + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
         chunk = b" " * (256 * 1024)
@@ -111,13 +118,18 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_limits: Server
 def test_a_file_past_the_upload_limit_is_a_413_naming_the_field(small_limits: Server, field: str) -> None:
     files = {"image": ("a.png", png_bytes(noise((64, 64))), "image/png")}
     files[field] = ("big.png", os.urandom(1 * MB + 1), "image/png")
-    response = httpx.post(f"{small_limits.url}/v1/images/edits", headers=AUTH, files=files,
-                          data={"prompt": "x"}, timeout=30)
+    response = httpx.post(
+        f"{small_limits.url}/v1/images/edits", headers=AUTH, files=files, data={"prompt": "x"}, timeout=30
+    )
     assert response.status_code == 413
     error = response.json()["error"]
-    assert error == {"message": f"The '{field.removesuffix('[]')}' file is larger than the 1 MB limit.",
-                     "type": "invalid_request_error", "param": field.removesuffix("[]"), "code": "file_too_large",
-                     "request_id": response.headers["x-request-id"]}
+    assert error == {
+        "message": f"The '{field.removesuffix('[]')}' file is larger than the 1 MB limit.",
+        "type": "invalid_request_error",
+        "param": field.removesuffix("[]"),
+        "code": "file_too_large",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_the_sdk_sees_the_413_and_the_server_keeps_serving(small_limits: Server) -> None:
@@ -126,8 +138,12 @@ def test_the_sdk_sees_the_413_and_the_server_keeps_serving(small_limits: Server)
         client.images.edit(model="tiny-sd", prompt="x", image=("big.png", os.urandom(2 * MB), "image/png"))
     assert caught.value.status_code == 413
     assert caught.value.body["param"] == "image"
-    ok = client.images.edit(model="tiny-sd", prompt="x", response_format="b64_json",
-                            image=("a.png", png_bytes(noise((64, 64))), "image/png"))
+    ok = client.images.edit(
+        model="tiny-sd",
+        prompt="x",
+        response_format="b64_json",
+        image=("a.png", png_bytes(noise((64, 64))), "image/png"),
+    )
     assert len(ok.data) == 1
 
 
@@ -144,23 +160,30 @@ def test_the_key_is_checked_before_the_body_limit(small_limits: Server) -> None:
 
 @pytest.fixture(scope="module")
 def capped(make_settings) -> Iterator[TestClient]:
-    with TestClient(create_local_app(make_settings(max_upload_mb=1, max_request_mb=3, models="tiny-sd")),
-                    raise_server_exceptions=False) as api:
+    with TestClient(
+        create_local_app(make_settings(max_upload_mb=1, max_request_mb=3, models="tiny-sd")),
+        raise_server_exceptions=False,
+    ) as api:
         yield api
 
 
 def test_a_file_exactly_at_the_limit_is_read_and_one_byte_more_is_not(capped: TestClient) -> None:
-    at_limit = capped.post("/v1/images/edits", data={"prompt": "x"},
-                           files={"image": ("a.png", b"\0" * MB, "image/png")})
+    at_limit = capped.post(
+        "/v1/images/edits", data={"prompt": "x"}, files={"image": ("a.png", b"\0" * MB, "image/png")}
+    )
     assert at_limit.status_code == 400 and at_limit.json()["error"]["code"] == "invalid_image"  # read, then judged
-    over = capped.post("/v1/images/edits", data={"prompt": "x"},
-                       files={"image": ("a.png", b"\0" * (MB + 1), "image/png")})
+    over = capped.post(
+        "/v1/images/edits", data={"prompt": "x"}, files={"image": ("a.png", b"\0" * (MB + 1), "image/png")}
+    )
     assert over.status_code == 413 and over.json()["error"]["param"] == "image"
 
 
 def test_a_text_field_past_the_limit_is_named_too(capped: TestClient) -> None:
-    response = capped.post("/v1/images/edits", data={"prompt": "x" * (MB + 1)},
-                           files={"image": ("a.png", png_bytes(noise((64, 64))), "image/png")})
+    response = capped.post(
+        "/v1/images/edits",
+        data={"prompt": "x" * (MB + 1)},
+        files={"image": ("a.png", png_bytes(noise((64, 64))), "image/png")},
+    )
     assert response.status_code == 413
     assert response.json()["error"]["param"] == "prompt"
 
@@ -171,19 +194,23 @@ def test_many_files_each_under_the_limit_still_meet_the_body_limit(capped: TestC
 
     def stream() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
         for start in range(0, len(body), 65536):
-            yield body[start:start + 65536]
+            yield body[start : start + 65536]
 
     response = capped.post("/v1/images/edits", content=stream(), headers={"content-type": content_type})
     assert response.status_code == 413
-    assert response.json()["error"] == {"message": "The request body is too large; the limit is 3 MB.",
-                                        "type": "invalid_request_error", "param": None, "code": "request_too_large",
-                                        "request_id": response.headers["x-request-id"]}
+    assert response.json()["error"] == {
+        "message": "The request body is too large; the limit is 3 MB.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "request_too_large",
+        "request_id": response.headers["x-request-id"],
+    }
 
 
 def test_a_json_body_past_the_limit_is_a_413_not_a_parse_error(capped: TestClient) -> None:
     """Counted without a Content-Length, so the route is already parsing when the limit is hit."""
     body = b'{"prompt": "' + b"x" * (4 * MB) + b'"}'
-    chunks = iter([body[start:start + 65536] for start in range(0, len(body), 65536)])
+    chunks = iter([body[start : start + 65536] for start in range(0, len(body), 65536)])
     response = capped.post("/v1/images/generations", content=chunks, headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
@@ -191,8 +218,9 @@ def test_a_json_body_past_the_limit_is_a_413_not_a_parse_error(capped: TestClien
 
 def test_a_declared_length_is_refused_with_its_size(capped: TestClient) -> None:
     started = time.monotonic()
-    response = capped.post("/v1/images/generations", content=b"{}" + b" " * (4 * MB),
-                           headers={"content-type": "application/json"})
+    response = capped.post(
+        "/v1/images/generations", content=b"{}" + b" " * (4 * MB), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["error"]["message"] == "The request body is too large (4.0 MB); the limit is 3 MB."
     assert time.monotonic() - started < 5

@@ -27,8 +27,14 @@ def tight(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     """A server whose queue holds one waiting request and lets it wait two seconds."""
     storage = tmp_path_factory.mktemp("tight-images")
     log_path = tmp_path_factory.mktemp("tight-log") / "server.log"
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(storage), "IMAGEGEN_MAX_QUEUE": "1",
-           "IMAGEGEN_QUEUE_TIMEOUT_SECONDS": "2", "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true"}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(storage),
+        "IMAGEGEN_MAX_QUEUE": "1",
+        "IMAGEGEN_QUEUE_TIMEOUT_SECONDS": "2",
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+    }
     process, url = start_server(env, log_path)
     assert httpx.post(f"{url}/v1/images/generations", json=SMALL, timeout=60).status_code == 200  # warm
     yield Server(url=url, storage_dir=storage, log_path=log_path)
@@ -97,12 +103,25 @@ def test_a_client_that_hangs_up_frees_its_place_and_stops_its_steps(tight: Serve
 
 def test_compatible_requests_share_a_pipeline_call_and_keep_their_seeds(make_settings) -> None:
     app = create_local_app(make_settings(models="tiny-sdxl", batch_wait_ms=300))
-    bodies = [{"model": "tiny-sdxl", "prompt": f"scene {i}", "size": "64x64", "response_format": "b64_json",
-               "seed": 100 + i, "n": 1 + i % 2} for i in range(4)]
+    bodies = [
+        {
+            "model": "tiny-sdxl",
+            "prompt": f"scene {i}",
+            "size": "64x64",
+            "response_format": "b64_json",
+            "seed": 100 + i,
+            "n": 1 + i % 2,
+        }
+        for i in range(4)
+    ]
+
     def calls() -> float:
         """Pipeline calls so far, as /metrics tells an operator."""
-        return sum(float(line.rsplit(" ", 1)[1]) for line in api.get("/metrics").text.splitlines()
-                   if line.startswith('imagegen_batches_total{') and 'model="tiny-sdxl"' in line)
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in api.get("/metrics").text.splitlines()
+            if line.startswith("imagegen_batches_total{") and 'model="tiny-sdxl"' in line
+        )
 
     with TestClient(app) as api:
         alone = [api.post("/v1/images/generations", json=body).json() for body in bodies]
@@ -176,8 +195,7 @@ def test_a_failed_load_is_retried_by_the_next_request(make_settings, cache_dir: 
     weights = next((folder / "unet").glob("*.safetensors"))
     good = weights.read_bytes()
     weights.write_bytes(b"not yet downloaded")
-    with TestClient(create_local_app(make_settings(models=f"tiny-sd,{folder}")),
-                    raise_server_exceptions=False) as api:
+    with TestClient(create_local_app(make_settings(models=f"tiny-sd,{folder}")), raise_server_exceptions=False) as api:
         first = api.post("/v1/images/generations", json={"model": "flaky", "prompt": "x"})
         assert first.status_code == 500 and first.json()["error"]["code"] == "model_load_failed"
         weights.write_bytes(good)  # the weights arrive
@@ -186,9 +204,13 @@ def test_a_failed_load_is_retried_by_the_next_request(make_settings, cache_dir: 
 
 def test_shutdown_lets_in_flight_requests_finish(cache_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "server.log"
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
-           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true",
-           "IMAGEGEN_SHUTDOWN_TIMEOUT_SECONDS": "120"}  # a loaded machine's job fits: it is not the bound's test
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+        "IMAGEGEN_SHUTDOWN_TIMEOUT_SECONDS": "120",
+    }  # a loaded machine's job fits: it is not the bound's test
     process, url = start_server(env, log)
     try:
         assert httpx.post(f"{url}/v1/images/generations", json=MID, timeout=300).status_code == 200  # warm
@@ -222,16 +244,24 @@ MID = {"model": "tiny-sd", "prompt": "a mid one", "size": "256x256", "num_infere
 
 
 def test_retry_after_says_when_a_place_really_frees(cache_dir: Path, tmp_path: Path) -> None:
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
-           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_MAX_QUEUE": "1"}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+        "IMAGEGEN_MAX_QUEUE": "1",
+    }
     process, url = start_server(env, tmp_path / "server.log")
     try:
         for _ in range(2):  # the engine learns how long such a job runs
             assert httpx.post(f"{url}/v1/images/generations", json=MID, timeout=300).status_code == 200
         running, waiting, finished = [], [], []
-        holder = threading.Thread(target=lambda: (running.append(httpx.post(f"{url}/v1/images/generations",
-                                                                            json=MID, timeout=300)),
-                                                  finished.append(time.monotonic())))
+        holder = threading.Thread(
+            target=lambda: (
+                running.append(httpx.post(f"{url}/v1/images/generations", json=MID, timeout=300)),
+                finished.append(time.monotonic()),
+            )
+        )
         holder.start()
         _wait_until_queued(url, running=1, waiting=0)
         queued = _post_in_background(url, SMALL, waiting, timeout=300)
@@ -290,8 +320,10 @@ def _send_half_a_body(url: str, answers: list, timeout: float) -> threading.Thre
     def send() -> None:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-            sock.sendall(b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 1000\r\n\r\n{\"model\": \"tiny-sd\", ")
+            sock.sendall(
+                b"POST /v1/images/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"model": "tiny-sd", '
+            )
             answer = b""
             while chunk := sock.recv(65536):  # to the end: the server closes a connection once it stops
                 answer += chunk
@@ -325,8 +357,13 @@ def test_shutdown_answers_what_cannot_finish_and_exits_within_its_bound(cache_di
     # 40 times its pixels x steps and cannot (a drain that counted jobs per model, after the small
     # ones, would keep them); and every request is answered either way.
     log_path = tmp_path / "probe.log"
-    env = {"IMAGEGEN_CACHE_DIR": str(cache_dir), "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
-           "IMAGEGEN_MODELS": "tiny-sd", "IMAGEGEN_PRELOAD": "true", "IMAGEGEN_LOG_FORMAT": "json"}
+    env = {
+        "IMAGEGEN_CACHE_DIR": str(cache_dir),
+        "IMAGEGEN_STORAGE_DIR": str(tmp_path / "images"),
+        "IMAGEGEN_MODELS": "tiny-sd",
+        "IMAGEGEN_PRELOAD": "true",
+        "IMAGEGEN_LOG_FORMAT": "json",
+    }
     process, url = start_server(env, log_path)
     try:
         for _ in range(2):

@@ -20,10 +20,17 @@ from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 
 
 def test_a_streamed_generation_sends_partials_then_the_image(client: OpenAI) -> None:
-    events = list(client.images.generate(
-        model="tiny-sd", prompt="a harbour at dawn", size="128x128", stream=True, partial_images=2,
-        output_format="png", extra_body={"num_inference_steps": 6, "seed": 11},
-    ))
+    events = list(
+        client.images.generate(
+            model="tiny-sd",
+            prompt="a harbour at dawn",
+            size="128x128",
+            stream=True,
+            partial_images=2,
+            output_format="png",
+            extra_body={"num_inference_steps": 6, "seed": 11},
+        )
+    )
     assert [e.type for e in events] == ["image_generation.partial_image"] * 2 + ["image_generation.completed"]
     assert [e.partial_image_index for e in events[:2]] == [0, 1]
     for event in events:
@@ -34,16 +41,30 @@ def test_a_streamed_generation_sends_partials_then_the_image(client: OpenAI) -> 
     final = png(base64.b64decode(events[-1].b64_json))
     assert final.size == (128, 128)
     # The streamed image is the image: the same request without streaming gives the same pixels.
-    plain = client.images.generate(model="tiny-sd", prompt="a harbour at dawn", size="128x128",
-                                   response_format="b64_json", extra_body={"num_inference_steps": 6, "seed": 11})
+    plain = client.images.generate(
+        model="tiny-sd",
+        prompt="a harbour at dawn",
+        size="128x128",
+        response_format="b64_json",
+        extra_body={"num_inference_steps": 6, "seed": 11},
+    )
     assert base64.b64decode(plain.data[0].b64_json) == base64.b64decode(events[-1].b64_json)
     # Partials come from the real intermediate latents: they differ from each other.
     assert events[0].b64_json != events[1].b64_json
 
 
 def test_each_of_n_streamed_images_completes(client: OpenAI) -> None:
-    events = list(client.images.generate(model="tiny-flux", prompt="x", size="64x64", n=2, stream=True,
-                                         partial_images=1, extra_body={"num_inference_steps": 4}))
+    events = list(
+        client.images.generate(
+            model="tiny-flux",
+            prompt="x",
+            size="64x64",
+            n=2,
+            stream=True,
+            partial_images=1,
+            extra_body={"num_inference_steps": 4},
+        )
+    )
     completed = [e for e in events if e.type == "image_generation.completed"]
     partials = [e for e in events if e.type == "image_generation.partial_image"]
     assert len(completed) == 2 and len(partials) == 2
@@ -58,11 +79,17 @@ def test_partial_images_zero_streams_just_the_image(client: OpenAI) -> None:
 
 def test_a_streamed_edit_keeps_the_unmasked_pixels(client: OpenAI) -> None:
     original = noise((96, 64))
-    events = list(client.images.edit(
-        model="tiny-sd", prompt="a red door", image=("photo.png", png_bytes(original), "image/png"),
-        mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
-        stream=True, partial_images=2, extra_body={"num_inference_steps": 6},
-    ))
+    events = list(
+        client.images.edit(
+            model="tiny-sd",
+            prompt="a red door",
+            image=("photo.png", png_bytes(original), "image/png"),
+            mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
+            stream=True,
+            partial_images=2,
+            extra_body={"num_inference_steps": 6},
+        )
+    )
     assert [e.type for e in events] == ["image_edit.partial_image"] * 2 + ["image_edit.completed"]
     final = png(base64.b64decode(events[-1].b64_json))
     box = changed_box(original, final)
@@ -96,8 +123,14 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(make_settings) ->
 
         vae.decode = decode_then_fail
         sdk = OpenAI(api_key="x", base_url="http://testserver/v1", http_client=api, max_retries=0)
-        stream = sdk.images.generate(model="tiny-sd", prompt="x", size="64x64", stream=True, partial_images=1,
-                                     extra_body={"num_inference_steps": 4})
+        stream = sdk.images.generate(
+            model="tiny-sd",
+            prompt="x",
+            size="64x64",
+            stream=True,
+            partial_images=1,
+            extra_body={"num_inference_steps": 4},
+        )
         received = []
         with pytest.raises(openai.APIError) as caught:
             for event in stream:
@@ -111,10 +144,21 @@ def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(make_settings) ->
 
 
 def test_a_client_that_goes_away_stops_the_remaining_steps(server: Server) -> None:
-    request = {"model": "tiny-sdxl", "prompt": "a long one", "size": "1024x1024", "stream": True,
-               "partial_images": 3, "num_inference_steps": 50}
-    with httpx.stream("POST", f"{server.url}/v1/images/generations", json=request, timeout=60,
-                      headers={"Authorization": f"Bearer {API_KEY}"}) as response:
+    request = {
+        "model": "tiny-sdxl",
+        "prompt": "a long one",
+        "size": "1024x1024",
+        "stream": True,
+        "partial_images": 3,
+        "num_inference_steps": 50,
+    }
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/images/generations",
+        json=request,
+        timeout=60,
+        headers={"Authorization": f"Bearer {API_KEY}"},
+    ) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             if line.startswith("data:"):
@@ -148,8 +192,9 @@ def test_variations_are_conditioned_on_the_image(client: OpenAI) -> None:
 
 @variation
 def test_variations_take_size_and_url(client: OpenAI) -> None:
-    response = client.images.create_variation(model="tiny-flux", image=("in.png", png_bytes(noise((64, 64))),
-                                              "image/png"), size="256x256")
+    response = client.images.create_variation(
+        model="tiny-flux", image=("in.png", png_bytes(noise((64, 64))), "image/png"), size="256x256"
+    )
     assert png(httpx.get(response.data[0].url).content).size == (256, 256)
 
 
@@ -163,12 +208,16 @@ def test_variations_of_a_non_image_are_a_400(client: OpenAI) -> None:
 # --- formats and echoed fields ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("output_format", "pil_format", "content_type"),
-                         [("png", "PNG", "image/png"), ("jpeg", "JPEG", "image/jpeg"), ("webp", "WEBP", "image/webp")])
-def test_output_formats_in_b64_and_behind_urls(client: OpenAI, output_format: str, pil_format: str,
-                                               content_type: str) -> None:
-    b64 = client.images.generate(model="tiny-sd", prompt="x", size="64x64", output_format=output_format,
-                                 response_format="b64_json")
+@pytest.mark.parametrize(
+    ("output_format", "pil_format", "content_type"),
+    [("png", "PNG", "image/png"), ("jpeg", "JPEG", "image/jpeg"), ("webp", "WEBP", "image/webp")],
+)
+def test_output_formats_in_b64_and_behind_urls(
+    client: OpenAI, output_format: str, pil_format: str, content_type: str
+) -> None:
+    b64 = client.images.generate(
+        model="tiny-sd", prompt="x", size="64x64", output_format=output_format, response_format="b64_json"
+    )
     assert Image.open(io.BytesIO(base64.b64decode(b64.data[0].b64_json))).format == pil_format
     assert b64.output_format == output_format
     url = client.images.generate(model="tiny-sd", prompt="x", size="64x64", output_format=output_format).data[0].url
@@ -180,9 +229,15 @@ def test_output_formats_in_b64_and_behind_urls(client: OpenAI, output_format: st
 
 def test_output_compression_trades_bytes_for_quality(client: OpenAI) -> None:
     def size_at(compression: int) -> int:
-        response = client.images.generate(model="tiny-sd", prompt="x", size="256x256", output_format="jpeg",
-                                          output_compression=compression, response_format="b64_json",
-                                          extra_body={"seed": 1})
+        response = client.images.generate(
+            model="tiny-sd",
+            prompt="x",
+            size="256x256",
+            output_format="jpeg",
+            output_compression=compression,
+            response_format="b64_json",
+            extra_body={"seed": 1},
+        )
         return len(base64.b64decode(response.data[0].b64_json))
 
     assert size_at(10) < size_at(95)
@@ -192,8 +247,16 @@ def test_output_compression_trades_bytes_for_quality(client: OpenAI) -> None:
 
 
 def test_the_response_echoes_what_the_images_were_made_with(client: OpenAI) -> None:
-    response = client.images.generate(model="tiny-sd", prompt="x", size="auto", quality="high", background="opaque",
-                                      moderation="low", user="user-42", response_format="b64_json")
+    response = client.images.generate(
+        model="tiny-sd",
+        prompt="x",
+        size="auto",
+        quality="high",
+        background="opaque",
+        moderation="low",
+        user="user-42",
+        response_format="b64_json",
+    )
     assert response.size == "512x512"  # auto: the model's default size
     assert response.quality == "high" and response.background == "opaque" and response.output_format == "png"
     assert response.usage is None  # never a partial usage object
@@ -209,18 +272,35 @@ def test_a_transparent_background_is_refused_naming_the_limit(client: OpenAI) ->
 
 @pytest.mark.parametrize("quality", ["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"])
 def test_every_quality_tier_is_accepted(client: OpenAI, quality: str) -> None:
-    response = client.images.generate(model="tiny-sd", prompt="x", size="64x64", quality=quality,
-                                      response_format="b64_json")
+    response = client.images.generate(
+        model="tiny-sd", prompt="x", size="64x64", quality=quality, response_format="b64_json"
+    )
     assert png(base64.b64decode(response.data[0].b64_json)).size == (64, 64)
 
 
 def test_the_schema_documents_every_endpoint_and_extension(api) -> None:
     schema = api.get("/openapi.json").json()
-    assert {"/v1/images/generations", "/v1/images/edits", "/v1/images/variations", "/v1/models",
-            "/v1/models/{model_id}", "/v1/temp-images/{image_id}", "/health"} <= set(schema["paths"])
+    assert {
+        "/v1/images/generations",
+        "/v1/images/edits",
+        "/v1/images/variations",
+        "/v1/models",
+        "/v1/models/{model_id}",
+        "/v1/temp-images/{image_id}",
+        "/health",
+    } <= set(schema["paths"])
     generation = schema["components"]["schemas"]["ImageGenerationRequest"]["properties"]
-    for field in ("seed", "negative_prompt", "num_inference_steps", "guidance_scale", "stream", "partial_images",
-                  "output_format", "output_compression", "background"):
+    for field in (
+        "seed",
+        "negative_prompt",
+        "num_inference_steps",
+        "guidance_scale",
+        "stream",
+        "partial_images",
+        "output_format",
+        "output_compression",
+        "background",
+    ):
         assert generation[field].get("description"), field
     edit = schema["paths"]["/v1/images/edits"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert {"image", "mask", "prompt", "stream"} <= set(edit["properties"])
@@ -231,9 +311,13 @@ def test_the_schema_documents_every_endpoint_and_extension(api) -> None:
 def test_lossless_webp_keeps_the_unedited_pixels_too(client: OpenAI) -> None:
     original = noise((96, 64))
     response = client.images.edit(
-        model="tiny-sd", prompt="a red door", image=("photo.png", png_bytes(original), "image/png"),
+        model="tiny-sd",
+        prompt="a red door",
+        image=("photo.png", png_bytes(original), "image/png"),
         mask=("mask.png", png_bytes(mask_with_hole(original.size)), "image/png"),
-        output_format="webp", output_compression=100, response_format="b64_json",
+        output_format="webp",
+        output_compression=100,
+        response_format="b64_json",
     )
     result = Image.open(io.BytesIO(base64.b64decode(response.data[0].b64_json)))
     assert result.format == "WEBP"

@@ -31,8 +31,12 @@ def test_a_wrong_key_is_401_invalid_api_key(server: Server) -> None:
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}])
 def test_every_v1_route_needs_the_key(server: Server, headers: dict) -> None:
-    for method, path in [("GET", "/v1/models"), ("POST", "/v1/images/generations"), ("POST", "/v1/images/edits"),
-                         ("GET", "/v1/no-such-route")]:
+    for method, path in [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/images/generations"),
+        ("POST", "/v1/images/edits"),
+        ("GET", "/v1/no-such-route"),
+    ]:
         response = httpx.request(method, f"{server.url}{path}", headers=headers, content=b"{not json")
         assert response.status_code == 401, path
         assert response.json()["error"]["code"] == "invalid_api_key"
@@ -64,8 +68,16 @@ def test_an_open_server_warns_loudly(cache_dir: Path, tmp_path: Path) -> None:
 
 def test_models_list_has_openai_shape_and_capabilities(client: OpenAI) -> None:
     models = client.models.list()
-    assert [m.id for m in models.data] == ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-sd3",
-                                           "tiny-qwen-image", "tiny-flux-kontext"]
+    assert [m.id for m in models.data] == [
+        "tiny-sd",
+        "tiny-sdxl",
+        "tiny-flux",
+        "tiny-flux2",
+        "tiny-zimage",
+        "tiny-sd3",
+        "tiny-qwen-image",
+        "tiny-flux-kontext",
+    ]
     first = models.data[0].model_dump()
     assert first["object"] == "model" and first["owned_by"] and isinstance(first["created"], int)
     assert first["type"] == "image_generation"
@@ -73,15 +85,23 @@ def test_models_list_has_openai_shape_and_capabilities(client: OpenAI) -> None:
     assert first["capabilities"]["default_size"] == "512x512"
     assert {"gpt-image*", "chatgpt-image*", "dall-e*"} <= set(first["aliases"])  # every name of those families
     assert [m.id for m in client.models.list(extra_query={"type": "image_generation"}).data] == [
-        m.id for m in models.data]
+        m.id for m in models.data
+    ]
     assert client.models.list(extra_query={"type": "chat"}).data == []
 
 
 def test_models_retrieve_by_id_and_alias(client: OpenAI) -> None:
     assert client.models.retrieve("tiny-flux").capabilities["size_multiple"] == 16
     # OpenAI's names of today and tomorrow, no configuration needed.
-    for name in ("gpt-image-1", "gpt-image-2", "gpt-image-2.5-flare", "gpt-image-2.5-sunburst-2026-09-08",
-                 "gpt-image-9-turbo", "chatgpt-image-latest", "dall-e-3"):
+    for name in (
+        "gpt-image-1",
+        "gpt-image-2",
+        "gpt-image-2.5-flare",
+        "gpt-image-2.5-sunburst-2026-09-08",
+        "gpt-image-9-turbo",
+        "chatgpt-image-latest",
+        "dall-e-3",
+    ):
         assert client.models.retrieve(name).id == "tiny-sd"
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("nope")
@@ -145,8 +165,14 @@ def test_the_sweep_removes_expired_files(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "image_id",
-    ["..%2F..%2Fetc%2Fpasswd", "%2e%2e%2fconftest.py", "a" * 300 + ".png", "short.png", "x" * 22 + ".exe",
-     "AAAAAAAAAAAAAAAAAAAAAA.png"],
+    [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2e%2e%2fconftest.py",
+        "a" * 300 + ".png",
+        "short.png",
+        "x" * 22 + ".exe",
+        "AAAAAAAAAAAAAAAAAAAAAA.png",
+    ],
 )
 def test_only_real_ids_reach_the_store(server: Server, image_id: str) -> None:
     response = httpx.get(f"{server.url}/v1/temp-images/{image_id}")
@@ -157,8 +183,11 @@ def test_only_real_ids_reach_the_store(server: Server, image_id: str) -> None:
 def test_urls_follow_the_proxy_headers(server: Server) -> None:
     response = httpx.post(
         f"{server.url}/v1/images/generations",
-        headers={"Authorization": f"Bearer {API_KEY}", "X-Forwarded-Proto": "https",
-                 "X-Forwarded-Host": "images.example.com"},
+        headers={
+            "Authorization": f"Bearer {API_KEY}",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "images.example.com",
+        },
         json={"model": "tiny-sd", "prompt": "x", "size": "64x64"},
     )
     assert response.json()["data"][0]["url"].startswith("https://images.example.com/v1/temp-images/")
@@ -199,8 +228,9 @@ def test_unknown_routes_and_methods_are_openai_errors(api: TestClient) -> None:
     assert _assert_openai_error(api.get("/v1/images/generations"), 405)["code"] == "method_not_allowed"
 
 
-def test_a_model_that_fails_to_load_is_a_500_that_says_why_and_not_to_retry(make_settings, cache_dir: Path,
-                                                                            tmp_path: Path) -> None:
+def test_a_model_that_fails_to_load_is_a_500_that_says_why_and_not_to_retry(
+    make_settings, cache_dir: Path, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken-model"
     shutil.copytree(cache_dir / "tiny" / "sd-v1", broken)
     for weights in (broken / "unet").glob("*.safetensors"):
@@ -237,14 +267,21 @@ def test_concurrent_requests_all_succeed_and_health_stays_fast(server: Server, c
 
     def generate(model: str, size: str) -> None:
         try:
-            response = client.images.generate(model=model, prompt="busy", size=size, quality="hd",
-                                              response_format="b64_json")
+            response = client.images.generate(
+                model=model, prompt="busy", size=size, quality="hd", response_format="b64_json"
+            )
             results.append((time.monotonic(), png(base64.b64decode(response.data[0].b64_json)).size))
         except Exception as exc:  # collected, asserted below
             results.append(exc)
 
-    jobs = [("tiny-sd", "1024x1024"), ("tiny-sdxl", "1024x1024"), ("tiny-flux", "512x512"), ("tiny-sd", "256x256"),
-            ("tiny-sd", "64x64"), ("tiny-flux", "64x64")]
+    jobs = [
+        ("tiny-sd", "1024x1024"),
+        ("tiny-sdxl", "1024x1024"),
+        ("tiny-flux", "512x512"),
+        ("tiny-sd", "256x256"),
+        ("tiny-sd", "64x64"),
+        ("tiny-flux", "64x64"),
+    ]
     threads = [threading.Thread(target=generate, args=job) for job in jobs]
     for thread in threads:
         thread.start()
@@ -272,8 +309,19 @@ def test_models_stay_warm_within_the_lru_bound(cache_dir: Path) -> None:
 
     models = ModelCache([CATALOG["tiny-sd"], CATALOG["tiny-sdxl"]], cache_dir=cache_dir, device="cpu", max_loaded=1)
     worker = Worker(models)
-    job = Job(task="generate", model="tiny-sd", prompt="x", n=1, width=64, height=64, output_width=64,
-              output_height=64, steps=2, guidance=0.0, seeds=(1,))
+    job = Job(
+        task="generate",
+        model="tiny-sd",
+        prompt="x",
+        n=1,
+        width=64,
+        height=64,
+        output_width=64,
+        output_height=64,
+        steps=2,
+        guidance=0.0,
+        seeds=(1,),
+    )
     first = worker.run(job)
     pipe = models.get("tiny-sd").pipe
     assert models.get("tiny-sd").pipe is pipe  # warm: the same pipeline object, not a reload

@@ -46,20 +46,39 @@ def serve(args: argparse.Namespace) -> None:
     app = create_local_app(settings)
     _say_what_is_served(app, settings)
     # log_config=None: our logging, one line per request, no access log of uvicorn's.
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)))
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+    )
     DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
 
 
 def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
     """At start: what is served, where and how, and the settings that matter (never the keys)."""
     models = app.state.services.engine.worker.models
-    log.info("serving %s on %s (%s); default %s", ", ".join(models.specs), models.device,
-             str(models.torch_dtype()).removeprefix("torch."), settings.models[0],
-             extra={"fields": {"keys": len(settings.api_keys), "storage_dir": str(settings.storage_dir),
-                               "storage_max_bytes": settings.storage_max_bytes, "max_queue": settings.max_queue,
-                               "max_batch_images": settings.max_batch_images, "preload": settings.preload,
-                               "response_format": settings.response_format, "cache_dir": str(settings.cache_dir)}})
+    log.info(
+        "serving %s on %s (%s); default %s",
+        ", ".join(models.specs),
+        models.device,
+        str(models.torch_dtype()).removeprefix("torch."),
+        settings.models[0],
+        extra={
+            "fields": {
+                "keys": len(settings.api_keys),
+                "storage_dir": str(settings.storage_dir),
+                "storage_max_bytes": settings.storage_max_bytes,
+                "max_queue": settings.max_queue,
+                "max_batch_images": settings.max_batch_images,
+                "preload": settings.preload,
+                "response_format": settings.response_format,
+                "cache_dir": str(settings.cache_dir),
+            }
+        },
+    )
 
 
 def _operator_models(settings: LocalSettings) -> tuple[Any, ...]:
@@ -76,15 +95,27 @@ def models(args: argparse.Namespace) -> None:
     rows = [("id", "family", "tasks", "default size", "here", "description")]
     for spec in (*CATALOG.values(), *_operator_models(settings)):
         default = " (served by default)" if spec.id in DEFAULT_MODELS else ""
-        here = "built-in" if spec.source.startswith("tiny:") else "yes" if is_present(spec, settings.cache_dir) else "no"
-        rows.append((spec.id, spec.family, ",".join(spec.tasks), f"{spec.default_size[0]}x{spec.default_size[1]}",
-                     here, spec.description + default))
+        here = (
+            "built-in" if spec.source.startswith("tiny:") else "yes" if is_present(spec, settings.cache_dir) else "no"
+        )
+        rows.append(
+            (
+                spec.id,
+                spec.family,
+                ",".join(spec.tasks),
+                f"{spec.default_size[0]}x{spec.default_size[1]}",
+                here,
+                spec.description + default,
+            )
+        )
     widths = [max(len(row[column]) for row in rows) for column in range(5)]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[5])
     print("\n`here`: whether the weights are on this machine (`imagegen pull ID` fetches them).")
-    print("Any local diffusers folder, or a single-file checkpoint (.safetensors) of SD, SDXL or FLUX.1, can be "
-          "served too: imagegen serve --model /path/to/it")
+    print(
+        "Any local diffusers folder, or a single-file checkpoint (.safetensors) of SD, SDXL or FLUX.1, can be "
+        "served too: imagegen serve --model /path/to/it"
+    )
 
 
 def generate(args: argparse.Namespace) -> None:
@@ -95,8 +126,13 @@ def generate(args: argparse.Namespace) -> None:
     settings = _settings(args)
     served = served_models(settings)
     request = ImageGenerationRequest(
-        prompt=args.prompt, model=args.model[0] if args.model else None, n=args.n, size=args.size,
-        seed=args.seed, num_inference_steps=args.steps, quality=args.quality,
+        prompt=args.prompt,
+        model=args.model[0] if args.model else None,
+        n=args.n,
+        size=args.size,
+        seed=args.seed,
+        num_inference_steps=args.steps,
+        quality=args.quality,
     )
     out = Path(args.output)
     # Before any work: where the files go, and in which format.
@@ -148,12 +184,15 @@ def _hub_trouble(spec: Any, exc: Exception) -> str:
     repo = spec.source.removeprefix("hub:")
     where = f"{repo} at revision {spec.revision}"
     trouble = exc
-    while trouble is not None and not isinstance(trouble, (GatedRepoError, RepositoryNotFoundError,
-                                                            RevisionNotFoundError, LocalEntryNotFoundError)):
+    while trouble is not None and not isinstance(
+        trouble, (GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError, LocalEntryNotFoundError)
+    ):
         trouble = trouble.__cause__ or trouble.__context__
     if isinstance(trouble, GatedRepoError):
-        return (f"{where} is gated: accept its terms at https://huggingface.co/{repo} and set HF_TOKEN to a token "
-                "of that account.")
+        return (
+            f"{where} is gated: accept its terms at https://huggingface.co/{repo} and set HF_TOKEN to a token "
+            "of that account."
+        )
     if isinstance(trouble, RevisionNotFoundError):
         return f"{where}: no such revision on the hub."
     if isinstance(trouble, RepositoryNotFoundError):
@@ -161,9 +200,11 @@ def _hub_trouble(spec: Any, exc: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     # diffusers words a failed metadata fetch as a cache miss ("not fully cached locally").
     if offline or isinstance(trouble, LocalEntryNotFoundError) or "cached locally" in str(exc):
-        return (f"{where} could not be downloaded: the hub is not reachable from here (no network, or "
-                "HF_HUB_OFFLINE is set). Pull on a machine with network access and copy the hub cache "
-                "(HF_HOME), or unset HF_HUB_OFFLINE.")
+        return (
+            f"{where} could not be downloaded: the hub is not reachable from here (no network, or "
+            "HF_HUB_OFFLINE is set). Pull on a machine with network access and copy the hub cache "
+            "(HF_HOME), or unset HF_HUB_OFFLINE."
+        )
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"{where}: {reason}"
 
@@ -175,9 +216,14 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("serve", help="run the OpenAI-compatible API on this machine")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", action="extend", nargs="+", metavar="ID-OR-PATH",
-                   help="catalog ids or diffusers folders to serve; the first is the default "
-                        f"(default: {','.join(DEFAULT_MODELS)})")
+    p.add_argument(
+        "--model",
+        action="extend",
+        nargs="+",
+        metavar="ID-OR-PATH",
+        help="catalog ids or diffusers folders to serve; the first is the default "
+        f"(default: {','.join(DEFAULT_MODELS)})",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--preload", action="store_true", help="load the models at start, not on first use")
     p.add_argument("--log-level", default="info")
@@ -192,8 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("generate", help="make images from a prompt, no server needed")
     p.add_argument("prompt")
-    p.add_argument("-o", "--output", default="out.png",
-                   help="file to write, .png, .jpg or .webp (more images: out-1.png, …)")
+    p.add_argument(
+        "-o", "--output", default="out.png", help="file to write, .png, .jpg or .webp (more images: out-1.png, …)"
+    )
     p.add_argument("--model", action="extend", nargs=1, metavar="ID-OR-PATH")
     p.add_argument("--size")
     p.add_argument("--n", type=int, default=1)

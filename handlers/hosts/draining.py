@@ -87,6 +87,7 @@ class DrainingServer(uvicorn.Server):
             # the drain to the loop rather than touch its queues from here.
             self._loop.call_soon_threadsafe(self.engine.drain, self.seconds)
             if self._cut_off is not None:
-                self._loop.call_soon_threadsafe(self._loop.call_later, (1 - _KEPT_BACK) * self.seconds,
-                                                self._cut_off.cut)
+                self._loop.call_soon_threadsafe(
+                    self._loop.call_later, (1 - _KEPT_BACK) * self.seconds, self._cut_off.cut
+                )
         super().handle_exit(sig, frame)

@@ -26,9 +26,13 @@ def served_models(settings: LocalSettings) -> ServedModels:
 
 
 def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: int | None = None) -> Worker:
-    cache = ModelCache(served.specs, cache_dir=settings.cache_dir, device=settings.device,
-                       max_loaded=max_loaded or settings.max_loaded_models,
-                       optimizations=Optimizations.from_settings(settings))
+    cache = ModelCache(
+        served.specs,
+        cache_dir=settings.cache_dir,
+        device=settings.device,
+        max_loaded=max_loaded or settings.max_loaded_models,
+        optimizations=Optimizations.from_settings(settings),
+    )
     return Worker(cache, png_parameters=settings.png_parameters)
 
 
