@@ -1,4 +1,4 @@
-"""The families added with issue 10 (Z-Image, SD3.5, Qwen-Image, FLUX.1 Kontext), through the real
+"""The transformer families (Z-Image, SD3.5, Qwen-Image, FLUX.1 Kontext), through the real
 server and the official SDK, held to what the older families promise: sizes, seeds, masked edits
 that keep every other pixel, instruction edits, variations, streamed previews, batching."""
 
