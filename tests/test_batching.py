@@ -10,20 +10,9 @@ from dataclasses import dataclass, field, replace
 
 from pipelines.batching import batch_key, next_batch
 from pipelines.contract.job import Job
+from tests.jobs import small_job
 
-GENERATE = Job(
-    task="generate",
-    model="tiny-sd",
-    prompt="x",
-    n=1,
-    width=64,
-    height=64,
-    output_width=64,
-    output_height=64,
-    steps=2,
-    guidance=0.0,
-    seeds=(1,),
-)
+GENERATE = small_job()
 
 
 @dataclass(eq=False)

@@ -21,6 +21,7 @@ from handlers.hosts.local import create_local_app
 from pipelines.batching import batch_key
 from pipelines.contract.job import Job, LoraUse
 from pipelines.weights import tiny_model_dir
+from tests.jobs import small_job
 
 
 def _save_lora(
@@ -239,19 +240,7 @@ def test_without_a_lora_folder_a_lora_is_a_400_that_says_how_to_enable_it(api: T
 
 
 def test_jobs_batch_only_with_jobs_of_the_same_lora_set() -> None:
-    base = Job(
-        task="generate",
-        model="m",
-        prompt="p",
-        n=1,
-        width=64,
-        height=64,
-        output_width=64,
-        output_height=64,
-        steps=2,
-        guidance=0.0,
-        seeds=(1,),
-    )
+    base = small_job(model="m", prompt="p")
     ink = LoraUse("ink", "/l/ink.safetensors", 1.0)
     with_ink = Job(**{**base.__dict__, "loras": (ink,)})
     assert batch_key(with_ink) != batch_key(base)

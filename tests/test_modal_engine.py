@@ -26,25 +26,14 @@ from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job
 from pipelines.contract.status import JobTrace, current_trace
 from tests.conftest import ROOT
+from tests.jobs import small_job
 from tests.modal_control_plane import Deployment
 
 # How long a test waits for something the fake's container does before calling it a failure: a
 # bound, never a pause (each wait ends at the event it waits for), generous for a loaded machine.
 WAIT = 30.0
 
-JOB = Job(
-    task="generate",
-    model="tiny-sd",
-    prompt="x",
-    n=1,
-    width=64,
-    height=64,
-    output_width=64,
-    output_height=64,
-    steps=2,
-    guidance=0.0,
-    seeds=(1,),
-)
+JOB = small_job()
 
 
 class Scripted:

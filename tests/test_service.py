@@ -17,6 +17,7 @@ from openai import OpenAI
 
 from handlers.hosts.local import create_local_app
 from tests.conftest import API_KEY, Server, png
+from tests.jobs import small_job
 
 # --- auth -------------------------------------------------------------------------------------
 
@@ -309,19 +310,7 @@ def test_models_stay_warm_within_the_lru_bound(cache_dir: Path) -> None:
 
     models = ModelCache([CATALOG["tiny-sd"], CATALOG["tiny-sdxl"]], cache_dir=cache_dir, device="cpu", max_loaded=1)
     worker = Worker(models)
-    job = Job(
-        task="generate",
-        model="tiny-sd",
-        prompt="x",
-        n=1,
-        width=64,
-        height=64,
-        output_width=64,
-        output_height=64,
-        steps=2,
-        guidance=0.0,
-        seeds=(1,),
-    )
+    job = small_job()
     first = worker.run(job)
     pipe = models.get("tiny-sd").pipe
     assert models.get("tiny-sd").pipe is pipe  # warm: the same pipeline object, not a reload
