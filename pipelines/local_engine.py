@@ -237,6 +237,12 @@ class LocalEngine:
         def cancelled() -> bool:
             return all(ticket.stop.is_set() for ticket in batch)
 
+        watchers = [ticket.trace.on_step for ticket in batch if ticket.trace.on_step is not None]
+
+        def on_step(done: int, steps: int) -> None:
+            for watcher in watchers:
+                watcher(done, steps)
+
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
         queue.running, queue.running_work = len(batch), sum(_work(ticket.job) for ticket in batch)
@@ -245,7 +251,14 @@ class LocalEngine:
         try:
             if len(batch) == 1:
                 ticket = batch[0]
-                results = [self.worker.run(ticket.job, on_partial=ticket.on_partial, cancelled=cancelled)]
+                results = [
+                    self.worker.run(
+                        ticket.job,
+                        on_partial=ticket.on_partial,
+                        cancelled=cancelled,
+                        on_step=on_step if watchers else None,
+                    )
+                ]
             else:
                 log.info(
                     "batching %d requests (%d images) on %s",
@@ -253,7 +266,9 @@ class LocalEngine:
                     sum(t.job.n for t in batch),
                     batch[0].job.model,
                 )
-                results = self.worker.run_batch([ticket.job for ticket in batch], cancelled=cancelled)
+                results = self.worker.run_batch(
+                    [ticket.job for ticket in batch], cancelled=cancelled, on_step=on_step if watchers else None
+                )
         except BaseException:
             queue.running_since = None  # a stopped or failed run says nothing about the next one's length
             raise
