@@ -30,7 +30,7 @@ class ToolCall:
 
     services: Services
     http: Request | None
-    report: Report
+    report: Report | None
 
 
 async def generate_image(arguments: BaseModel, call: ToolCall) -> CallToolResult:

@@ -16,10 +16,11 @@ Report = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
 @contextlib.asynccontextmanager
-async def step_progress(report: Report) -> AsyncIterator[None]:
-    """Inside, every step of the job the current request runs is reported through `report`."""
+async def step_progress(report: Report | None) -> AsyncIterator[None]:
+    """Inside, every step of the job the current request runs is reported through `report`
+    (none: the client asked for no progress)."""
     trace = current_trace.get()
-    if trace is None:
+    if trace is None or report is None:
         yield
         return
     loop = asyncio.get_running_loop()
@@ -33,6 +34,7 @@ async def step_progress(report: Report) -> AsyncIterator[None]:
         return step
 
     async def send(step: tuple[int, int]) -> None:
+        assert report is not None
         done, of = step
         sent.append(step)
         await report(done, of, f"step {done} of {of}")
