@@ -73,11 +73,14 @@ async def _compare(url: str, key: str, model: str, sizes: list[int], steps: int,
         def request(size: int, seed: int) -> dict:
             return {"prompt": "a lighthouse", "model": model, "size": f"{size}x{size}", "seed": seed}
 
-        async def over_http(size: int, seed: int) -> None:
-            body = {**request(size, seed), "num_inference_steps": steps, "response_format": "b64_json"}
+        async def over_http(size: int, seed: int, answer: str = "b64_json") -> None:
+            body = {**request(size, seed), "num_inference_steps": steps, "response_format": answer}
             response = await http.post("/v1/images/generations", json=body)
             response.raise_for_status()
-            assert response.json()["data"][0]["b64_json"]
+            assert response.json()["data"][0][answer]
+
+        async def over_http_url(size: int, seed: int) -> None:
+            await over_http(size, seed, "url")
 
         async def over_mcp(size: int, seed: int) -> None:
             result = await session.call_tool("generate_image", {**request(size, seed), "num_inference_steps": steps})
@@ -88,19 +91,19 @@ async def _compare(url: str, key: str, model: str, sizes: list[int], steps: int,
             await way(size, seed)
             return time.perf_counter() - began
 
+        ways = [("b64", over_http), ("url", over_http_url), ("mcp", over_mcp)]
         print(f"{model}, {steps} step(s), {rounds} rounds, median ms")
-        print(f"{'size':>9} {'HTTP':>9} {'MCP':>9} {'MCP/HTTP':>9} {'MCP - HTTP':>11}")
+        print(f"{'size':>9} {'HTTP b64':>9} {'HTTP url':>9} {'MCP':>9} {'MCP/HTTP b64':>13} {'MCP/HTTP url':>13}")
         for size in sizes:
-            await over_http(size, 0)  # the model's load and first run are no one's overhead
-            await over_mcp(size, 0)
-            times: dict[str, list[float]] = {"http": [], "mcp": []}
+            for _, way in ways:  # the model's load and first run are no one's overhead
+                await way(size, 0)
+            times: dict[str, list[float]] = {name: [] for name, _ in ways}
             for round_ in range(rounds):
-                # Alternate who goes first, so a noisy machine weighs on both alike.
-                ways = [("http", over_http), ("mcp", over_mcp)]
-                for name, way in ways if round_ % 2 == 0 else reversed(ways):
+                # Rotate who goes first, so a noisy machine weighs on each alike.
+                for name, way in ways[round_ % 3 :] + ways[: round_ % 3]:
                     times[name].append(await timed(way, size, round_ + 1))
-            http_ms, mcp_ms = (statistics.median(times[name]) * 1000 for name in ("http", "mcp"))
-            print(f"{size}x{size:<5} {http_ms:9.1f} {mcp_ms:9.1f} {mcp_ms / http_ms:9.2f} {mcp_ms - http_ms:11.1f}")
+            b64, url_, mcp = (statistics.median(times[name]) * 1000 for name, _ in ways)
+            print(f"{size}x{size:<5} {b64:9.1f} {url_:9.1f} {mcp:9.1f} {mcp / b64:13.2f} {mcp / url_:13.2f}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,4 +54,4 @@ def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir
 
 def test_bench_mcp_compares_an_mcp_call_with_the_http_api(cache_dir: Path) -> None:
     out = _run("bench_mcp.py", "--sizes", "64", "--rounds", "1", cache_dir=cache_dir)
-    assert "MCP/HTTP" in out and "64x64" in out
+    assert "MCP/HTTP b64" in out and "64x64" in out
