@@ -108,8 +108,10 @@ def test_edit_image_keeps_the_size_of_a_base64_image_and_of_a_temp_url(server: S
     assert decoded(images(edited)[0]).size == (80, 48)
     url = re.findall(r"https?://\S+/v1/temp-images/\S+", text(edited))[0]
     again = call(server, "edit_image", {**SMALL, "prompt": "now blue", "image": url, "size": None})
+    assert not again.is_error, text(again)
     assert decoded(images(again)[0]).size == (80, 48)
     as_data_url = call(server, "edit_image", {**SMALL, "prompt": "x", "image": f"data:image/png;base64,{photo}"})
+    assert not as_data_url.is_error, text(as_data_url)
     assert decoded(images(as_data_url)[0]).size == (64, 64)  # `size` given: the asked size
 
 
