@@ -64,6 +64,7 @@ WEB_PACKAGES = (
     "pillow==13.0.0",
     "prometheus-client==0.26.0",
     "fastapi-offline==1.7.7",
+    "mcp==2.3.0",
 )
 MODEL_PACKAGES = (
     "torch==2.13.0",

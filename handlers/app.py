@@ -19,6 +19,7 @@ from handlers.http_errors import install_error_handlers
 from handlers.images import routes as images
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
+from handlers.mcp.server import McpEndpoint
 from handlers.metrics import Telemetry
 from handlers.request_log import RequestLog
 from handlers.routes import health, metrics, models, playground, temp_images
@@ -42,6 +43,11 @@ async def _sweep_forever(store: ImageStore, every_seconds: float) -> None:
 
 
 def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
+    telemetry = Telemetry(engine, store, settings.storage_max_bytes)
+    services = Services(settings=settings, engine=engine, store=store, served=served, metrics=telemetry.registry)
+    # Agents' tools (MCP's Streamable HTTP transport), behind the same keys, limits and log as /v1.
+    mcp = McpEndpoint(services, max_body_bytes=settings.max_request_mb * MB)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if not settings.api_keys:
@@ -52,7 +58,8 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         await engine.start()
         sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, settings.image_ttl_seconds)))
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             sweeper.cancel()
             await engine.close()
@@ -65,10 +72,7 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    telemetry = Telemetry(engine, store, settings.storage_max_bytes)
-    app.state.services = Services(
-        settings=settings, engine=engine, store=store, served=served, metrics=telemetry.registry
-    )
+    app.state.services = services
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -79,6 +83,7 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     for router in (images.router, models.router):
         app.include_router(router, prefix="/v1", dependencies=keyed)
     app.include_router(temp_images.router, prefix="/v1")
+    app.router.add_route("/mcp", mcp, include_in_schema=False)
     # The last added runs first: the request's id and log line around everything, CORS (so
     # preflights and 401s carry its headers), then the key, then the body limits, before any
     # route reads the body; JSON routes read JSON.

@@ -1,4 +1,4 @@
-"""Bearer-key auth for /v1, checked before anything else reads the request."""
+"""Bearer-key auth for /v1 and /mcp, checked before anything else reads the request."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ class BearerAuth:
             return False
         if path == "/metrics":
             return not self.metrics_public
+        if path == "/mcp" or path.startswith("/mcp/"):
+            return True
         return (path == "/v1" or path.startswith("/v1/")) and not path.startswith(_OPEN_PREFIXES)
 
     def _authorized(self, scope: Scope) -> bool:

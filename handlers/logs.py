@@ -49,7 +49,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(format: str = "plain", level: int = logging.INFO) -> None:
     """One handler on the root logger (stderr), uvicorn's loggers through it, no access log of
-    its own (the request line is ours)."""
+    its own (the request line is ours), the MCP SDK's warnings only."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if format == "json" else PlainFormatter())
     handler.addFilter(RequestIdFilter())
@@ -60,3 +60,6 @@ def configure_logging(format: str = "plain", level: int = logging.INFO) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # The MCP SDK says at INFO that each stateless request's transport ends: our request line
+    # already says the request ended.
+    logging.getLogger("mcp").setLevel(max(level, logging.WARNING))

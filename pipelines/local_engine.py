@@ -237,6 +237,11 @@ class LocalEngine:
         def cancelled() -> bool:
             return all(ticket.stop.is_set() for ticket in batch)
 
+        def on_step(done: int, steps: int) -> None:  # a batch's jobs share their steps
+            for ticket in batch:
+                if ticket.trace.on_step is not None:
+                    ticket.trace.on_step(done, steps)
+
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
         queue.running, queue.running_work = len(batch), sum(_work(ticket.job) for ticket in batch)
@@ -244,8 +249,8 @@ class LocalEngine:
             ticket.trace.queue_seconds = began - ticket.enqueued_at
         try:
             if len(batch) == 1:
-                ticket = batch[0]
-                results = [self.worker.run(ticket.job, on_partial=ticket.on_partial, cancelled=cancelled)]
+                job, on_partial = batch[0].job, batch[0].on_partial
+                results = [self.worker.run(job, on_partial=on_partial, cancelled=cancelled, on_step=on_step)]
             else:
                 log.info(
                     "batching %d requests (%d images) on %s",
@@ -253,7 +258,8 @@ class LocalEngine:
                     sum(t.job.n for t in batch),
                     batch[0].job.model,
                 )
-                results = self.worker.run_batch([ticket.job for ticket in batch], cancelled=cancelled)
+                jobs = [ticket.job for ticket in batch]
+                results = self.worker.run_batch(jobs, cancelled=cancelled, on_step=on_step)
         except BaseException:
             queue.running_since = None  # a stopped or failed run says nothing about the next one's length
             raise

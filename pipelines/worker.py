@@ -26,6 +26,7 @@ log = logging.getLogger("imagegen")
 
 OnPartial = Callable[[ImageEvent], None]
 Cancelled = Callable[[], bool]
+OnStep = Callable[[int, int], None]  # (denoising steps done, steps in all)
 
 
 class Stopped(Exception):
@@ -74,16 +75,29 @@ class Worker:
         with self._counting:
             return dict(self._batch_sizes[model_id])
 
-    def run(self, job: Job, *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None) -> list[bytes]:
+    def run(
+        self,
+        job: Job,
+        *,
+        on_partial: OnPartial | None = None,
+        cancelled: Cancelled | None = None,
+        on_step: OnStep | None = None,
+    ) -> list[bytes]:
         """The Job's images, encoded, in seed order.
 
         `on_partial` receives `job.partial_images` previews per image, spread over the run;
-        `cancelled` is asked after every step, and a True stops the remaining steps.
+        `cancelled` is asked after every step, and a True stops the remaining steps; `on_step`
+        hears of every step done.
         """
-        return self.run_batch([job], on_partial=on_partial, cancelled=cancelled)[0]
+        return self.run_batch([job], on_partial=on_partial, cancelled=cancelled, on_step=on_step)[0]
 
     def run_batch(
-        self, jobs: list[Job], *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None
+        self,
+        jobs: list[Job],
+        *,
+        on_partial: OnPartial | None = None,
+        cancelled: Cancelled | None = None,
+        on_step: OnStep | None = None,
     ) -> list[list[bytes]]:
         """Several generations in one pipeline call (same model, render size, steps and guidance:
         see `batch_key`), each job's images in its own list. Edits run one job at a time."""
@@ -100,7 +114,7 @@ class Worker:
         # CPU generators make the same noise on every device: a seed means the same image.
         generators = [torch.Generator("cpu").manual_seed(seed) for job in jobs for seed in job.seeds]
         edit = None if lead.task == "generate" else EditCanvas.of(lead)
-        on_step = self._step_watcher(model, lead, edit, on_partial, self._stop_when(jobs, cancelled))
+        watcher = self._step_watcher(model, lead, edit, on_partial, self._stop_when(jobs, cancelled), on_step)
         with self._run_locks[lead.model]:
             with self._counting:
                 self._batch_sizes[lead.model][sum(job.n for job in jobs)] += 1
@@ -111,9 +125,9 @@ class Worker:
                 with torch.inference_mode():
                     if edit is None:
                         batch = jobs if len(jobs) > 1 else None
-                        images = model.family.generate(model.pipe, lead, generators, on_step, batch)
+                        images = model.family.generate(model.pipe, lead, generators, watcher, batch)
                     else:
-                        images = model.family.edit(model.editor(), lead, edit, generators, on_step)
+                        images = model.family.edit(model.editor(), lead, edit, generators, watcher)
             except Stopped as stopped:
                 log.info("%s", stopped)
                 raise
@@ -173,15 +187,19 @@ class Worker:
         edit: EditCanvas | None,
         on_partial: OnPartial | None,
         cancelled: Cancelled | None,
+        on_step: OnStep | None = None,
     ) -> Callable[[int, Any], None] | None:
-        """The per-step callback: stop when cancelled, emit previews at their steps."""
+        """The per-step callback: stop when cancelled, tell `on_step`, emit previews at their steps."""
         preview_steps = partial_steps(job.partial_images, job.steps, job.strength) if on_partial else []
-        if not preview_steps and cancelled is None:
+        if not preview_steps and cancelled is None and on_step is None:
             return None
+        runs = max(1, denoising_steps(job.steps, job.strength))
 
-        def on_step(step: int, latents: Any) -> None:
+        def watch(step: int, latents: Any) -> None:
             if cancelled is not None and cancelled():
                 raise Stopped(job.model, step + 1, job.steps)
+            if on_step is not None:
+                on_step(step + 1, runs)
             if on_partial is None or step + 1 not in preview_steps:
                 return
             previews = model.family.preview(model.pipe, latents, job)  # the editors share its VAE
@@ -191,4 +209,4 @@ class Worker:
                 data = pictures.encode(preview, job.output_format, job.output_compression)
                 on_partial(ImageEvent("partial", index, data, partial_index=preview_steps.index(step + 1)))
 
-        return on_step
+        return watch

@@ -50,3 +50,8 @@ def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir
     out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20", cache_dir=cache_dir)
     assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
     assert "before/after: wall" in out
+
+
+def test_bench_mcp_compares_an_mcp_call_with_the_http_api(cache_dir: Path) -> None:
+    out = _run("bench_mcp.py", "--sizes", "64", "--rounds", "1", cache_dir=cache_dir)
+    assert "MCP/HTTP b64" in out and "64x64" in out

@@ -1,5 +1,6 @@
 """JavaScript clients against the real server: the official OpenAI SDK (npm `openai`,
-tests/js/sdk.test.mjs) and the Vercel AI SDK's OpenAI provider (tests/js/ai_sdk.test.mjs)."""
+tests/js/sdk.test.mjs), the Vercel AI SDK's OpenAI provider (tests/js/ai_sdk.test.mjs) and the
+official MCP SDK's client on /mcp (npm `@modelcontextprotocol/sdk`, tests/js/mcp.test.mjs)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,9 @@ def test_the_vercel_ai_sdk_works_against_the_server(server: Server, tmp_path: Pa
     edited = png((tmp_path / "ai-sdk-edit.png").read_bytes())
     box = changed_box(photo, edited)
     assert box is not None and inside(box, HOLE)  # the first image's pixels outside the mask, byte for byte
+
+
+def test_the_mcp_typescript_sdk_client_works_against_the_server(server: Server, tmp_path: Path) -> None:
+    """An agent's configuration end to end: the URL, the key as a header; tools, an image, progress, 401."""
+    out = _node_test("mcp.test.mjs", server, tmp_path)
+    assert "# pass 3" in out and "# fail 0" in out

@@ -560,6 +560,27 @@ def test_errors_are_the_same_openai_errors(front: Front) -> None:
     assert front.http.get("/v1/temp-images/" + "A" * 31 + ".png").status_code == 404
 
 
+def test_the_front_serves_the_mcp_tools_behind_the_keys(front: Front) -> None:
+    """/mcp on the deployed app: the same endpoint, its tools run on the GPU pools (stateless, so
+    any front container answers any call)."""
+    arguments = {"prompt": "a harbour", "model": "tiny-sd", "size": "128x64", "num_inference_steps": 1}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "generate_image", "arguments": arguments},
+    }
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    keyless = front.http.post("/mcp", json=call, headers=headers)
+    assert keyless.status_code == 401 and keyless.json()["error"]["code"] == "invalid_api_key"
+    answer = front.http.post("/mcp", json=call, headers={**headers, "authorization": f"Bearer {API_KEY}"})
+    events = [json.loads(line[len("data: ") :]) for line in answer.text.splitlines() if line.startswith("data: ")]
+    result = next(event["result"] for event in events if event.get("id") == 1)
+    assert not result["isError"]
+    image = result["content"][0]
+    assert image["mimeType"] == "image/png" and png(base64.b64decode(image["data"])).size == (128, 64)
+
+
 def test_a_model_missing_from_the_weights_volume_is_a_503_that_says_how_to_fetch_it(front: Front) -> None:
     response = front.http.post(
         "/v1/images/generations",

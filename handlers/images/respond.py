@@ -47,7 +47,7 @@ async def run_and_respond(
     return await _images(images, job, request, http, services)
 
 
-async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
+async def store_url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
     """The stored image's URL; None when the store is full and the server would rather answer inline."""
     try:
         image_id = await run_in_threadpool(services.store.put, image, job.output_format)
@@ -65,7 +65,7 @@ async def _images(
     inline = response_format(request, services.settings.response_format) == "b64_json"
     data = []
     for image, seed in zip(encoded, job.seeds, strict=True):
-        url = None if inline else await _url(image, job, http, services)
+        url = None if inline else await store_url(image, job, http, services)
         if url is None:
             inline = True
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))

@@ -216,6 +216,12 @@ async def read_form(request: Request, model: type[Form], max_pixels: int, *, mas
         body = model.model_validate(fields)
         images = await _files(form, ("image", "image[]"), "image")
         masks = await _files(form, ("mask",), "mask") if mask else []
+    return body, await edit_input(images, masks, max_pixels)
+
+
+async def edit_input(images: list[bytes], masks: list[bytes], max_pixels: int) -> EditInput:
+    """An edit's images (the first edited, the others references) and its mask, however they
+    arrived (a form, a tool's arguments), checked the one way."""
     if not images:
         raise invalid("image", "Missing required parameter: 'image'.", code="missing_required_parameter")
     if len(images) > MAX_INPUT_IMAGES:
@@ -226,7 +232,6 @@ async def read_form(request: Request, model: type[Form], max_pixels: int, *, mas
         )
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
-    edit = await run_in_threadpool(
+    return await run_in_threadpool(
         read_edit_input, images[0], masks[0] if masks else None, references=images[1:], max_pixels=max_pixels
     )
-    return body, edit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,9 @@ class JobTrace:
     # When the request arrived (Unix time): where a deadline is counted from, so the time spent
     # receiving an upload (and waiting for a cold container) counts against it.
     received_at: float = field(default_factory=time.time)
+    # Set by the web side to watch the run: called from the model's thread after each denoising
+    # step with (steps done, steps in all). Engines that cannot see steps (remote) never call it.
+    on_step: Callable[[int, int], None] | None = None
 
 
 # Set by the web side around a request; engines fill it in when it is there.

@@ -1,0 +1,80 @@
+"""The image tools' bodies: arguments → the request schema → `resolve` → the Engine → the store,
+the same path the HTTP routes take, so a tool call is a request like any other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mcp_types import CallToolResult
+from pydantic import BaseModel
+from starlette.requests import Request
+
+from handlers.deps import Services
+from handlers.images.resolve import resolve_edit, resolve_generation
+from handlers.images.respond import store_url
+from handlers.images.schemas import ImageEditForm, ImageGenerationRequest
+from handlers.images.uploads import edit_input
+from handlers.mcp.inputs import image_bytes
+from handlers.mcp.progress import Report, step_progress
+from handlers.mcp.results import images_result, json_result
+from handlers.request_log import note_job
+from handlers.routes.models import describe
+from pipelines.contract.errors import APIError
+from pipelines.contract.job import Job
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """What one tool call runs with: the app's services, the HTTP request it came in (for the
+    temp URLs' host), and where its progress goes."""
+
+    services: Services
+    http: Request | None
+    report: Report | None
+
+
+async def generate_image(arguments: BaseModel, call: ToolCall) -> CallToolResult:
+    body = ImageGenerationRequest.model_validate(arguments.model_dump(exclude_none=True))
+    job = resolve_generation(body, call.services.served, call.services.settings.max_prompt_chars)
+    return await _run(job, call)
+
+
+async def edit_image(arguments: BaseModel, call: ToolCall) -> CallToolResult:
+    fields = arguments.model_dump(exclude_none=True)
+    given = fields.pop("image")
+    mask = fields.pop("mask", None)
+    store = call.services.store
+    images = [await image_bytes(each, "image", store) for each in ([given] if isinstance(given, str) else given)]
+    masks = [] if mask is None else [await image_bytes(mask, "mask", store)]
+    body = ImageEditForm.model_validate(fields)
+    edit = await edit_input(images, masks, call.services.settings.max_image_pixels)
+    job = resolve_edit(body, edit, call.services.served, call.services.settings.max_prompt_chars)
+    return await _run(job, call)
+
+
+async def list_models(_: BaseModel, call: ToolCall) -> CallToolResult:
+    models = [describe(spec, call.services).model_dump() for spec in call.services.served.specs]
+    return json_result({"models": models})
+
+
+async def _run(job: Job, call: ToolCall) -> CallToolResult:
+    services = call.services
+    note_job(job)
+    async with step_progress(call.report):
+        images = await services.engine.run(job)
+    urls = [await _url(image, job, call) for image in images]
+    if any(urls):
+        await services.store.publish()  # no URL is handed out before any server can serve it
+    return images_result(images, job, urls, services.settings.image_ttl_seconds)
+
+
+async def _url(image: bytes, job: Job, call: ToolCall) -> str | None:
+    """The image's temp URL; none when the store is full: the image is in the answer anyway."""
+    if call.http is None:
+        return None
+    try:
+        return await store_url(image, job, call.http, call.services)
+    except APIError as error:
+        if error.code == "storage_full":
+            return None
+        raise
