@@ -30,7 +30,7 @@ from handlers.hosts.modal.gpu import GpuModel, fetch_weights
 from handlers.hosts.modal.volume import ModalVolumeFiles
 from handlers.hosts.modal.web import create_web_app, sweep_expired
 from handlers.settings import ServerSettings
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.settings import EngineSettings
 
 log = logging.getLogger("imagegen")
@@ -145,7 +145,7 @@ class ImageWorker:
         self.gpu_model.serve()
 
     @modal.method()
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job) -> Rendered:
         return await self.gpu_model.run(job)
 
     @modal.method()

@@ -18,9 +18,10 @@ from typing import Any
 from pipelines import imaging
 from pipelines.batching import batch_key
 from pipelines.contract import errors, pictures
-from pipelines.contract.job import ImageEvent, Job, denoising_steps
+from pipelines.contract.job import ImageEvent, Job, Rendered, denoising_steps
 from pipelines.edit_canvas import EditCanvas
 from pipelines.model_cache import LoadedModel, ModelCache
+from pipelines.usage import job_usage
 
 log = logging.getLogger("imagegen")
 
@@ -74,8 +75,8 @@ class Worker:
         with self._counting:
             return dict(self._batch_sizes[model_id])
 
-    def run(self, job: Job, *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None) -> list[bytes]:
-        """The Job's images, encoded, in seed order.
+    def run(self, job: Job, *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None) -> Rendered:
+        """The Job's images, encoded, in seed order, and its usage.
 
         `on_partial` receives `job.partial_images` previews per image, spread over the run;
         `cancelled` is asked after every step, and a True stops the remaining steps.
@@ -84,9 +85,9 @@ class Worker:
 
     def run_batch(
         self, jobs: list[Job], *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None
-    ) -> list[list[bytes]]:
+    ) -> list[Rendered]:
         """Several generations in one pipeline call (same model, render size, steps and guidance:
-        see `batch_key`), each job's images in its own list. Edits run one job at a time."""
+        see `batch_key`), each job's images and usage apart. Edits run one job at a time."""
         import torch
 
         lead = jobs[0]
@@ -129,12 +130,11 @@ class Worker:
                 own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
             else:
                 own = [edit.keep_outside(image) for image in own]
-            results.append(
-                [
-                    pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
-                    for image, seed in zip(own, job.seeds, strict=True)
-                ]
-            )
+            encoded = [
+                pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
+                for image, seed in zip(own, job.seeds, strict=True)
+            ]
+            results.append(Rendered(encoded, job_usage(model.pipe, model.family, job)))
         return results
 
     def _parameters(self, job: Job, seed: int) -> str | None:

@@ -259,7 +259,7 @@ def test_the_response_echoes_what_the_images_were_made_with(client: OpenAI) -> N
     )
     assert response.size == "512x512"  # auto: the model's default size
     assert response.quality == "high" and response.background == "opaque" and response.output_format == "png"
-    assert response.usage is None  # never a partial usage object
+    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens  # complete
     assert png(base64.b64decode(response.data[0].b64_json)).size == (512, 512)
 
 

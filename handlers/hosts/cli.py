@@ -147,7 +147,7 @@ def generate(args: argparse.Namespace) -> None:
     worker = local_worker(served, settings, max_loaded=1)
     # A terminal, not a server log: the steps' progress bar is welcome here.
     worker.models.get(spec.id).pipe.set_progress_bar_config(disable=False, desc=spec.id, leave=False)
-    for index, data in enumerate(worker.run(job)):
+    for index, data in enumerate(worker.run(job).images):
         path = out if index == 0 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         path.write_bytes(data)
         print(f"{path}  ({job.output_width}x{job.output_height}, {spec.id}, seed {job.seeds[index]})")

@@ -24,13 +24,14 @@ from handlers.images.schemas import (
     ImagesResponse,
     PromptedRequest,
     StreamEvent,
+    Usage,
 )
 from handlers.request_log import note_job
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 
 log = logging.getLogger("imagegen")
 
@@ -43,8 +44,8 @@ async def run_and_respond(
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
         return await _stream(services.engine, job, request)
-    images = await unless_disconnected(http, services.engine.run(job))
-    return await _images(images, job, request, http, services)
+    rendered = await unless_disconnected(http, services.engine.run(job))
+    return await _images(rendered, job, request, http, services)
 
 
 async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
@@ -59,12 +60,12 @@ async def _url(image: bytes, job: Job, http: Request, services: Services) -> str
 
 
 async def _images(
-    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services
+    rendered: Rendered, job: Job, request: ImageRequestBase, http: Request, services: Services
 ) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
     inline = response_format(request, services.settings.response_format) == "b64_json"
     data = []
-    for image, seed in zip(encoded, job.seeds, strict=True):
+    for image, seed in zip(rendered.images, job.seeds, strict=True):
         url = None if inline else await _url(image, job, http, services)
         if url is None:
             inline = True
@@ -80,6 +81,7 @@ async def _images(
         quality=request.quality or "auto",
         output_format=job.output_format,
         background="transparent" if request.background == "transparent" else "opaque",
+        usage=Usage.model_validate(rendered.usage.openai()),
     )
 
 
@@ -108,6 +110,7 @@ async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> Streami
             partial_image_index=event.partial_index,
             image_index=event.image_index,
             seed=job.seeds[event.image_index],
+            usage=Usage.model_validate(event.usage.openai()) if event.usage is not None else None,
             **settings,
         )
         return _sse(payload.model_dump(exclude_none=True))

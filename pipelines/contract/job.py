@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from pipelines.contract.usage import Usage
+
 TaskName = Literal["generate", "edit", "variation"]
 
 
@@ -78,3 +80,12 @@ class ImageEvent:
     image_index: int
     data: bytes  # encoded in the Job's output_format
     partial_index: int | None = None  # 0-based, partials only
+    usage: Usage | None = None  # the whole Job's, on completed events only
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A Job's outcome: its images, encoded in its output_format, in seed order, and its token usage."""
+
+    images: list[bytes]
+    usage: Usage

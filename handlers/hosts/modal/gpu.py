@@ -33,7 +33,7 @@ import modal
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from pipelines.contract import errors
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 
 if TYPE_CHECKING:
     from pipelines.local_engine import LocalEngine
@@ -148,8 +148,8 @@ class GpuModel:
             await self.engine.start()
         return self.engine
 
-    async def run(self, job: Job) -> list[bytes]:
-        """The Job's images, encoded; compatible jobs waiting together share a pipeline call."""
+    async def run(self, job: Job) -> Rendered:
+        """The Job's images, encoded, and its usage; compatible jobs waiting together share a pipeline call."""
         return await (await self._engine()).run(job)
 
     async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
