@@ -263,13 +263,6 @@ def test_the_response_echoes_what_the_images_were_made_with(client: OpenAI) -> N
     assert png(base64.b64decode(response.data[0].b64_json)).size == (512, 512)
 
 
-def test_a_transparent_background_is_refused_naming_the_limit(client: OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(model="tiny-sd", prompt="x", background="transparent")
-    assert caught.value.body["param"] == "background"
-    assert "tiny-sd" in caught.value.body["message"]
-
-
 @pytest.mark.parametrize("quality", ["low", "medium", "high", "xhigh", "max", "auto", "standard", "hd"])
 def test_every_quality_tier_is_accepted(client: OpenAI, quality: str) -> None:
     response = client.images.generate(

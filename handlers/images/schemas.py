@@ -124,7 +124,9 @@ class ImageRequestBase(_Extensions):
         None, ge=0, le=100, description="Quality 0-100 for `jpeg` and `webp` (default 90); ignored for `png`."
     )
     background: Background | None = Field(
-        None, description="`auto`/`opaque`; `transparent` only where the model can (none of the current ones)."
+        None,
+        description="`auto`/`opaque`, or `transparent`: the subject cut out by the matting model, the rest "
+        "alpha 0 (`png` or `webp` only).",
     )
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
     user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")

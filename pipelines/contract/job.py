@@ -59,6 +59,8 @@ class Job:
     mask: bytes | None = None
     strength: float = 1.0
     output_format: Literal["png", "jpeg", "webp"] = "png"
+    # "transparent": the subject cut out by the matting model, the rest alpha 0 (png and webp only).
+    background: Literal["opaque", "transparent"] = "opaque"
     output_compression: int | None = None
     partial_images: int = 0
     # The LoRAs this job runs with, in the order asked; none: the base weights alone.

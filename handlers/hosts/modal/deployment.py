@@ -37,6 +37,7 @@ SERVICE_ENV = (
     "IMAGEGEN_MAX_BATCH_PIXELS",
     "IMAGEGEN_BATCH_WAIT_MS",
     "IMAGEGEN_PNG_PARAMETERS",
+    "IMAGEGEN_MATTING_MODEL",
     # The GPU optimisations (pipelines/optimize.py), decided at deploy time like the rest.
     "IMAGEGEN_FUSE_QKV",
     "IMAGEGEN_CHANNELS_LAST",

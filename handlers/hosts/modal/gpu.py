@@ -75,6 +75,8 @@ class GpuModel:
 
     def load(self) -> None:
         """The model loaded (onto the GPU, or to host RAM for a CPU snapshot), its editor built."""
+        from pipelines.contract.matting import MATTING_MODELS
+        from pipelines.matting.matte import Matting
         from pipelines.model_cache import ModelCache
         from pipelines.optimize import Optimizations
         from pipelines.settings import EngineSettings
@@ -97,7 +99,8 @@ class GpuModel:
             dtype=self.deployment.dtype_for(self.model_id),
             optimizations=Optimizations.from_settings(engine_settings),
         )
-        self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters)
+        matting = Matting(MATTING_MODELS[engine_settings.matting_model], engine_settings.cache_dir)
+        self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters, matting=matting)
         try:
             model = self.models.get(self.model_id)
         except errors.APIError:
