@@ -64,6 +64,9 @@ WEB_PACKAGES = (
     "pillow==13.0.0",
     "prometheus-client==0.26.0",
     "fastapi-offline==1.7.7",
+    # Content credentials: the front signs every final image (IMAGEGEN_C2PA_CERT/KEY in the Secret).
+    "c2pa-python==0.38.1",
+    "cryptography==50.0.2",
 )
 MODEL_PACKAGES = (
     "torch==2.13.0",

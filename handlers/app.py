@@ -20,6 +20,7 @@ from handlers.images import routes as images
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.metrics import Telemetry
+from handlers.provenance.credentials import ContentCredentials
 from handlers.request_log import RequestLog
 from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
@@ -66,8 +67,16 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         swagger_ui_parameters={"persistAuthorization": True},
     )
     telemetry = Telemetry(engine, store, settings.storage_max_bytes)
+    credentials = ContentCredentials.configured(
+        settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir
+    )
     app.state.services = Services(
-        settings=settings, engine=engine, store=store, served=served, metrics=telemetry.registry
+        settings=settings,
+        engine=engine,
+        store=store,
+        served=served,
+        metrics=telemetry.registry,
+        credentials=credentials,
     )
     install_error_handlers(app)
     app.include_router(health.router)

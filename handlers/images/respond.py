@@ -4,6 +4,7 @@ events (in the shape the OpenAI SDKs parse), or the images inline (`b64_json`) o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from handlers.images.schemas import (
     StreamEvent,
     Usage,
 )
+from handlers.provenance.credentials import ContentCredentials, with_credentials
 from handlers.request_log import note_job
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
@@ -43,9 +45,10 @@ async def run_and_respond(
     images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
-        return await _stream(services.engine, job, request)
+        return await _stream(services.engine, job, request, services.credentials)
     rendered = await unless_disconnected(http, services.engine.run(job))
-    return await _images(rendered, job, request, http, services)
+    signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
+    return await _images(dataclasses.replace(rendered, images=signed), job, request, http, services)
 
 
 async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
@@ -89,7 +92,9 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> StreamingResponse:
+async def _stream(
+    engine: Engine, job: Job, request: PromptedRequest, credentials: ContentCredentials | None
+) -> StreamingResponse:
     """Start the stream once the first event exists, so a failure before any image (an unknown
     model, a failed load) is still a plain HTTP error; later failures become an `error` event,
     which the SDKs raise."""
@@ -122,11 +127,18 @@ async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> Streami
         await events.aclose()
         raise
 
+    async def signed(event: ImageEvent) -> ImageEvent:
+        """A completed image with its content credentials; previews stay unsigned."""
+        if event.kind != "completed" or credentials is None:
+            return event
+        [data] = await run_in_threadpool(with_credentials, credentials, [event.data], job)
+        return dataclasses.replace(event, data=data)
+
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield encode(first)
+            yield encode(await signed(first))
             async for event in events:
-                yield encode(event)
+                yield encode(await signed(event))
         except APIError as exc:
             yield _sse({"type": "error", **error_body(exc)})
         except Exception:
