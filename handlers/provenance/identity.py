@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,24 +95,32 @@ def _make_local(folder: Path) -> None:
     ca_name = name("imagegen local content credentials CA")
     ca = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, ca=True)
     leaf = _certificate(name("imagegen local signer"), ca_name, key.public_key(), ca_key, ca=False)
-    folder.mkdir(parents=True, exist_ok=True)
     chain = leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    # The key first, private to this user, and each file renamed into place: another process
-    # starting at the same time must never read half of one.
-    for file, data, mode in (("key.pem", key_pem, 0o600), ("chain.pem", chain, 0o644)):
-        staging = folder / f".{file}-{os.getpid()}"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(staging, folder / file)
+    # Both files made beside the folder, the key private to this user, then the folder renamed
+    # into place: another process starting at the same time keeps whichever pair landed first,
+    # never a key of one and a chain of the other.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = folder.parent / f".{folder.name}-{os.getpid()}-{uuid.uuid4().hex}"
+    staging.mkdir(mode=0o700)
+    try:
+        for file, data, mode in (("key.pem", key_pem, 0o600), ("chain.pem", chain, 0o644)):
+            fd = os.open(staging / file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        os.rename(staging, folder)
+    except OSError:
+        if not (folder / "key.pem").exists():
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def local_identity(folder: Path) -> SigningIdentity:
     """The identity kept in `folder`, made there on first use."""
-    if not (folder / "chain.pem").exists() or not (folder / "key.pem").exists():
+    if not (folder / "key.pem").exists():
         _make_local(folder)
         log.info("made a local content credentials identity in %s", folder)
     key_pem = (folder / "key.pem").read_bytes()
