@@ -51,7 +51,13 @@ def fetch_matting(spec: MattingSpec, cache_dir: Path, *, local_only: bool = Fals
         return str(tiny_matte_dir(cache_dir))
     from huggingface_hub import snapshot_download
 
-    return snapshot_download(spec.source.removeprefix("hub:"), revision=spec.revision, local_files_only=local_only)
+    # What a load reads: the model's code, its configs, its safetensors (not any .pth beside them).
+    return snapshot_download(
+        spec.source.removeprefix("hub:"),
+        revision=spec.revision,
+        local_files_only=local_only,
+        allow_patterns=["*.py", "*.json", "*.safetensors"],
+    )
 
 
 class Matting:
