@@ -30,7 +30,7 @@ from handlers.hosts.modal.gpu import GpuModel, fetch_weights
 from handlers.hosts.modal.volume import ModalVolumeFiles
 from handlers.hosts.modal.web import create_web_app, sweep_expired
 from handlers.settings import ServerSettings
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.settings import EngineSettings
 
 log = logging.getLogger("imagegen")
@@ -65,6 +65,9 @@ WEB_PACKAGES = (
     "prometheus-client==0.26.0",
     "fastapi-offline==1.7.7",
     "mcp==2.3.0",
+    # Content credentials: the front signs every final image (IMAGEGEN_C2PA_CERT/KEY in the Secret).
+    "c2pa-python==0.38.1",
+    "cryptography==50.0.2",
 )
 MODEL_PACKAGES = (
     "torch==2.13.0",
@@ -146,7 +149,7 @@ class ImageWorker:
         self.gpu_model.serve()
 
     @modal.method()
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job) -> Rendered:
         return await self.gpu_model.run(job)
 
     @modal.method()

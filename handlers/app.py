@@ -21,6 +21,7 @@ from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.mcp.server import McpEndpoint
 from handlers.metrics import Telemetry
+from handlers.provenance.credentials import ContentCredentials
 from handlers.request_log import RequestLog
 from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
@@ -44,7 +45,17 @@ async def _sweep_forever(store: ImageStore, every_seconds: float) -> None:
 
 def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
     telemetry = Telemetry(engine, store, settings.storage_max_bytes)
-    services = Services(settings=settings, engine=engine, store=store, served=served, metrics=telemetry.registry)
+    credentials = ContentCredentials.configured(
+        settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir
+    )
+    services = Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        served=served,
+        metrics=telemetry.registry,
+        credentials=credentials,
+    )
     # Agents' tools (MCP's Streamable HTTP transport), behind the same keys, limits and log as /v1.
     mcp = McpEndpoint(services, max_body_bytes=settings.max_request_mb * MB)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
+from handlers.provenance.credentials import ContentCredentials
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine
@@ -21,6 +22,7 @@ class Services:
     store: ImageStore
     served: ServedModels
     metrics: CollectorRegistry
+    credentials: ContentCredentials | None = None  # None: IMAGEGEN_C2PA=off
 
 
 def get_services(request: Request) -> Services:

@@ -26,6 +26,13 @@ class ServerSettings(BaseSettings):
     public_url: str = ""
     image_ttl_seconds: int = Field(3600, ge=1)
     storage_dir: Path = Field(default_factory=lambda: user_cache_dir() / "images")
+    # Content credentials (C2PA) on every final image: signed with the operator's certificate chain
+    # and key (PEM, inline or a path), else with a local identity made on first start and kept in
+    # the cache dir. Off: images carry no manifest.
+    c2pa: bool = True
+    c2pa_cert: str | None = None
+    c2pa_key: str | None = None
+    cache_dir: Path = Field(default_factory=user_cache_dir)
     # The most bytes of live temp images kept at once (2 GiB: about 12,000 PNGs at 256x256, 3,500
     # at 512x512). A new image that does not fit is a retryable 503, or with "b64" comes back
     # inline instead of behind a URL; images already handed out keep their URLs until they expire.

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from pipelines.contract.job import ImageEvent
+from pipelines.contract.job import ImageEvent, Rendered
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,9 @@ class EventBridge:
     def emit(self, event: ImageEvent) -> None:
         self._put(event)
 
-    def finish(self, images: list[bytes]) -> None:
-        for index, data in enumerate(images):
-            self._put(ImageEvent(kind="completed", image_index=index, data=data))
+    def finish(self, rendered: Rendered) -> None:
+        for index, data in enumerate(rendered.images):
+            self._put(ImageEvent(kind="completed", image_index=index, data=data, usage=rendered.usage))
         self._put(_END)
 
     def fail(self, error: BaseException) -> None:

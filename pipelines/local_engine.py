@@ -16,7 +16,7 @@ from pipelines.batching import batch_pixels, next_batch
 from pipelines.bridge import EventBridge
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import JobTrace, ModelStatus, current_trace
 from pipelines.pace import Pace, work
 from pipelines.settings import EngineSettings
@@ -32,7 +32,7 @@ class _Ticket:
     """A Job waiting for (or holding) its model: the caller awaits `future`."""
 
     job: Job
-    future: asyncio.Future[list[bytes]]
+    future: asyncio.Future[Rendered]
     on_partial: Callable[[ImageEvent], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     started: bool = False
@@ -97,7 +97,7 @@ class LocalEngine:
         except APIError as exc:
             log.error("preload failed: %s", exc.message)
 
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job) -> Rendered:
         ticket = self._enqueue(job)
         try:
             return await self._outcome(ticket)
@@ -124,7 +124,7 @@ class LocalEngine:
         ticket = self._enqueue(job, bridge.emit)
         outcome = asyncio.ensure_future(self._outcome(ticket))
 
-        def hand_over(done: asyncio.Future[list[bytes]]) -> None:
+        def hand_over(done: asyncio.Future[Rendered]) -> None:
             if done.cancelled():
                 return  # abandoned early: nobody is left to tell
             if done.exception() is not None:
@@ -183,7 +183,7 @@ class LocalEngine:
         queue.arrived.set()
         return ticket
 
-    async def _outcome(self, ticket: _Ticket) -> list[bytes]:
+    async def _outcome(self, ticket: _Ticket) -> Rendered:
         """The ticket's images; a 503 if it waited past the queue timeout without starting."""
         done, _ = await asyncio.wait({ticket.future}, timeout=self.settings.queue_timeout_seconds)
         if not done and not ticket.started:
@@ -227,11 +227,11 @@ class LocalEngine:
                     if not ticket.future.done():
                         ticket.future.set_exception(_public(exc, ticket.job))
                 continue
-            for ticket, images in zip(batch, results, strict=True):
+            for ticket, rendered in zip(batch, results, strict=True):
                 if not ticket.future.done():
-                    ticket.future.set_result(images)
+                    ticket.future.set_result(rendered)
 
-    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[list[bytes]]:
+    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[Rendered]:
         """In the model's thread. Stops early only when every caller in the batch has gone."""
 
         def cancelled() -> bool:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from pipelines.contract.catalog import DEFAULT_MODELS
 from pipelines.contract.config import ENV_PREFIX, comma_list, user_cache_dir
+from pipelines.contract.matting import DEFAULT_MATTING, MATTING_MODELS
 
 
 class EngineSettings(BaseSettings):
@@ -23,6 +24,8 @@ class EngineSettings(BaseSettings):
     # PNGs carry how they were made (prompt, model, seed, steps, size) in a `parameters` text
     # chunk, as A1111's do; false: nothing but pixels.
     png_parameters: bool = True
+    # What cuts the subject out for `background: "transparent"` (pipelines/contract/matting.py).
+    matting_model: str = Field(DEFAULT_MATTING, pattern="^(" + "|".join(MATTING_MODELS) + ")$")
     max_loaded_models: int = Field(3, ge=1)
     # Load: requests waiting per model before new ones get 429 at once; how long one may wait
     # for its turn before a 503.

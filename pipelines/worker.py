@@ -18,9 +18,12 @@ from typing import Any
 from pipelines import imaging
 from pipelines.batching import batch_key
 from pipelines.contract import errors, pictures
-from pipelines.contract.job import ImageEvent, Job, denoising_steps
+from pipelines.contract.job import ImageEvent, Job, Rendered, denoising_steps
+from pipelines.contract.matting import DEFAULT_MATTING, MATTING_MODELS
 from pipelines.edit_canvas import EditCanvas
+from pipelines.matting.matte import Matting
 from pipelines.model_cache import LoadedModel, ModelCache
+from pipelines.usage import job_usage
 
 log = logging.getLogger("imagegen")
 
@@ -60,10 +63,12 @@ class Worker:
     """Runs Jobs on the cache's models. Thread-safe: one run per model at a time (a pipeline's
     scheduler holds per-run state), different models side by side."""
 
-    def __init__(self, models: ModelCache, *, png_parameters: bool = True) -> None:
-        """`png_parameters`: PNGs say how they were made (prompt, model, seed…) in a text chunk."""
+    def __init__(self, models: ModelCache, *, png_parameters: bool = True, matting: Matting | None = None) -> None:
+        """`png_parameters`: PNGs say how they were made (prompt, model, seed…) in a text chunk;
+        `matting`: what cuts subjects out for transparent backgrounds (default: the tiny one)."""
         self.models = models
         self.png_parameters = png_parameters
+        self.matting = matting or Matting(MATTING_MODELS[DEFAULT_MATTING], models.cache_dir)
         self._run_locks = {model_id: threading.Lock() for model_id in models.specs}
         # Pipeline calls made per model, by how many images each held: what batching shows. Read
         # from the event loop (/metrics) while model threads add to it: under a lock.
@@ -82,8 +87,8 @@ class Worker:
         on_partial: OnPartial | None = None,
         cancelled: Cancelled | None = None,
         on_step: OnStep | None = None,
-    ) -> list[bytes]:
-        """The Job's images, encoded, in seed order.
+    ) -> Rendered:
+        """The Job's images, encoded, in seed order, and its usage.
 
         `on_partial` receives `job.partial_images` previews per image, spread over the run;
         `cancelled` is asked after every step, and a True stops the remaining steps; `on_step`
@@ -98,9 +103,9 @@ class Worker:
         on_partial: OnPartial | None = None,
         cancelled: Cancelled | None = None,
         on_step: OnStep | None = None,
-    ) -> list[list[bytes]]:
+    ) -> list[Rendered]:
         """Several generations in one pipeline call (same model, render size, steps and guidance:
-        see `batch_key`), each job's images in its own list. Edits run one job at a time."""
+        see `batch_key`), each job's images and usage apart. Edits run one job at a time."""
         import torch
 
         lead = jobs[0]
@@ -143,12 +148,13 @@ class Worker:
                 own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
             else:
                 own = [edit.keep_outside(image) for image in own]
-            results.append(
-                [
-                    pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
-                    for image, seed in zip(own, job.seeds, strict=True)
-                ]
-            )
+            if job.background == "transparent":  # all of the job's images in one call, on the generator's device
+                own = self.matting.cut_out(own, self.models.device)
+            encoded = [
+                pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
+                for image, seed in zip(own, job.seeds, strict=True)
+            ]
+            results.append(Rendered(encoded, job_usage(model.pipe, model.family, job)))
         return results
 
     def _parameters(self, job: Job, seed: int) -> str | None:

@@ -55,3 +55,24 @@ def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir
 def test_bench_mcp_compares_an_mcp_call_with_the_http_api(cache_dir: Path) -> None:
     out = _run("bench_mcp.py", "--sizes", "64", "--rounds", "1", cache_dir=cache_dir)
     assert "MCP/HTTP b64" in out and "64x64" in out
+
+
+def test_bench_matting_compares_the_matte_with_the_generation(cache_dir: Path) -> None:
+    out = _run(
+        "bench_matting.py",
+        "--size",
+        "64",
+        "--n",
+        "2",
+        "--runs",
+        "1",
+        "--cache-dir",
+        str(cache_dir),
+        cache_dir=cache_dir,
+    )
+    assert "the generation" in out and "matte / encode" in out
+
+
+def test_bench_credentials_compares_signing_with_encoding(cache_dir: Path) -> None:
+    out = _run("bench_credentials.py", "--sizes", "64", "--runs", "1", cache_dir=cache_dir)
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["png", "jpeg", "webp"]

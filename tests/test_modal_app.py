@@ -33,7 +33,7 @@ from handlers.hosts.modal.web import create_web_app
 from handlers.http_errors import http_status
 from pipelines.contract.catalog import CATALOG
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import Job
+from pipelines.contract.job import Job, Rendered
 from pipelines.model_cache import ModelCache
 from pipelines.warm_up import warm_up, warm_up_jobs
 from pipelines.worker import Worker
@@ -284,14 +284,16 @@ def gpus(gpu_env: None) -> Iterator[Deployment]:
     deployment.close()
 
 
-def remote(deployment: Deployment, *jobs: Job) -> list[Any]:
-    """Each job spawned on its model's class at once, then every outcome (images, or the error)."""
+def remote(deployment: Deployment, *jobs: Job, whole: bool = False) -> list[Any]:
+    """Each job spawned on its model's class at once, then every outcome (its images, or the
+    error; `whole`: what crossed the wire, images and usage)."""
 
     async def spawn_all() -> list[Any]:
         calls = [await deployment.gpu_class(each.model)().run.spawn.aio(each) for each in jobs]
         return await asyncio.gather(*(call.get.aio() for call in calls), return_exceptions=True)
 
-    return asyncio.run(spawn_all())
+    outcomes = asyncio.run(spawn_all())
+    return outcomes if whole else [each.images if isinstance(each, Rendered) else each for each in outcomes]
 
 
 def test_the_gpu_class_loads_in_its_enter_hooks_and_makes_real_images(gpus: Deployment, caplog) -> None:
@@ -303,6 +305,8 @@ def test_the_gpu_class_loads_in_its_enter_hooks_and_makes_real_images(gpus: Depl
     assert hooks == ["tiny-sd loaded on cpu", "tiny-sd serving on cpu"]  # snap=True, then snap=False
     caplog.clear()
     assert remote(gpus, job()) == [first]  # warm: no second load, and the same seeds, the same pixels
+    [rendered] = remote(gpus, job(), whole=True)  # the usage counted on the GPU comes back with them
+    assert rendered.images == first and rendered.usage.output_tokens == 2 * (64 // 8) * (48 // 8)
     assert not any("loaded" in record.getMessage() for record in caplog.records)
 
 

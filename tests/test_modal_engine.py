@@ -23,8 +23,9 @@ from handlers.hosts.modal.engine import ModalEngine, StreamStarted
 from handlers.http_errors import http_headers, http_status
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import JobTrace, current_trace
+from pipelines.contract.usage import Usage
 from tests.conftest import ROOT
 from tests.jobs import small_job
 from tests.modal_control_plane import Deployment
@@ -34,6 +35,7 @@ from tests.modal_control_plane import Deployment
 WAIT = 30.0
 
 JOB = small_job()
+RENDERED = Rendered([b"image"], Usage(text_tokens=1, output_tokens=16))
 
 
 class Scripted:
@@ -61,9 +63,9 @@ class Scripted:
             raise self.error
 
     @modal.method()
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job) -> Rendered:
         await self._work(job)
-        return [b"image"]
+        return RENDERED
 
     @modal.method()
     async def stream(self, job: Job) -> AsyncIterator[Any]:
@@ -170,7 +172,7 @@ def test_a_caller_who_hangs_up_cancels_the_gpu_call(deployment: Deployment) -> N
 
 def test_an_answered_call_is_not_cancelled(deployment: Deployment) -> None:
     modal_engine = engine(deployment, Scripted())
-    assert asyncio.run(settled(modal_engine, modal_engine.run(JOB))) == [b"image"]
+    assert asyncio.run(settled(modal_engine, modal_engine.run(JOB))) == RENDERED
     assert [call.cancel_requests for call in deployment.plane.calls.values()] == [0]
 
 
@@ -183,7 +185,7 @@ def test_the_deadline_counts_from_when_the_request_arrived_and_travels_in_the_jo
         return await settled(modal_engine, modal_engine.run(JOB))
 
     arrived = time.time() - 30  # a slow upload, or a cold front
-    assert asyncio.run(request(arrived)) == [b"image"]
+    assert asyncio.run(request(arrived)) == RENDERED
     assert scripted.jobs[-1].deadline == pytest.approx(arrived + 140)
     late = asyncio.run(request(time.time() - 141))  # nothing left to wait: busy at once, nothing runs
     assert late.code == "model_busy" and len(scripted.jobs) == 1

@@ -10,7 +10,8 @@ from modal._serialization import deserialize, pickle_exception, serialize
 from handlers.hosts.modal.engine import StreamStarted
 from handlers.http_errors import http_headers, http_status
 from pipelines.contract import errors
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
+from pipelines.contract.usage import Usage
 
 
 def across(value: object) -> object:
@@ -45,10 +46,10 @@ def test_a_job_crosses_unchanged_with_its_images_mask_and_deadline() -> None:
 def test_events_and_the_stream_header_cross_unchanged() -> None:
     for item in (
         ImageEvent("partial", 1, b"preview", partial_index=0),
-        ImageEvent("completed", 0, b"image"),
+        ImageEvent("completed", 0, b"image", usage=Usage(text_tokens=3, image_tokens=16, output_tokens=32)),
         StreamStarted("fc-01ABC"),
         StreamStarted(None),
-        [b"one", b"two"],
+        Rendered([b"one", b"two"], Usage(text_tokens=5, output_tokens=512)),
     ):
         assert across(item) == item
 

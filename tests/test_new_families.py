@@ -129,11 +129,11 @@ def test_compatible_jobs_share_one_pipeline_call(make_settings, model: str) -> N
         guidance=CATALOG[model].styles["natural"].guidance,
     )
     batch = worker.run_batch([Job(prompt="a fox", seeds=(1,), **job), Job(prompt="a boat", seeds=(2,), **job)])
-    assert [len(images) for images in batch] == [1, 1]
+    assert [len(rendered.images) for rendered in batch] == [1, 1]
     assert worker.batch_sizes(model) == {2: 1}
     alone = worker.run(Job(prompt="a boat", seeds=(2,), **job))
     # The same seed and prompt in a batch of two: the same picture (up to the batch's float noise).
-    together, apart = png(batch[1][0]).convert("RGB"), png(alone[0]).convert("RGB")
+    together, apart = png(batch[1].images[0]).convert("RGB"), png(alone.images[0]).convert("RGB")
     assert together.size == apart.size == (64, 64)
     assert max(abs(a - b) for a, b in zip(together.tobytes(), apart.tobytes(), strict=True)) <= 2
 
@@ -162,11 +162,11 @@ def test_a_qwen_batch_keeps_each_jobs_negative_prompt(make_settings) -> None:
         steps=2,
         guidance=4.0,
     )
-    alone = worker.run(Job(seeds=(2,), negative_prompt="blurry", **job))[0]
-    plain = worker.run(Job(seeds=(2,), **job))[0]
+    alone = worker.run(Job(seeds=(2,), negative_prompt="blurry", **job)).images[0]
+    plain = worker.run(Job(seeds=(2,), **job)).images[0]
     batch = worker.run_batch([Job(seeds=(1,), **job), Job(seeds=(2,), negative_prompt="blurry", **job)])
     assert worker.batch_sizes("tiny-qwen-image")[2] == 1
-    batched = png(batch[1][0]).convert("RGB").tobytes()
+    batched = png(batch[1].images[0]).convert("RGB").tobytes()
     closest = min(
         (png(alone).convert("RGB").tobytes(), png(plain).convert("RGB").tobytes()),
         key=lambda other: sum(abs(a - b) for a, b in zip(batched, other, strict=True)),

@@ -147,7 +147,7 @@ def generate(args: argparse.Namespace) -> None:
     worker = local_worker(served, settings, max_loaded=1)
     # A terminal, not a server log: the steps' progress bar is welcome here.
     worker.models.get(spec.id).pipe.set_progress_bar_config(disable=False, desc=spec.id, leave=False)
-    for index, data in enumerate(worker.run(job)):
+    for index, data in enumerate(worker.run(job).images):
         path = out if index == 0 else out.with_name(f"{out.stem}-{index}{out.suffix}")
         path.write_bytes(data)
         print(f"{path}  ({job.output_width}x{job.output_height}, {spec.id}, seed {job.seeds[index]})")
@@ -159,14 +159,19 @@ _OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "web
 def pull(args: argparse.Namespace) -> None:
     """Fetch models' weights now (hub downloads show their progress), so the server never waits."""
     from pipelines.contract.catalog import lookup
+    from pipelines.contract.matting import MATTING_MODELS
+    from pipelines.matting.matte import fetch_matting
     from pipelines.weights import fetch
 
     settings = _settings(args)
     for name in args.model:
-        spec = lookup(name, _operator_models(settings))
+        # A matting model (what transparent backgrounds use) is pulled like an image model.
+        spec = MATTING_MODELS[name] if name in MATTING_MODELS else lookup(name, _operator_models(settings))
         began = time.monotonic()
         try:
-            where = fetch(spec, settings.cache_dir)
+            where = (
+                fetch_matting(spec, settings.cache_dir) if name in MATTING_MODELS else fetch(spec, settings.cache_dir)
+            )
         except Exception as exc:  # the hub's own errors: offline, gated, no such revision
             sys.exit(f"imagegen: could not fetch {spec.id}: {_hub_trouble(spec, exc)}")
         print(f"{spec.id}: ready in {where} ({time.monotonic() - began:.1f} s)")

@@ -7,9 +7,11 @@ from fastapi import FastAPI
 from handlers.app import create_app
 from handlers.settings import ServerSettings
 from handlers.stores.folder import LocalImageStore
+from pipelines.contract.matting import MATTING_MODELS
 from pipelines.contract.models_file import read_models_file
 from pipelines.contract.served import ServedModels
 from pipelines.local_engine import LocalEngine
+from pipelines.matting.matte import Matting
 from pipelines.model_cache import ModelCache
 from pipelines.optimize import Optimizations
 from pipelines.settings import EngineSettings
@@ -33,7 +35,8 @@ def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: 
         max_loaded=max_loaded or settings.max_loaded_models,
         optimizations=Optimizations.from_settings(settings),
     )
-    return Worker(cache, png_parameters=settings.png_parameters)
+    matting = Matting(MATTING_MODELS[settings.matting_model], settings.cache_dir)
+    return Worker(cache, png_parameters=settings.png_parameters, matting=matting)
 
 
 def create_local_app(settings: LocalSettings | None = None) -> FastAPI:

@@ -146,6 +146,7 @@ def _resolve(
         "output_height": output[1],
         "output_format": request.output_format,
         "output_compression": request.output_compression,
+        "background": "transparent" if request.background == "transparent" else "opaque",
         "loras": loras.resolve(spec, asked),
     }
 

@@ -4,6 +4,7 @@ events (in the shape the OpenAI SDKs parse), or the images inline (`b64_json`) o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import time
@@ -24,13 +25,15 @@ from handlers.images.schemas import (
     ImagesResponse,
     PromptedRequest,
     StreamEvent,
+    Usage,
 )
+from handlers.provenance.credentials import ContentCredentials, with_credentials
 from handlers.request_log import note_job
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 
 log = logging.getLogger("imagegen")
 
@@ -42,9 +45,10 @@ async def run_and_respond(
     images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
-        return await _stream(services.engine, job, request)
-    images = await unless_disconnected(http, services.engine.run(job))
-    return await _images(images, job, request, http, services)
+        return await _stream(services.engine, job, request, services.credentials)
+    rendered = await unless_disconnected(http, services.engine.run(job))
+    signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
+    return await _images(dataclasses.replace(rendered, images=signed), job, request, http, services)
 
 
 async def store_url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
@@ -59,12 +63,12 @@ async def store_url(image: bytes, job: Job, http: Request, services: Services) -
 
 
 async def _images(
-    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services
+    rendered: Rendered, job: Job, request: ImageRequestBase, http: Request, services: Services
 ) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
     inline = response_format(request, services.settings.response_format) == "b64_json"
     data = []
-    for image, seed in zip(encoded, job.seeds, strict=True):
+    for image, seed in zip(rendered.images, job.seeds, strict=True):
         url = None if inline else await store_url(image, job, http, services)
         if url is None:
             inline = True
@@ -80,6 +84,7 @@ async def _images(
         quality=request.quality or "auto",
         output_format=job.output_format,
         background="transparent" if request.background == "transparent" else "opaque",
+        usage=Usage.model_validate(rendered.usage.openai()),
     )
 
 
@@ -87,7 +92,9 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> StreamingResponse:
+async def _stream(
+    engine: Engine, job: Job, request: PromptedRequest, credentials: ContentCredentials | None
+) -> StreamingResponse:
     """Start the stream once the first event exists, so a failure before any image (an unknown
     model, a failed load) is still a plain HTTP error; later failures become an `error` event,
     which the SDKs raise."""
@@ -108,6 +115,7 @@ async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> Streami
             partial_image_index=event.partial_index,
             image_index=event.image_index,
             seed=job.seeds[event.image_index],
+            usage=Usage.model_validate(event.usage.openai()) if event.usage is not None else None,
             **settings,
         )
         return _sse(payload.model_dump(exclude_none=True))
@@ -119,11 +127,18 @@ async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> Streami
         await events.aclose()
         raise
 
+    async def signed(event: ImageEvent) -> ImageEvent:
+        """A completed image with its content credentials; previews stay unsigned."""
+        if event.kind != "completed" or credentials is None:
+            return event
+        [data] = await run_in_threadpool(with_credentials, credentials, [event.data], job)
+        return dataclasses.replace(event, data=data)
+
     async def body() -> AsyncIterator[bytes]:
         try:
-            yield encode(first)
+            yield encode(await signed(first))
             async for event in events:
-                yield encode(event)
+                yield encode(await signed(event))
         except APIError as exc:
             yield _sse({"type": "error", **error_body(exc)})
         except Exception:

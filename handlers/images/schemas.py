@@ -124,7 +124,9 @@ class ImageRequestBase(_Extensions):
         None, ge=0, le=100, description="Quality 0-100 for `jpeg` and `webp` (default 90); ignored for `png`."
     )
     background: Background | None = Field(
-        None, description="`auto`/`opaque`; `transparent` only where the model can (none of the current ones)."
+        None,
+        description="`auto`/`opaque`, or `transparent`: the subject cut out by the matting model, the rest "
+        "alpha 0 (`png` or `webp` only).",
     )
     moderation: Literal["low", "auto"] | None = Field(None, description="Accepted for compatibility; no moderation.")
     user: str | None = Field(None, max_length=256, description="End-user id; accepted, not used.")
@@ -237,9 +239,23 @@ class Image(BaseModel):
     seed: int | None = Field(None, description="The seed this image was made with: send it again to remake it.")
 
 
+class InputTokensDetails(BaseModel):
+    text_tokens: int
+    image_tokens: int
+
+
+class Usage(BaseModel):
+    """OpenAI's token usage, always complete (a partial or missing one breaks clients): the
+    prompt's tokens by the model's tokenizer, input and output images as latent patches."""
+
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    total_tokens: int
+
+
 class ImagesResponse(BaseModel):
-    """As OpenAI's: the images plus the settings they were made with. No `usage`: we do not
-    count tokens, and a partial usage object breaks clients, so it is absent."""
+    """As OpenAI's: the images plus the settings they were made with, and the tokens it took."""
 
     created: int
     data: list[Image]
@@ -247,6 +263,7 @@ class ImagesResponse(BaseModel):
     quality: str | None = None
     output_format: OutputFormat | None = None
     background: Literal["transparent", "opaque"] | None = None
+    usage: Usage
 
 
 class StreamEvent(BaseModel):
@@ -267,3 +284,4 @@ class StreamEvent(BaseModel):
     partial_image_index: int | None = None
     image_index: int = Field(description="Which of the request's n images this event is about (0-based).")
     seed: int = Field(description="The seed this image is made with.")
+    usage: Usage | None = Field(None, description="On completed events: the whole request's usage.")

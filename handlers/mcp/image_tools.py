@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mcp_types import CallToolResult
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from handlers.deps import Services
@@ -17,6 +18,7 @@ from handlers.images.uploads import edit_input
 from handlers.mcp.inputs import image_bytes
 from handlers.mcp.progress import Report, step_progress
 from handlers.mcp.results import images_result, json_result
+from handlers.provenance.credentials import with_credentials
 from handlers.request_log import note_job
 from handlers.routes.models import describe
 from pipelines.contract.errors import APIError
@@ -61,11 +63,12 @@ async def _run(job: Job, call: ToolCall) -> CallToolResult:
     services = call.services
     note_job(job)
     async with step_progress(call.report):
-        images = await services.engine.run(job)
+        rendered = await services.engine.run(job)
+    images = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
     urls = [await _url(image, job, call) for image in images]
     if any(urls):
         await services.store.publish()  # no URL is handed out before any server can serve it
-    return images_result(images, job, urls, services.settings.image_ttl_seconds)
+    return images_result(images, job, urls, services.settings.image_ttl_seconds, rendered.usage)
 
 
 async def _url(image: bytes, job: Job, call: ToolCall) -> str | None:

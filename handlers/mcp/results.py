@@ -14,9 +14,12 @@ from handlers.request_log import note_error
 from handlers.stores.core import CONTENT_TYPES
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import Job
+from pipelines.contract.usage import Usage
 
 
-def images_result(images: list[bytes], job: Job, urls: list[str | None], ttl_seconds: int) -> CallToolResult:
+def images_result(
+    images: list[bytes], job: Job, urls: list[str | None], ttl_seconds: int, usage: Usage
+) -> CallToolResult:
     """One image block per image (base64, its MIME type), then one text block saying how each was made."""
     size = f"{job.output_width}x{job.output_height}"
     mime = CONTENT_TYPES[job.output_format]
@@ -35,7 +38,13 @@ def images_result(images: list[bytes], job: Job, urls: list[str | None], ttl_sec
     content.append(TextContent(text="\n".join(lines)))
     return CallToolResult(
         content=content,
-        structured_content={"model": job.model, "size": size, "output_format": job.output_format, "images": described},
+        structured_content={
+            "model": job.model,
+            "size": size,
+            "output_format": job.output_format,
+            "images": described,
+            "usage": usage.openai(),
+        },
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import ModelStatus
 
 
@@ -18,12 +18,13 @@ class Engine(Protocol):
     async def start(self) -> None:
         """Begin serving (e.g. preload models in the background); must return quickly."""
 
-    async def run(self, job: Job) -> list[bytes]:
-        """The job's images, encoded in `job.output_format`, in seed order."""
+    async def run(self, job: Job) -> Rendered:
+        """The job's images, encoded in `job.output_format`, in seed order, and its usage."""
         ...
 
     def stream(self, job: Job) -> AsyncIterator[ImageEvent]:
-        """The job's partial previews (`job.partial_images` per image) and each completed image.
+        """The job's partial previews (`job.partial_images` per image) and each completed image
+        (each completed event carries the whole job's usage).
 
         Closing the iterator early (the client went away) stops the remaining steps.
         """

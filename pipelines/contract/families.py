@@ -38,6 +38,9 @@ class FamilyFacts:
     # tiny defaults (catalog.ModelSpec's fields).
     tiny_guidance: tuple[float, float] = (0.0, 3.0)
     tiny: dict[str, Any] = field(default_factory=dict)
+    # The side of one latent patch the denoiser sees as a token, in latent pixels: 2x2 for the
+    # transformers (packed or patchified), 1 for a UNet (every latent position). `usage` counts them.
+    latent_patch: int = 2
 
 
 FAMILY_FACTS: dict[FamilyName, FamilyFacts] = {
@@ -56,6 +59,7 @@ FAMILY_FACTS: dict[FamilyName, FamilyFacts] = {
                 "diffusers folder.",
             ),
         ),
+        latent_patch=1,
     ),
     "sdxl": FamilyFacts(
         "SDXL",
@@ -63,6 +67,7 @@ FAMILY_FACTS: dict[FamilyName, FamilyFacts] = {
         single_file_pipeline="StableDiffusionXLPipeline",
         single_file_name="SDXL",
         checkpoint_keys=("conditioner.embedders.",),  # SDXL's two text encoders
+        latent_patch=1,
     ),
     # Built like FLUX.1-dev: guidance is a model input, and there is no negative prompt.
     "flux": FamilyFacts(

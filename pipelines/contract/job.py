@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from pipelines.contract.usage import Usage
+
 TaskName = Literal["generate", "edit", "variation"]
 
 
@@ -57,6 +59,8 @@ class Job:
     mask: bytes | None = None
     strength: float = 1.0
     output_format: Literal["png", "jpeg", "webp"] = "png"
+    # "transparent": the subject cut out by the matting model, the rest alpha 0 (png and webp only).
+    background: Literal["opaque", "transparent"] = "opaque"
     output_compression: int | None = None
     partial_images: int = 0
     # The LoRAs this job runs with, in the order asked; none: the base weights alone.
@@ -78,3 +82,12 @@ class ImageEvent:
     image_index: int
     data: bytes  # encoded in the Job's output_format
     partial_index: int | None = None  # 0-based, partials only
+    usage: Usage | None = None  # the whole Job's, on completed events only
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A Job's outcome: its images, encoded in its output_format, in seed order, and its token usage."""
+
+    images: list[bytes]
+    usage: Usage

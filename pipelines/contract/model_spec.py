@@ -59,8 +59,9 @@ class ModelSpec:
     # An edit with no mask (and no transparency) follows its prompt as an instruction on a
     # model that can ("make it night"); elsewhere it re-imagines the image (image-to-image).
     instruction_edits: bool = False
-    # Whether the model can make a transparent background.
-    transparent_background: bool = False
+    # Whether the model can make a transparent background: every model can, by default, since the
+    # matting model cuts the subject out after it (pipelines/matting/).
+    transparent_background: bool = True
     gpu: str = "L4"
     # A single-file checkpoint's (source ending .safetensors) configs and tokenizers: a catalog id
     # of its family, or a diffusers folder. None: the family's catalog model.

@@ -31,12 +31,14 @@ Snapshot = Literal["gpu", "cpu", "off"]
 SERVICE_ENV = (
     "IMAGEGEN_MODEL_ALIASES",
     "IMAGEGEN_PUBLIC_URL",
+    "IMAGEGEN_C2PA",
     "IMAGEGEN_IMAGE_TTL_SECONDS",
     "IMAGEGEN_MAX_PROMPT_CHARS",
     "IMAGEGEN_MAX_BATCH_IMAGES",
     "IMAGEGEN_MAX_BATCH_PIXELS",
     "IMAGEGEN_BATCH_WAIT_MS",
     "IMAGEGEN_PNG_PARAMETERS",
+    "IMAGEGEN_MATTING_MODEL",
     # The GPU optimisations (pipelines/optimize.py), decided at deploy time like the rest.
     "IMAGEGEN_FUSE_QKV",
     "IMAGEGEN_CHANNELS_LAST",

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import ModelStatus, current_trace
 
 log = logging.getLogger("imagegen")
@@ -116,7 +116,7 @@ class ModalEngine:
             raise self._api_error(TimeoutError(), job)
         return job
 
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job) -> Rendered:
         pool = self._pool(job.model)
         job = self._with_deadline(job)
         began = time.monotonic()

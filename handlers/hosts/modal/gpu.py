@@ -33,7 +33,7 @@ import modal
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from pipelines.contract import errors
-from pipelines.contract.job import ImageEvent, Job
+from pipelines.contract.job import ImageEvent, Job, Rendered
 
 if TYPE_CHECKING:
     from pipelines.local_engine import LocalEngine
@@ -75,6 +75,8 @@ class GpuModel:
 
     def load(self) -> None:
         """The model loaded (onto the GPU, or to host RAM for a CPU snapshot), its editor built."""
+        from pipelines.contract.matting import MATTING_MODELS
+        from pipelines.matting.matte import Matting
         from pipelines.model_cache import ModelCache
         from pipelines.optimize import Optimizations
         from pipelines.settings import EngineSettings
@@ -97,7 +99,8 @@ class GpuModel:
             dtype=self.deployment.dtype_for(self.model_id),
             optimizations=Optimizations.from_settings(engine_settings),
         )
-        self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters)
+        matting = Matting(MATTING_MODELS[engine_settings.matting_model], engine_settings.cache_dir)
+        self.worker = Worker(self.models, png_parameters=engine_settings.png_parameters, matting=matting)
         try:
             model = self.models.get(self.model_id)
         except errors.APIError:
@@ -148,8 +151,8 @@ class GpuModel:
             await self.engine.start()
         return self.engine
 
-    async def run(self, job: Job) -> list[bytes]:
-        """The Job's images, encoded; compatible jobs waiting together share a pipeline call."""
+    async def run(self, job: Job) -> Rendered:
+        """The Job's images, encoded, and its usage; compatible jobs waiting together share a pipeline call."""
         return await (await self._engine()).run(job)
 
     async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
