@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 import modal
 from fastapi import FastAPI
 
+from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from handlers.hosts.modal.gpu import GpuModel, fetch_weights
@@ -102,6 +103,9 @@ web_image = (
 weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_missing=True)
 images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missing=True, version=2)
 secret = modal.Secret.from_name(deployment.secret_name)
+# The calls nobody waits for, by the cancel key the front gave each: written by the front, read by
+# the GPU containers before and while they run a job (handlers/hosts/modal/cancellations.py).
+cancelled = modal.Dict.from_name(f"{deployment.app_name}-cancelled", create_if_missing=True)
 
 # ## The GPU classes: one warm pool per model
 #
@@ -137,7 +141,9 @@ class ImageWorker:
 
     @modal.enter(snap=SNAPSHOTS)
     def load(self) -> None:
-        self.gpu_model = GpuModel(self.model_id, deployment, commit_weights=weights.commit)
+        self.gpu_model = GpuModel(
+            self.model_id, deployment, commit_weights=weights.commit, cancellations=Cancellations(cancelled)
+        )
         self.gpu_model.load()
 
     @modal.enter(snap=False)
@@ -145,12 +151,12 @@ class ImageWorker:
         self.gpu_model.serve()
 
     @modal.method()
-    async def run(self, job: Job) -> list[bytes]:
-        return await self.gpu_model.run(job)
+    async def run(self, job: Job, cancel_key: str | None = None) -> list[bytes]:
+        return await self.gpu_model.run(job, cancel_key)
 
     @modal.method()
-    async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
-        async for item in self.gpu_model.stream(job):
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
+        async for item in self.gpu_model.stream(job, cancel_key):
             yield item
 
     @modal.exit()
@@ -204,13 +210,17 @@ for _model_id in deployment.models:
     volumes={IMAGES_DIR: images, WEIGHTS_DIR: weights},
     secrets=[secret],
     env=deployment.forwarded_env(),
-    timeout=180,  # the engine answers by deadline_seconds; this only bounds a stuck upload
+    timeout=deployment.web_timeout,  # the engine answers by deadline_seconds, past the 150 s window
 )
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
     return create_web_app(
-        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class, ModalVolumeFiles(images), deployment
+        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR),
+        gpu_class,
+        ModalVolumeFiles(images),
+        deployment,
+        cancellations=Cancellations(cancelled),
     )
 
 

@@ -61,12 +61,12 @@ class Scripted:
             raise self.error
 
     @modal.method()
-    async def run(self, job: Job) -> list[bytes]:
+    async def run(self, job: Job, cancel_key: str | None = None) -> list[bytes]:
         await self._work(job)
         return [b"image"]
 
     @modal.method()
-    async def stream(self, job: Job) -> AsyncIterator[Any]:
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[Any]:
         yield StreamStarted(modal.current_function_call_id())
         for event in self.events:
             yield event

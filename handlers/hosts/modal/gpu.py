@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import modal
 
+from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from pipelines.contract import errors
@@ -45,10 +46,19 @@ class GpuModel:
     """One model in one GPU container: `load` (before the snapshot), `serve` (after it), then its
     jobs (`run`, `stream`) until `stop`.
 
-    `commit_weights` persists what this container wrote to the weights Volume (compiled kernels)."""
+    `commit_weights` persists what this container wrote to the weights Volume (compiled kernels);
+    `cancellations` is where the front records the jobs nobody waits for (looked at before a job
+    starts and while it runs)."""
 
-    def __init__(self, model_id: str, deployment: ModalDeployment, commit_weights: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        deployment: ModalDeployment,
+        commit_weights: Callable[[], None],
+        cancellations: Cancellations | None = None,
+    ) -> None:
         self.model_id = model_id
+        self.cancellations = cancellations or Cancellations(None)
         self.deployment = deployment
         self.commit_weights = commit_weights
         self.engine: LocalEngine | None = None
@@ -148,15 +158,18 @@ class GpuModel:
             await self.engine.start()
         return self.engine
 
-    async def run(self, job: Job) -> list[bytes]:
-        """The Job's images, encoded; compatible jobs waiting together share a pipeline call."""
-        return await (await self._engine()).run(job)
+    async def run(self, job: Job, cancel_key: str | None = None) -> list[bytes]:
+        """The Job's images, encoded; compatible jobs waiting together share a pipeline call.
+        Nothing runs if the front has cancelled `cancel_key` already."""
+        async with self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}"):
+            return await (await self._engine()).run(job)
 
-    async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
         """This call's id (for the front to cancel it by), then the Job as events."""
         yield StreamStarted(modal.current_function_call_id())
-        async for event in (await self._engine()).stream(job):
-            yield event
+        async with self.cancellations.watching(cancel_key, f"streamed {job.task} on {self.model_id}"):
+            async for event in (await self._engine()).stream(job):
+                yield event
 
     async def stop(self) -> None:
         if self.engine is not None and self.engine_started:
