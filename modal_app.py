@@ -50,9 +50,12 @@ app = modal.App(deployment.app_name)
 
 # ## Container images
 #
-# The GPU image has the model side, pinned to the versions the test suite runs. PyPI's Linux
-# torch wheels are the CUDA builds (the CUDA runtime arrives as pip packages), so no CUDA base
-# image is needed. The web image has only what `handlers` imports: no torch, diffusers or
+# The GPU image has the model side, pinned to the versions the test suite runs. torch comes
+# from PyTorch's CUDA 13.0 index, chosen rather than implied by whatever PyPI's default build
+# is: its CUDA runtime arrives as pip packages (no CUDA base image), and it needs driver R580 or
+# newer (NVIDIA's CUDA 13.0 release notes: >= 580.65.06), which Modal's hosts run; each GPU
+# container logs its GPU, driver and CUDA runtime as it starts (pipelines/cuda_report.py).
+# The web image has only what `handlers` imports: no torch, diffusers or
 # transformers, so the front cold-starts fast. Both carry our two packages: their Python files and
 # the playground's page, scripts and styles (`add_local_python_source` ships .py files only unless
 # told otherwise; `ignore` is matched against paths inside each package).
@@ -66,8 +69,9 @@ WEB_PACKAGES = (
     "prometheus-client==0.26.0",
     "fastapi-offline==1.7.7",
 )
+TORCH = "torch==2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/cu130"
 MODEL_PACKAGES = (
-    "torch==2.13.0",
     "diffusers==0.42.1",
     "transformers==5.23.0",
     "accelerate==1.15.0",
@@ -83,9 +87,14 @@ SOURCES = ~modal.FilePatternMatcher("**/*.py", "playground/*")  # what is *not* 
 
 gpu_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .uv_pip_install(*MODEL_PACKAGES, *WEB_PACKAGES)
+    # Its own step: with PyTorch's index as an extra one, uv would take every package that index
+    # also mirrors from there (its first-index rule), at that index's versions.
+    .uv_pip_install(TORCH, index_url=TORCH_INDEX)
+    .uv_pip_install(TORCH, *MODEL_PACKAGES, *WEB_PACKAGES)
     # The hub cache lives on the weights Volume: downloaded once, read by every container.
-    .env({"HF_HOME": f"{WEIGHTS_DIR}/hf", "HF_XET_HIGH_PERFORMANCE": "1"})
+    # Inductor compiles in this process, not in worker processes a snapshot would not hold (as
+    # modal-examples' 06_gpu_and_ml/llm-serving/sglang_snapshot.py sets it, for GPU snapshots).
+    .env({"HF_HOME": f"{WEIGHTS_DIR}/hf", "HF_XET_HIGH_PERFORMANCE": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"})
     .add_local_python_source("handlers", "pipelines", ignore=SOURCES)
 )
 web_image = (
@@ -158,6 +167,10 @@ class ImageWorker:
     async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
         async for item in self.gpu_model.stream(job, cancel_key):
             yield item
+
+    @modal.method()
+    async def describe(self) -> dict[str, object]:
+        return await self.gpu_model.describe()
 
     @modal.exit()
     async def stop(self) -> None:

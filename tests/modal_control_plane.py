@@ -269,6 +269,7 @@ class Instance:
         self.container = container
         self.run = Method(plane, container, "run")
         self.stream = Method(plane, container, "stream")
+        self.describe = Method(plane, container, "describe")
 
 
 class Deployment:

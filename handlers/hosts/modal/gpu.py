@@ -24,6 +24,7 @@ model side is imported inside the functions that run on the GPU only.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,16 +64,25 @@ class GpuModel:
         self.commit_weights = commit_weights
         self.engine: LocalEngine | None = None
         self.engine_started = False
+        self.restored = False
+        self.cuda = "not looked at yet"
 
     def _gpu(self) -> str:
+        from pipelines.cuda_report import cuda_report
         from pipelines.devices import pick_device
 
+        # What this container runs on, in its start log (and again after a snapshot's restore,
+        # which may land on another host): a driver behind torch's CUDA runtime shows here.
+        report = self.cuda = cuda_report()
+        log.info("%s: %s", self.model_id, report)
         device = pick_device("auto")
         if device == "cpu" and not modal.is_local():
             # A GPU class that serves on the CPU times out on every request: fail the container,
             # and Modal starts another (on `.local()`, a developer's CPU, it serves anyway).
             attached = "is attached but torch sees none" if Path("/dev/nvidiactl").exists() else "is not attached"
-            raise RuntimeError(f"{self.model_id}: the container's GPU {attached}; refusing to serve on the CPU")
+            raise RuntimeError(
+                f"{self.model_id}: the container's GPU {attached} ({report}); refusing to serve on the CPU"
+            )
         return device
 
     def _keep_compiled_kernels(self) -> None:
@@ -131,6 +141,8 @@ class GpuModel:
         from pipelines.settings import EngineSettings
         from pipelines.warm_up import warm_up
 
+        self.restored = restored_from_snapshot()
+        log.info("%s: %s", self.model_id, "restored from a snapshot" if self.restored else "started without a snapshot")
         if self.deployment.snapshot == "cpu":
             device = self._gpu()
             if device != "cpu":
@@ -149,6 +161,11 @@ class GpuModel:
             ),
         )
         self.engine_started = False
+        if self.deployment.snapshot == "gpu":  # the GPU as restored: this host's driver, maybe another's
+            from pipelines.cuda_report import cuda_report
+
+            self.cuda = cuda_report()
+            log.info("%s: %s", self.model_id, self.cuda)
         log.info("%s serving on %s", self.model_id, self.models.device)
 
     async def _engine(self) -> LocalEngine:
@@ -171,9 +188,27 @@ class GpuModel:
             async for event in (await self._engine()).stream(job):
                 yield event
 
+    async def describe(self) -> dict[str, object]:
+        """What this container runs on and how it started, for `scripts/deploy.py --verify`."""
+        return {
+            "model": self.model_id,
+            "cuda": self.cuda,
+            "restored": self.restored,
+            "container": os.environ.get("MODAL_TASK_ID", ""),
+        }
+
     async def stop(self) -> None:
         if self.engine is not None and self.engine_started:
             await self.engine.close()
+
+
+def restored_from_snapshot() -> bool:
+    """Whether this container was restored from a memory snapshot: Modal's worker writes the
+    restore state file only then, and the container waits for it (`memory_restore` in
+    `modal/_runtime/task_lifecycle_manager.py`; the path is modal's `restore_state_path` setting)."""
+    from modal.config import config
+
+    return Path(config.get("restore_state_path")).exists()
 
 
 def fetch_weights(deployment: ModalDeployment, model_ids: list[str], cache_dir: Path) -> list[str]:
