@@ -141,6 +141,8 @@ def check() -> Any:
 
 
 def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
+    from handlers.hosts.modal.cost import dollars_per_hour, region_multiplier
+
     steps = [f"secret   {deployment.secret_name}: create with a new API key if missing"]
     if not args.skip_download:
         steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.models)}")
@@ -151,6 +153,13 @@ def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
             f"({deployment.memory_mib_for(model_id) // 1024} GiB RAM, {deployment.cpu:g} CPU): "
             f"{deployment.min_containers} warm, at most {deployment.max_containers}, "
             f"idle {deployment.scaledown_window} s, {deployment.snapshot} snapshot"
+        )
+        cost = dollars_per_hour(deployment, model_id)
+        multiplier = region_multiplier(deployment.regions)
+        steps.append(
+            f"cost     {model_id}: "
+            + ("no estimate for this GPU (see modal.com/pricing)" if cost is None else f"${cost:.2f}/h per container")
+            + (f", regions set: x{multiplier:g}" if multiplier != 1 else "")
         )
     if deployment.proxy_auth:
         steps.append("auth     Modal proxy auth (Modal-Key / Modal-Secret headers) on every request")
@@ -171,6 +180,30 @@ def ensure_secret(name: str) -> str | None:
     except AlreadyExistsError:
         return None
     return key
+
+
+def check_images_volume(name: str, open_volume: Any = None) -> None:
+    """Exit saying what to do if the temp-image Volume exists as v1 (an earlier deploy made it):
+    modal_app asks for v2 (no file-count limit), and modal refuses the mismatch with an
+    InvalidError when `modal deploy` loads the app (`_validate_volume_version`, `modal/volume.py`)."""
+    import modal
+    from modal.exception import InvalidError
+
+    if open_volume is None:
+
+        def open_volume() -> None:
+            modal.Volume.from_name(name, create_if_missing=True, version=2).hydrate()
+
+    try:
+        open_volume()
+    except InvalidError as exc:
+        if "has version v1" not in str(exc):
+            raise
+        sys.exit(
+            f"deploy: the Volume '{name}' is a v1 Volume, from an earlier deploy; the temp images need a v2 one "
+            f"(no file-count limit). Its images expire within the hour anyway: delete it with "
+            f"`modal volume delete {name}` and deploy again, or deploy under another --app-name."
+        )
 
 
 def modal_cli(*command: str) -> None:
@@ -195,6 +228,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nCreated Secret '{deployment.secret_name}'. Your API key (shown once):\n\n    {key}\n")
     if not args.skip_download:
         modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.models))
+    check_images_volume(f"{deployment.app_name}-images")
     modal_cli("deploy", "modal_app.py")  # each model's class carries its min_containers
     url = modal.Function.from_name(deployment.app_name, "web").get_web_url()
     print(
