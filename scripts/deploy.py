@@ -97,6 +97,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="API key for --smoke when the Secret already exists",
     )
     parser.add_argument("--dry-run", action="store_true", help="check the choices and print the plan; touch nothing")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="deploy nothing: check the deployed app, one PASS/FAIL line per check (needs --key)",
+    )
+    parser.add_argument("--verify-model", help="the model --verify uses (default: the first served)")
+    parser.add_argument(
+        "--long-request",
+        help='--verify: JSON fields of a request that takes past 150 s, e.g. \'{"size": "2048x2048", "n": 4}\'',
+    )
     return parser.parse_args(argv)
 
 
@@ -212,10 +222,28 @@ def modal_cli(*command: str) -> None:
         sys.exit(f"deploy: `modal {' '.join(command)}` failed (exit {result.returncode})")
 
 
+def run_verify(deployment: Any, args: argparse.Namespace) -> int:
+    """The checks of scripts/verify_deploy.py against the live app; 1 if any failed."""
+    import json
+
+    from scripts.verify_deploy import LiveDeployment, Options, verify
+
+    if not args.key:
+        sys.exit("deploy: --verify needs --key (or IMAGEGEN_API_KEY)")
+    options = Options(
+        model=args.verify_model or deployment.models[0],
+        long_request=json.loads(args.long_request) if args.long_request else None,
+    )
+    outcomes = verify(LiveDeployment(deployment, args.key), options)
+    return 1 if "FAIL" in outcomes.values() else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.update(deploy_env(args))
     deployment = check()
+    if args.verify:
+        sys.exit(run_verify(deployment, args))
     for step in plan(deployment, args):
         print(step)
     if args.dry_run:

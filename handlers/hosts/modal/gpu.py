@@ -23,6 +23,8 @@ model side is imported inside the functions that run on the GPU only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -66,6 +68,7 @@ class GpuModel:
         self.engine_started = False
         self.restored = False
         self.cuda = "not looked at yet"
+        self.outcomes = {"made": 0, "stopped": 0, "failed": 0}
 
     def _gpu(self) -> str:
         from pipelines.cuda_report import cuda_report
@@ -178,23 +181,45 @@ class GpuModel:
     async def run(self, job: Job, cancel_key: str | None = None) -> list[bytes]:
         """The Job's images, encoded; compatible jobs waiting together share a pipeline call.
         Nothing runs if the front has cancelled `cancel_key` already."""
-        async with self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}"):
+        async with self._counted(), self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}"):
             return await (await self._engine()).run(job)
 
     async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
         """This call's id (for the front to cancel it by), then the Job as events."""
         yield StreamStarted(modal.current_function_call_id())
-        async with self.cancellations.watching(cancel_key, f"streamed {job.task} on {self.model_id}"):
+        async with self._counted(), self.cancellations.watching(cancel_key, f"streamed {job.task} on {self.model_id}"):
             async for event in (await self._engine()).stream(job):
                 yield event
 
+    @contextlib.asynccontextmanager
+    async def _counted(self) -> AsyncIterator[None]:
+        """Count how each job ended: made, or stopped because nobody waited (what --verify reads)."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.outcomes["stopped"] += 1
+            raise
+        except errors.APIError as exc:
+            self.outcomes["stopped" if exc.code in ("cancelled", "client_closed_request") else "failed"] += 1
+            raise
+        except Exception:
+            self.outcomes["failed"] += 1
+            raise
+        self.outcomes["made"] += 1
+
     async def describe(self) -> dict[str, object]:
         """What this container runs on and how it started, for `scripts/deploy.py --verify`."""
+        busy = 0
+        if self.engine is not None and self.engine_started:
+            status = self.engine.status()[self.model_id]
+            busy = status.waiting + status.running
         return {
             "model": self.model_id,
             "cuda": self.cuda,
             "restored": self.restored,
             "container": os.environ.get("MODAL_TASK_ID", ""),
+            "busy": busy,  # jobs this container holds now (waiting or running)
+            **self.outcomes,  # jobs made, stopped (nobody waited) and failed so far
         }
 
     async def stop(self) -> None:
