@@ -87,11 +87,12 @@ def test_a_caller_who_hangs_up_stops_its_gpu_call_either_way_modal_ends_the_requ
         request = ModalRequest(app, "POST", "/v1/images/generations", GENERATE)
         await until(lambda: scripted.jobs, "the GPU got the job")
         if ending == "disconnect message":
-            request.hang_up()
-            await asyncio.wait_for(request.task, WAIT)
+            request.hang_up()  # and nothing else: the front alone must notice
         else:
             await request.cancel()
-        return await stopped_on_the_gpu(scripted)
+        stopped = await stopped_on_the_gpu(scripted)
+        await asyncio.wait({request.task}, timeout=WAIT)  # waited for, never cancelled here
+        return stopped and request.task.done()
 
     assert served(tmp_path, scripted, scenario)
 
@@ -157,11 +158,12 @@ def test_a_stream_left_during_a_cold_start_never_takes_the_gpu(
             request = ModalRequest(app, "POST", "/v1/images/generations", {**GENERATE, "stream": True})
             await until(lambda: gpus.plane.calls, "the front sent the stream")
             if ending == "disconnect message":
-                request.hang_up()
-                await asyncio.wait_for(request.task, WAIT)
+                request.hang_up()  # and nothing else: the front alone must notice
             else:
                 await request.cancel()
             await until(lambda: cancelled.keys(), "the front recorded the cancellation")
+            await asyncio.wait({request.task}, timeout=WAIT)  # waited for, never cancelled here
+            assert request.task.done()
             gpus.booted.set()  # the cold start ends; the input reaches the container
             [outputs] = gpus.plane.outputs.values()
             assert await asyncio.to_thread(outputs.over.wait, WAIT)

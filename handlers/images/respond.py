@@ -42,7 +42,7 @@ async def run_and_respond(
     images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
-        return await _stream(services.engine, job, request)
+        return await _stream(services.engine, job, request, http)
     images = await unless_disconnected(http, services.engine.run(job))
     return await _images(images, job, request, http, services)
 
@@ -87,10 +87,11 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode()
 
 
-async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> StreamingResponse:
+async def _stream(engine: Engine, job: Job, request: PromptedRequest, http: Request) -> StreamingResponse:
     """Start the stream once the first event exists, so a failure before any image (an unknown
     model, a failed load) is still a plain HTTP error; later failures become an `error` event,
-    which the SDKs raise."""
+    which the SDKs raise. A client that hangs up before the first event (a cold start) cancels
+    the job as one waiting for images does."""
     prefix = "image_generation" if job.task == "generate" else "image_edit"
     settings = {
         "size": f"{job.output_width}x{job.output_height}",
@@ -114,7 +115,7 @@ async def _stream(engine: Engine, job: Job, request: PromptedRequest) -> Streami
 
     events = aiter(engine.stream(job))
     try:
-        first = await anext(events)
+        first = await unless_disconnected(http, anext(events))
     except BaseException:
         await events.aclose()
         raise
