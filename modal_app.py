@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator
 import modal
 from fastapi import FastAPI
 
+from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from handlers.hosts.modal.gpu import GpuModel, fetch_weights
@@ -49,9 +50,12 @@ app = modal.App(deployment.app_name)
 
 # ## Container images
 #
-# The GPU image has the model side, pinned to the versions the test suite runs. PyPI's Linux
-# torch wheels are the CUDA builds (the CUDA runtime arrives as pip packages), so no CUDA base
-# image is needed. The web image has only what `handlers` imports: no torch, diffusers or
+# The GPU image has the model side, pinned to the versions the test suite runs. torch comes
+# from PyTorch's CUDA 13.0 index, chosen rather than implied by whatever PyPI's default build
+# is: its CUDA runtime arrives as pip packages (no CUDA base image), and it needs driver R580 or
+# newer (NVIDIA's CUDA 13.0 release notes: >= 580.65.06), which Modal's hosts run; each GPU
+# container logs its GPU, driver and CUDA runtime as it starts (pipelines/cuda_report.py).
+# The web image has only what `handlers` imports: no torch, diffusers or
 # transformers, so the front cold-starts fast. Both carry our two packages: their Python files and
 # the playground's page, scripts and styles (`add_local_python_source` ships .py files only unless
 # told otherwise; `ignore` is matched against paths inside each package).
@@ -69,8 +73,9 @@ WEB_PACKAGES = (
     "c2pa-python==0.38.1",
     "cryptography==50.0.2",
 )
+TORCH = "torch==2.13.0"
+TORCH_INDEX = "https://download.pytorch.org/whl/cu130"
 MODEL_PACKAGES = (
-    "torch==2.13.0",
     "diffusers==0.42.1",
     "transformers==5.23.0",
     "accelerate==1.15.0",
@@ -86,9 +91,14 @@ SOURCES = ~modal.FilePatternMatcher("**/*.py", "playground/*")  # what is *not* 
 
 gpu_image = (
     modal.Image.debian_slim(python_version="3.11")
-    .uv_pip_install(*MODEL_PACKAGES, *WEB_PACKAGES)
+    # Its own step: with PyTorch's index as an extra one, uv would take every package that index
+    # also mirrors from there (its first-index rule), at that index's versions.
+    .uv_pip_install(TORCH, index_url=TORCH_INDEX)
+    .uv_pip_install(TORCH, *MODEL_PACKAGES, *WEB_PACKAGES)
     # The hub cache lives on the weights Volume: downloaded once, read by every container.
-    .env({"HF_HOME": f"{WEIGHTS_DIR}/hf", "HF_XET_HIGH_PERFORMANCE": "1"})
+    # Inductor compiles in this process, not in worker processes a snapshot would not hold (as
+    # modal-examples' 06_gpu_and_ml/llm-serving/sglang_snapshot.py sets it, for GPU snapshots).
+    .env({"HF_HOME": f"{WEIGHTS_DIR}/hf", "HF_XET_HIGH_PERFORMANCE": "1", "TORCHINDUCTOR_COMPILE_THREADS": "1"})
     .add_local_python_source("handlers", "pipelines", ignore=SOURCES)
 )
 web_image = (
@@ -106,6 +116,9 @@ web_image = (
 weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_missing=True)
 images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missing=True, version=2)
 secret = modal.Secret.from_name(deployment.secret_name)
+# The calls nobody waits for, by the cancel key the front gave each: written by the front, read by
+# the GPU containers before and while they run a job (handlers/hosts/modal/cancellations.py).
+cancelled = modal.Dict.from_name(f"{deployment.app_name}-cancelled", create_if_missing=True)
 
 # ## The GPU classes: one warm pool per model
 #
@@ -141,7 +154,9 @@ class ImageWorker:
 
     @modal.enter(snap=SNAPSHOTS)
     def load(self) -> None:
-        self.gpu_model = GpuModel(self.model_id, deployment, commit_weights=weights.commit)
+        self.gpu_model = GpuModel(
+            self.model_id, deployment, commit_weights=weights.commit, cancellations=Cancellations(cancelled)
+        )
         self.gpu_model.load()
 
     @modal.enter(snap=False)
@@ -149,13 +164,17 @@ class ImageWorker:
         self.gpu_model.serve()
 
     @modal.method()
-    async def run(self, job: Job) -> Rendered:
-        return await self.gpu_model.run(job)
+    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
+        return await self.gpu_model.run(job, cancel_key)
 
     @modal.method()
-    async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
-        async for item in self.gpu_model.stream(job):
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
+        async for item in self.gpu_model.stream(job, cancel_key):
             yield item
+
+    @modal.method()
+    async def describe(self) -> dict[str, object]:
+        return await self.gpu_model.describe()
 
     @modal.exit()
     async def stop(self) -> None:
@@ -208,13 +227,17 @@ for _model_id in deployment.models:
     volumes={IMAGES_DIR: images, WEIGHTS_DIR: weights},
     secrets=[secret],
     env=deployment.forwarded_env(),
-    timeout=180,  # the engine answers by deadline_seconds; this only bounds a stuck upload
+    timeout=deployment.web_timeout,  # the engine answers by deadline_seconds, past the 150 s window
 )
 @modal.concurrent(max_inputs=deployment.web_max_inputs)
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
     return create_web_app(
-        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class, ModalVolumeFiles(images), deployment
+        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR),
+        gpu_class,
+        ModalVolumeFiles(images),
+        deployment,
+        cancellations=Cancellations(cancelled),
     )
 
 

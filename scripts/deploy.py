@@ -97,6 +97,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="API key for --smoke when the Secret already exists",
     )
     parser.add_argument("--dry-run", action="store_true", help="check the choices and print the plan; touch nothing")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="deploy nothing: check the deployed app, one PASS/FAIL line per check (needs --key)",
+    )
+    parser.add_argument("--verify-model", help="the model --verify uses (default: the first served)")
+    parser.add_argument(
+        "--long-request",
+        help='--verify: JSON fields of a request that takes past 150 s, e.g. \'{"size": "2048x2048", "n": 4}\'',
+    )
     return parser.parse_args(argv)
 
 
@@ -141,6 +151,8 @@ def check() -> Any:
 
 
 def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
+    from handlers.hosts.modal.cost import dollars_per_hour, region_multiplier
+
     steps = [f"secret   {deployment.secret_name}: create with a new API key if missing"]
     if not args.skip_download:
         steps.append(f"weights  modal run modal_app.py::download --models {','.join(deployment.models)}")
@@ -151,6 +163,13 @@ def plan(deployment: Any, args: argparse.Namespace) -> list[str]:
             f"({deployment.memory_mib_for(model_id) // 1024} GiB RAM, {deployment.cpu:g} CPU): "
             f"{deployment.min_containers} warm, at most {deployment.max_containers}, "
             f"idle {deployment.scaledown_window} s, {deployment.snapshot} snapshot"
+        )
+        cost = dollars_per_hour(deployment, model_id)
+        multiplier = region_multiplier(deployment.regions)
+        steps.append(
+            f"cost     {model_id}: "
+            + ("no estimate for this GPU (see modal.com/pricing)" if cost is None else f"${cost:.2f}/h per container")
+            + (f", regions set: x{multiplier:g}" if multiplier != 1 else "")
         )
     if deployment.proxy_auth:
         steps.append("auth     Modal proxy auth (Modal-Key / Modal-Secret headers) on every request")
@@ -173,16 +192,58 @@ def ensure_secret(name: str) -> str | None:
     return key
 
 
+def check_images_volume(name: str, open_volume: Any = None) -> None:
+    """Exit saying what to do if the temp-image Volume exists as v1 (an earlier deploy made it):
+    modal_app asks for v2 (no file-count limit), and modal refuses the mismatch with an
+    InvalidError when `modal deploy` loads the app (`_validate_volume_version`, `modal/volume.py`)."""
+    import modal
+    from modal.exception import InvalidError
+
+    if open_volume is None:
+
+        def open_volume() -> None:
+            modal.Volume.from_name(name, create_if_missing=True, version=2).hydrate()
+
+    try:
+        open_volume()
+    except InvalidError as exc:
+        if "has version v1" not in str(exc):
+            raise
+        sys.exit(
+            f"deploy: the Volume '{name}' is a v1 Volume, from an earlier deploy; the temp images need a v2 one "
+            f"(no file-count limit). Its images expire within the hour anyway: delete it with "
+            f"`modal volume delete {name}` and deploy again, or deploy under another --app-name."
+        )
+
+
 def modal_cli(*command: str) -> None:
     result = subprocess.run([sys.executable, "-m", "modal", *command], cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f"deploy: `modal {' '.join(command)}` failed (exit {result.returncode})")
 
 
+def run_verify(deployment: Any, args: argparse.Namespace) -> int:
+    """The checks of scripts/verify_deploy.py against the live app; 1 if any failed."""
+    import json
+
+    from scripts.verify_deploy import LiveDeployment, Options, verify
+
+    if not args.key:
+        sys.exit("deploy: --verify needs --key (or IMAGEGEN_API_KEY)")
+    options = Options(
+        model=args.verify_model or deployment.models[0],
+        long_request=json.loads(args.long_request) if args.long_request else None,
+    )
+    outcomes = verify(LiveDeployment(deployment, args.key), options)
+    return 1 if "FAIL" in outcomes.values() else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.update(deploy_env(args))
     deployment = check()
+    if args.verify:
+        sys.exit(run_verify(deployment, args))
     for step in plan(deployment, args):
         print(step)
     if args.dry_run:
@@ -195,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nCreated Secret '{deployment.secret_name}'. Your API key (shown once):\n\n    {key}\n")
     if not args.skip_download:
         modal_cli("run", "modal_app.py::download", "--models", ",".join(deployment.models))
+    check_images_volume(f"{deployment.app_name}-images")
     modal_cli("deploy", "modal_app.py")  # each model's class carries its min_containers
     url = modal.Function.from_name(deployment.app_name, "web").get_web_url()
     print(

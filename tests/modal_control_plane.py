@@ -53,10 +53,14 @@ def received(exc: BaseException) -> BaseException:
 
 
 class Container:
-    """One container of a class: its event loop in a thread, its instance entered once."""
+    """One container of a class: its event loop in a thread, its instance entered once.
 
-    def __init__(self, instance: Any) -> None:
+    `booted`, if given, holds the enter hooks back until it is set: a cold start (the image pulled,
+    a snapshot restored) that a test lets finish when it chooses."""
+
+    def __init__(self, instance: Any, booted: threading.Event | None = None) -> None:
         self.instance = instance
+        self.booted = booted
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="fake-modal-container", daemon=True)
         self.thread.start()
@@ -68,6 +72,8 @@ class Container:
 
     async def _enter(self) -> None:
         try:
+            if self.booted is not None:
+                await asyncio.to_thread(self.booted.wait)
             for flag in (_PartialFunctionFlags.ENTER_PRE_SNAPSHOT, _PartialFunctionFlags.ENTER_POST_SNAPSHOT):
                 for hook in _find_callables_for_obj(self.instance, flag).values():
                     outcome = hook()
@@ -134,6 +140,9 @@ class ControlPlane:
     def __init__(self) -> None:
         self.calls: dict[str, FunctionCall] = {}
         self.outputs: dict[str, Outputs] = {}  # a generator call's outputs, by its id
+        # Set by a test: the front's waits for outputs fail so (Modal's client losing its control
+        # plane), while the inputs run on in their containers.
+        self.waits_fail: BaseException | None = None
 
     def from_id(self, call_id: str) -> FunctionCall:
         return self.calls[call_id]
@@ -147,7 +156,10 @@ class _Aio:
 
 
 class FunctionCall:
-    def __init__(self, container: Container, call_id: str, outcome: Future[Any]) -> None:
+    def __init__(
+        self, container: Container, call_id: str, outcome: Future[Any], plane: ControlPlane | None = None
+    ) -> None:
+        self.plane = plane
         self.object_id = call_id
         self.container = container
         self.outcome = outcome  # resolves to the input's task
@@ -157,6 +169,8 @@ class FunctionCall:
 
     async def _get(self) -> Any:
         task = await asyncio.wrap_future(self.outcome)
+        if self.plane is not None and self.plane.waits_fail is not None:
+            raise self.plane.waits_fail
         try:
             result = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_wait(task), self.container.loop))
         except asyncio.CancelledError:
@@ -215,7 +229,7 @@ class Method:
 
     def _new_call(self, body: Callable[[], Any]) -> FunctionCall:
         call_id = f"fc-{next(_ids)}"
-        call = FunctionCall(self.container, call_id, self.container.start(call_id, body))
+        call = FunctionCall(self.container, call_id, self.container.start(call_id, body), self.plane)
         self.plane.calls[call_id] = call
         return call
 
@@ -255,6 +269,7 @@ class Instance:
         self.container = container
         self.run = Method(plane, container, "run")
         self.stream = Method(plane, container, "stream")
+        self.describe = Method(plane, container, "describe")
 
 
 class Deployment:
@@ -265,11 +280,12 @@ class Deployment:
         self.make_instance = make_instance
         self.plane = ControlPlane()
         self.containers: dict[str, Container] = {}
+        self.booted: threading.Event | None = None  # set by a test: new containers start cold
 
     def gpu_class(self, model_id: str) -> Callable[[], Instance]:
         def construct() -> Instance:
             if model_id not in self.containers:
-                self.containers[model_id] = Container(self.make_instance(model_id))
+                self.containers[model_id] = Container(self.make_instance(model_id), self.booted)
             return Instance(self.plane, self.containers[model_id])
 
         return construct
@@ -277,3 +293,57 @@ class Deployment:
     def close(self) -> None:
         for container in self.containers.values():
             container.exit()
+
+
+# --- modal.Dict ---------------------------------------------------------------------------------
+# (Kept apart from the call machinery above: other fakes of modal's primitives go in sections of
+# their own.)
+
+
+class Dict:
+    """A `modal.Dict` as modal 1.6.4's `modal/dict.py` behaves: one store seen by every container
+    (the front's and the GPU's threads alike); keys and values cross by Modal's serializer (so a
+    value read is a copy, and an unpicklable key fails at the caller); only the `.aio` forms."""
+
+    def __init__(self) -> None:
+        self._items: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+        self.writes = 0  # puts made, for tests that check what was recorded
+        self.put = _Aio(self._put)
+        self.get = _Aio(self._get)
+        self.contains = _Aio(self._contains)
+        self.pop = _Aio(self._pop)
+
+    async def _put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
+        """True if added; False if `skip_if_exists` and the key was there (`_Dict.put`)."""
+        packed_key, packed_value = serialize(key), serialize(value)
+        with self._lock:
+            if skip_if_exists and packed_key in self._items:
+                return False
+            self._items[packed_key] = packed_value
+            self.writes += 1
+        return True
+
+    async def _get(self, key: Any, default: Any = None) -> Any:
+        with self._lock:
+            packed = self._items.get(serialize(key))
+        return default if packed is None else deserialize(packed, None)
+
+    async def _contains(self, key: Any) -> bool:
+        with self._lock:
+            return serialize(key) in self._items
+
+    async def _pop(self, key: Any, *default: Any) -> Any:
+        """The value, removed; `default` if given and missing, else KeyError (`_Dict.pop`)."""
+        with self._lock:
+            packed = self._items.pop(serialize(key), None)
+        if packed is None:
+            if default:
+                return default[0]
+            raise KeyError(f"{key} not in dict")
+        return deserialize(packed, None)
+
+    def keys(self) -> list[Any]:
+        """What is stored, read directly (a test's view, not an API the front uses)."""
+        with self._lock:
+            return [deserialize(key, None) for key in self._items]

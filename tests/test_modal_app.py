@@ -38,7 +38,7 @@ from pipelines.model_cache import ModelCache
 from pipelines.warm_up import warm_up, warm_up_jobs
 from pipelines.worker import Worker
 from tests.conftest import API_KEY, ROOT, png, png_bytes
-from tests.modal_control_plane import Container, Deployment, across
+from tests.modal_control_plane import Container, Deployment, Dict, across
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 from tests.test_modal_volume_store import SharedVolume
 
@@ -77,6 +77,7 @@ print(json.dumps({
     "classes": sorted(name for name in vars(m) if name.startswith("ImageWorker_")),
     "web": info(m.web), "cleanup": info(m.cleanup), "download": info(m.download),
     "decisions": {"app": m.deployment.app_name, "models": m.deployment.models, "snapshot": m.deployment.snapshot,
+                  "deadline": m.deployment.deadline_seconds,
                   "gpus": {model: m.deployment.gpus_for(model) for model in m.deployment.models},
                   "dtypes": {model: m.deployment.dtype_for(model) for model in m.deployment.models}},
     "gpu_env": m.GPU_ENV,
@@ -107,9 +108,13 @@ def test_modal_app_imports_offline_and_declares_the_deployment(tmp_path: Path) -
     # Resources for loading SDXL and encoding its images, not Modal's 0.125 core and 128 MiB.
     assert gpu["cpu"] == 4.0 and gpu["memory_mib"] == 1024 * CATALOG["sdxl-turbo"].host_memory_gib
     assert gpu["volumes"] == {"/weights": "imagegen-weights"}
-    assert gpu["methods"] == ["run", "stream"] and gpu["timeout"] == 300
+    # Past the front's deadline (570 s), so the front, not the GPU's timeout, answers a long job.
+    assert sorted(gpu["methods"]) == ["describe", "run", "stream"] and gpu["timeout"] == 600
     assert (gpu["max_inputs"], gpu["target_inputs"]) == (8, 4)  # room to batch a burst; scale out past 4
     assert web["gpus"] == [] and web["max_inputs"] >= 100
+    # A request may run past Modal's 150 s web window (the SDKs follow its 303): the web function
+    # outlives the front's deadline, which answers first.
+    assert web["timeout"] == app["decisions"]["deadline"] + 60 and app["decisions"]["deadline"] > 150
     # The weights Volume holds the LoRA files the front checks requests against.
     assert web["volumes"] == {"/images": "imagegen-images", "/weights": "imagegen-weights"}
     assert "modal.Secret.from_name('imagegen')" in web["secrets"]
@@ -221,42 +226,16 @@ def test_why_one_class_per_model_a_gpu_list_cannot_be_given_per_call() -> None:
         worker.with_options(gpu=["H100", "A100-80GB"])
 
 
-def shipped(image: Any) -> set[str]:
-    """The container paths of the local files an image carries, read from its layers offline (the
-    mounts `add_local_python_source` adds are attached to every container that uses the image)."""
-    from modal._utils.async_utils import synchronizer
-    from modal.mount import _Mount
-
-    found, layers = set(), [synchronizer._translate_in(image)]
-    while layers:
-        layer = layers.pop()
-        if isinstance(layer, _Mount):
-            found |= {str(remote) for entry in layer.entries for _, remote in entry.get_files_to_upload()}
-        elif layer._deps is not None:
-            layers.extend(layer._deps())
-    return found
-
-
-def test_both_images_carry_our_packages_with_the_playground_files() -> None:
-    """The playground's page, scripts and styles are not Python: by default modal ships .py files only."""
-    ours = {
-        f"/root/{path.relative_to(ROOT)}"
-        for package in ("handlers", "pipelines")
-        for path in (ROOT / package).rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    assert "/root/handlers/playground/index.html" in ours and "/root/handlers/playground/playground.js" in ours
-    assert shipped(modal_app.web_image) == shipped(modal_app.gpu_image) == ours
-
-
 # --- the GPU class, in a container faked at Modal's boundary ---------------------------------
 
 
 @pytest.fixture(scope="module")
 def gpu_env(cache_dir: Path) -> Iterator[None]:
-    """What the GPU container's environment provides: where the weights (here: tiny models) are."""
+    """What the GPU container's environment provides: where the weights (here: tiny models) are,
+    and the app's cancellation Dict (faked at Modal's boundary: the real one would call Modal)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("IMAGEGEN_CACHE_DIR", str(cache_dir))
+        patch.setattr(modal_app, "cancelled", Dict())
         yield
 
 
@@ -308,6 +287,23 @@ def test_the_gpu_class_loads_in_its_enter_hooks_and_makes_real_images(gpus: Depl
     [rendered] = remote(gpus, job(), whole=True)  # the usage counted on the GPU comes back with them
     assert rendered.images == first and rendered.usage.output_tokens == 2 * (64 // 8) * (48 // 8)
     assert not any("loaded" in record.getMessage() for record in caplog.records)
+
+
+def test_a_gpu_container_says_what_it_runs_on_in_its_start_log_and_when_asked(gpus: Deployment, caplog) -> None:
+    """Driver, CUDA runtime and GPU (here: none, on a CPU build), and whether it was restored
+    from a snapshot: what `scripts/deploy.py --verify` reads live."""
+    caplog.set_level("INFO", logger="imagegen")
+
+    async def ask() -> dict[str, Any]:
+        call = await gpus.gpu_class("tiny-sd")().describe.spawn.aio()
+        return await call.get.aio()
+
+    described = asyncio.run(ask())
+    assert described["model"] == "tiny-sd" and described["restored"] is False
+    assert "driver " in described["cuda"] and "CUDA runtime " in described["cuda"]
+    assert "no CUDA GPU visible" in described["cuda"]  # the GPU's name, where there is one
+    assert any(described["cuda"] in record.getMessage() for record in caplog.records)
+    assert any("started without a snapshot" in record.getMessage() for record in caplog.records)
 
 
 def test_the_gpu_class_streams_its_call_id_then_previews_then_images(gpus: Deployment) -> None:
@@ -398,6 +394,8 @@ def test_a_caller_who_hangs_up_stops_the_steps_on_the_gpu(gpus: Deployment, capl
 
 def test_a_run_past_its_deadline_is_busy_and_stops_on_the_gpu(gpus: Deployment, caplog) -> None:
     caplog.set_level("INFO", logger="imagegen")
+    gpus.gpu_class("tiny-sd")()  # a warm container: the 1 s deadline is for the run, not a cold start
+    gpus.containers["tiny-sd"].entered.result(timeout=WAIT)
     engine = ModalEngine({"tiny-sd": gpus.gpu_class("tiny-sd")}, deadline_seconds=1.0, function_call=gpus.plane.from_id)
 
     async def too_slow() -> APIError:

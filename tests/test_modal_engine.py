@@ -63,12 +63,12 @@ class Scripted:
             raise self.error
 
     @modal.method()
-    async def run(self, job: Job) -> Rendered:
+    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
         await self._work(job)
         return RENDERED
 
     @modal.method()
-    async def stream(self, job: Job) -> AsyncIterator[Any]:
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[Any]:
         yield StreamStarted(modal.current_function_call_id())
         for event in self.events:
             yield event

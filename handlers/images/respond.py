@@ -45,7 +45,7 @@ async def run_and_respond(
     images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
-        return await _stream(services.engine, job, request, services.credentials)
+        return await _stream(services.engine, job, request, http, services.credentials)
     rendered = await unless_disconnected(http, services.engine.run(job))
     signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
     return await _images(dataclasses.replace(rendered, images=signed), job, request, http, services)
@@ -93,11 +93,12 @@ def _sse(payload: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    engine: Engine, job: Job, request: PromptedRequest, credentials: ContentCredentials | None
+    engine: Engine, job: Job, request: PromptedRequest, http: Request, credentials: ContentCredentials | None
 ) -> StreamingResponse:
     """Start the stream once the first event exists, so a failure before any image (an unknown
     model, a failed load) is still a plain HTTP error; later failures become an `error` event,
-    which the SDKs raise."""
+    which the SDKs raise. A client that hangs up before the first event (a cold start) cancels
+    the job as one waiting for images does."""
     prefix = "image_generation" if job.task == "generate" else "image_edit"
     settings = {
         "size": f"{job.output_width}x{job.output_height}",
@@ -122,7 +123,7 @@ async def _stream(
 
     events = aiter(engine.stream(job))
     try:
-        first = await anext(events)
+        first = await unless_disconnected(http, anext(events))
     except BaseException:
         await events.aclose()
         raise

@@ -116,11 +116,13 @@ def queue_timeout(model: str, seconds: float) -> APIError:
     )
 
 
-def model_busy(model: str, seconds: float, retry_after: int) -> APIError:
-    """No answer from a remote GPU pool in time: mostly a cold start or a saturated pool."""
+def model_busy(model: str, seconds: float, retry_after: int, hint: str = "") -> APIError:
+    """No answer from a remote GPU pool in time: mostly a cold start or a saturated pool. `hint`
+    says where work longer than a request can go."""
     return APIError(
         "unavailable",
-        f"Model {model} did not answer within {seconds:.0f} s: its GPUs are starting or busy. Try again shortly.",
+        f"Model {model} did not answer within {seconds:.0f} s: its GPUs are starting or busy. Try again shortly."
+        + (f" {hint}" if hint else ""),
         code="model_busy",
         retryable=True,
         retry_after=retry_after,

@@ -97,7 +97,7 @@ class ModalDeployment(BaseSettings):
     max_containers: int = Field(4, ge=1)  # per model: the cost ceiling under load
     buffer_containers: int = Field(0, ge=0)  # per model: idle GPUs kept ready while the model is busy (billed)
     scaledown_window: int = Field(300, ge=2, le=3600)  # idle seconds before a warm GPU goes
-    timeout: int = Field(300, ge=10, le=86400)  # seconds one job may run on a GPU
+    timeout: int = Field(600, ge=10, le=86400)  # seconds one job may run on a GPU (past the front's deadline)
     startup_timeout: int = Field(1200, ge=10, le=86400)  # first start: weights from the Volume
     # Inputs one GPU container holds at once (a burst of them shares pipeline calls: the batch
     # window), and the number the autoscaler aims at before it starts another container.
@@ -108,7 +108,9 @@ class ModalDeployment(BaseSettings):
     # warms up; "off" loads from the weights Volume every time. Unset: "gpu".
     snapshot: Snapshot = "gpu"
     web_max_inputs: int = Field(500, ge=1, le=1000)
-    deadline_seconds: float = Field(DEFAULT_DEADLINE_SECONDS, gt=0, lt=150)
+    # How long a synchronous request may take. Past Modal's 150 s web window the SDKs follow its 303
+    # (handlers/hosts/modal/engine.py says why); Modal allows 20 of them, so at most 20 x 150 s.
+    deadline_seconds: float = Field(DEFAULT_DEADLINE_SECONDS, gt=0, le=3000)
     proxy_auth: bool = False  # let Modal's proxy auth guard the endpoint instead of API keys
 
     _extra: tuple[ModelSpec, ...] = PrivateAttr(())
@@ -161,6 +163,12 @@ class ModalDeployment(BaseSettings):
     def extra_models(self) -> tuple[ModelSpec, ...]:
         """The models file's entries, as ServedModels takes them."""
         return self._extra
+
+    @property
+    def web_timeout(self) -> int:
+        """The web function's timeout: the deadline and a margin to answer by it (Modal counts a
+        request's whole run against it, the time behind its 303s included)."""
+        return int(self.deadline_seconds) + 60
 
     def gpus_for(self, model_id: str) -> list[str]:
         """The GPUs `model_id` may run on, preferred first (Modal falls back down the list)."""

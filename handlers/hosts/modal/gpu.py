@@ -23,13 +23,17 @@ model side is imported inside the functions that run on the GPU only.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import modal
 
+from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from pipelines.contract import errors
@@ -45,24 +49,43 @@ class GpuModel:
     """One model in one GPU container: `load` (before the snapshot), `serve` (after it), then its
     jobs (`run`, `stream`) until `stop`.
 
-    `commit_weights` persists what this container wrote to the weights Volume (compiled kernels)."""
+    `commit_weights` persists what this container wrote to the weights Volume (compiled kernels);
+    `cancellations` is where the front records the jobs nobody waits for (looked at before a job
+    starts and while it runs)."""
 
-    def __init__(self, model_id: str, deployment: ModalDeployment, commit_weights: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        model_id: str,
+        deployment: ModalDeployment,
+        commit_weights: Callable[[], None],
+        cancellations: Cancellations | None = None,
+    ) -> None:
         self.model_id = model_id
+        self.cancellations = cancellations or Cancellations(None)
         self.deployment = deployment
         self.commit_weights = commit_weights
         self.engine: LocalEngine | None = None
         self.engine_started = False
+        self.restored = False
+        self.cuda = "not looked at yet"
+        self.outcomes = {"made": 0, "stopped": 0, "failed": 0}
 
     def _gpu(self) -> str:
+        from pipelines.cuda_report import cuda_report
         from pipelines.devices import pick_device
 
+        # What this container runs on, in its start log (and again after a snapshot's restore,
+        # which may land on another host): a driver behind torch's CUDA runtime shows here.
+        report = self.cuda = cuda_report()
+        log.info("%s: %s", self.model_id, report)
         device = pick_device("auto")
         if device == "cpu" and not modal.is_local():
             # A GPU class that serves on the CPU times out on every request: fail the container,
             # and Modal starts another (on `.local()`, a developer's CPU, it serves anyway).
             attached = "is attached but torch sees none" if Path("/dev/nvidiactl").exists() else "is not attached"
-            raise RuntimeError(f"{self.model_id}: the container's GPU {attached}; refusing to serve on the CPU")
+            raise RuntimeError(
+                f"{self.model_id}: the container's GPU {attached} ({report}); refusing to serve on the CPU"
+            )
         return device
 
     def _keep_compiled_kernels(self) -> None:
@@ -124,6 +147,8 @@ class GpuModel:
         from pipelines.settings import EngineSettings
         from pipelines.warm_up import warm_up
 
+        self.restored = restored_from_snapshot()
+        log.info("%s: %s", self.model_id, "restored from a snapshot" if self.restored else "started without a snapshot")
         if self.deployment.snapshot == "cpu":
             device = self._gpu()
             if device != "cpu":
@@ -142,6 +167,11 @@ class GpuModel:
             ),
         )
         self.engine_started = False
+        if self.deployment.snapshot == "gpu":  # the GPU as restored: this host's driver, maybe another's
+            from pipelines.cuda_report import cuda_report
+
+            self.cuda = cuda_report()
+            log.info("%s: %s", self.model_id, self.cuda)
         log.info("%s serving on %s", self.model_id, self.models.device)
 
     async def _engine(self) -> LocalEngine:
@@ -151,19 +181,62 @@ class GpuModel:
             await self.engine.start()
         return self.engine
 
-    async def run(self, job: Job) -> Rendered:
-        """The Job's images, encoded, and its usage; compatible jobs waiting together share a pipeline call."""
-        return await (await self._engine()).run(job)
+    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
+        """The Job's images, encoded, and its usage; compatible jobs waiting together share a pipeline call.
+        Nothing runs if the front has cancelled `cancel_key` already."""
+        async with self._counted(), self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}"):
+            return await (await self._engine()).run(job)
 
-    async def stream(self, job: Job) -> AsyncIterator[StreamStarted | ImageEvent]:
+    async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:
         """This call's id (for the front to cancel it by), then the Job as events."""
         yield StreamStarted(modal.current_function_call_id())
-        async for event in (await self._engine()).stream(job):
-            yield event
+        async with self._counted(), self.cancellations.watching(cancel_key, f"streamed {job.task} on {self.model_id}"):
+            async for event in (await self._engine()).stream(job):
+                yield event
+
+    @contextlib.asynccontextmanager
+    async def _counted(self) -> AsyncIterator[None]:
+        """Count how each job ended: made, or stopped because nobody waited (what --verify reads)."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.outcomes["stopped"] += 1
+            raise
+        except errors.APIError as exc:
+            self.outcomes["stopped" if exc.code in ("cancelled", "client_closed_request") else "failed"] += 1
+            raise
+        except Exception:
+            self.outcomes["failed"] += 1
+            raise
+        self.outcomes["made"] += 1
+
+    async def describe(self) -> dict[str, object]:
+        """What this container runs on and how it started, for `scripts/deploy.py --verify`."""
+        busy = 0
+        if self.engine is not None and self.engine_started:
+            status = self.engine.status()[self.model_id]
+            busy = status.waiting + status.running
+        return {
+            "model": self.model_id,
+            "cuda": self.cuda,
+            "restored": self.restored,
+            "container": os.environ.get("MODAL_TASK_ID", ""),
+            "busy": busy,  # jobs this container holds now (waiting or running)
+            **self.outcomes,  # jobs made, stopped (nobody waited) and failed so far
+        }
 
     async def stop(self) -> None:
         if self.engine is not None and self.engine_started:
             await self.engine.close()
+
+
+def restored_from_snapshot() -> bool:
+    """Whether this container was restored from a memory snapshot: Modal's worker writes the
+    restore state file only then, and the container waits for it (`memory_restore` in
+    `modal/_runtime/task_lifecycle_manager.py`; the path is modal's `restore_state_path` setting)."""
+    from modal.config import config
+
+    return Path(config.get("restore_state_path")).exists()
 
 
 def fetch_weights(deployment: ModalDeployment, model_ids: list[str], cache_dir: Path) -> list[str]:
