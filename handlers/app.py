@@ -21,6 +21,7 @@ from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit
 from handlers.metrics import Telemetry
 from handlers.request_log import RequestLog
+from handlers.route_names import RouteNames
 from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
@@ -95,5 +96,5 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
             allow_headers=["*"],
             expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"],
         )
-    app.add_middleware(RequestLog, telemetry=telemetry)
+    app.add_middleware(RequestLog, telemetry=telemetry, routes=RouteNames(app.router.routes))
     return app
