@@ -18,7 +18,7 @@ from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
 from handlers.images import routes as images
 from handlers.json_body import JsonByDefault
-from handlers.limits import MB, BodyLimit
+from handlers.limits import MB, BodyLimit, BodyPace
 from handlers.metrics import Telemetry
 from handlers.request_log import RequestLog
 from handlers.route_names import RouteNames
@@ -85,7 +85,11 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     # route reads the body; JSON routes read JSON.
     app.add_middleware(JsonByDefault, paths=("/images/generations",))
     app.add_middleware(
-        BodyLimit, max_file_bytes=settings.max_upload_mb * MB, max_body_bytes=settings.max_request_mb * MB
+        BodyLimit,
+        max_file_bytes=settings.max_upload_mb * MB,
+        max_body_bytes=settings.max_request_mb * MB,
+        max_json_bytes=settings.max_json_kb * 1024,
+        pace=BodyPace(settings.body_grace_seconds, settings.min_body_bytes_per_second),
     )
     app.add_middleware(BearerAuth, keys=settings.api_keys, metrics_public=settings.metrics_public)
     if settings.cors_origins:

@@ -26,6 +26,7 @@ STATUS: dict[ErrorKind, tuple[int, str]] = {
     "not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "too_large": (413, "invalid_request_error"),
+    "too_slow": (408, "invalid_request_error"),
     "rate_limited": (429, "rate_limit_error"),
     # nginx's "client closed request": logged, never seen by the client.
     "client_gone": (499, "invalid_request_error"),
