@@ -4,13 +4,14 @@ and a body that arrives too slowly is not waited for."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 from dataclasses import dataclass
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.http_errors import error_response
-from pipelines.contract.errors import APIError
+from pipelines.contract.errors import APIError, invalid
 
 MB = 1024 * 1024
 
@@ -59,8 +60,14 @@ def file_too_large(field: str, limit: int) -> APIError:
     )
 
 
+def not_utf8(field: str) -> APIError:
+    return invalid(field, f"The '{field}' field is not valid UTF-8 text.", code="invalid_encoding")
+
+
 class _FileSizes:
-    """Follows a multipart body as it streams past and raises once one part passes the limit."""
+    """Follows a multipart body as it streams past and raises once one part passes the limit, or
+    a text part is not UTF-8 (the form parser would read it as Latin-1 and carry on, where the
+    same bytes in JSON are a 400)."""
 
     def __init__(self, boundary: bytes, max_file_bytes: int) -> None:
         self.max_file_bytes = max_file_bytes
@@ -76,9 +83,11 @@ class _FileSizes:
                 "on_header_value": self._on_header_value,
                 "on_header_end": self._on_header_end,
                 "on_part_data": self._on_part_data,
+                "on_part_end": self._on_part_end,
             },
         )
         self._broken = False
+        self._text: codecs.IncrementalDecoder | None = None
 
     def feed(self, chunk: bytes) -> None:
         if self._broken:
@@ -92,6 +101,7 @@ class _FileSizes:
 
     def _on_part_begin(self) -> None:
         self._field, self._size = "", 0
+        self._text = None
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
         self._header_name += data[start:end]
@@ -104,12 +114,26 @@ class _FileSizes:
             _, options = parse_options_header(self._header_value)
             # The SDKs send a list of images as `image[]`; the field is `image` all the same.
             self._field = options.get(b"name", b"").decode("utf-8", "replace").removesuffix("[]")
+            if b"filename" not in options:
+                self._text = codecs.getincrementaldecoder("utf-8")()
         self._header_name = self._header_value = b""
 
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         self._size += end - start
         if self._size > self.max_file_bytes:
             raise file_too_large(self._field or "file", self.max_file_bytes)
+        self._decode(data[start:end])
+
+    def _on_part_end(self) -> None:
+        self._decode(b"", final=True)
+
+    def _decode(self, data: bytes, final: bool = False) -> None:
+        if self._text is None:
+            return
+        try:
+            self._text.decode(data, final)
+        except UnicodeDecodeError:
+            raise not_utf8(self._field or "field") from None
 
 
 class BodyLimit:

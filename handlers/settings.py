@@ -51,6 +51,12 @@ class ServerSettings(BaseSettings):
     # Room for 16 phone photos (an edit takes up to 16 images), or two files at the upload cap.
     max_request_mb: int = Field(128, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, le=89_478_485)
+    # Amplification: all of a request's uploads (up to 16 images and a mask) decode to at most
+    # max_request_pixels together, read from their headers before any is decoded; and what a
+    # request makes (width x height x n) is at most max_output_pixels: four of OpenAI's largest
+    # size, 3840x2160 (an edit's output is the input's size unless it asks for another).
+    max_request_pixels: int = Field(64_000_000, ge=1)
+    max_output_pixels: int = Field(4 * 3840 * 2160, ge=1)
     # A body that is not multipart carries no images: JSON at most this many KB. The largest real
     # one (a 4,000-character prompt and negative prompt, every character \u-escaped, LoRAs) is
     # under 64 KB; past this the parse alone would hold the event loop.

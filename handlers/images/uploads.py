@@ -27,10 +27,12 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
+from handlers.images.budgets import check_count_by_name, check_decode_budget
 from handlers.images.schemas import MAX_INPUT_IMAGES, ImageRequestBase
 from handlers.settings import ServerSettings
 from pipelines.contract import pictures
 from pipelines.contract.errors import APIError, invalid
+from pipelines.contract.served import ServedModels
 
 # What Pillow may open. A JPEG with a second picture (a phone's depth map) opens as MPO, whose
 # first frame is the photo.
@@ -179,10 +181,28 @@ def read_edit_input(
     )
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` written in place: a `#/$defs/...` reference means nothing once
+    the schema sits inside the OpenAPI document (its root has no `$defs`)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
+
+
 def multipart_body(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI description of a multipart body (the routes read the form themselves)."""
-    schema = form.model_json_schema()
-    file_schema = files.model_json_schema()
+    schema = _inlined(form.model_json_schema())
+    file_schema = _inlined(files.model_json_schema())
     schema["properties"] = {**file_schema["properties"], **schema["properties"]}
     schema["required"] = [*file_schema.get("required", []), *schema.get("required", [])]
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
@@ -195,8 +215,19 @@ async def _files(form: FormData, names: tuple[str, ...], param: str) -> list[byt
     return [await part.read() for part in parts if isinstance(part, UploadFile)]
 
 
-async def read_form(request: Request, model: type[Form], max_pixels: int, *, mask: bool) -> tuple[Form, EditInput]:
-    """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask)."""
+async def read_form(
+    request: Request,
+    model: type[Form],
+    max_pixels: int,
+    *,
+    mask: bool,
+    served: ServedModels | None = None,
+    max_total_pixels: int | None = None,
+) -> tuple[Form, EditInput]:
+    """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask).
+
+    Before any is decoded: their count against the model the request names (given `served`),
+    and the pixels their headers declare against `max_total_pixels`."""
     if not request.headers.get("content-type", "").lower().startswith(_FORMS):
         raise invalid(
             None,
@@ -226,6 +257,10 @@ async def read_form(request: Request, model: type[Form], max_pixels: int, *, mas
         )
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
+    if served is not None:
+        check_count_by_name(body.model, len(images), served, "edit" if mask else "variation")
+    if max_total_pixels is not None:
+        await run_in_threadpool(check_decode_budget, [*images, *masks], max_total_pixels)
     edit = await run_in_threadpool(
         read_edit_input, images[0], masks[0] if masks else None, references=images[1:], max_pixels=max_pixels
     )
