@@ -26,6 +26,7 @@ from handlers.images.schemas import (
     StreamEvent,
 )
 from handlers.request_log import note_job
+from handlers.stores.room import Room
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
@@ -43,14 +44,34 @@ async def run_and_respond(
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
         return await _stream(services.engine, job, request)
-    images = await unless_disconnected(http, services.engine.run(job))
-    return await _images(images, job, request, http, services)
+    room = None
+    if response_format(request, services.settings.response_format) != "b64_json":
+        room = await _room(job, services)  # a full store is a 503 before the work, not after it
+    handed_out = False
+    try:
+        images = await unless_disconnected(http, services.engine.run(job))
+        answer = await _images(images, job, request, http, services, room)
+        handed_out = True
+        return answer
+    finally:
+        if room is not None:
+            await room.close(handed_out)
 
 
-async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
+async def _room(job: Job, services: Services) -> Room | None:
+    """Room held for the job's images; None when the store is full and the server would rather answer inline."""
+    try:
+        return await Room.hold(services.store, job)
+    except APIError as error:
+        if error.code == "storage_full" and services.settings.storage_full == "b64":
+            return None
+        raise
+
+
+async def _url(image: bytes, job: Job, http: Request, services: Services, room: Room) -> str | None:
     """The stored image's URL; None when the store is full and the server would rather answer inline."""
     try:
-        image_id = await run_in_threadpool(services.store.put, image, job.output_format)
+        image_id = await run_in_threadpool(room.put, image, job.output_format)
     except APIError as error:
         if error.code == "storage_full" and services.settings.storage_full == "b64":
             return None
@@ -59,13 +80,13 @@ async def _url(image: bytes, job: Job, http: Request, services: Services) -> str
 
 
 async def _images(
-    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services
+    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services, room: Room | None
 ) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
-    inline = response_format(request, services.settings.response_format) == "b64_json"
+    inline = room is None
     data = []
     for image, seed in zip(encoded, job.seeds, strict=True):
-        url = None if inline else await _url(image, job, http, services)
+        url = None if inline or room is None else await _url(image, job, http, services, room)
         if url is None:
             inline = True
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
