@@ -65,13 +65,11 @@ class _ModelQueue:
             return self.pace.until_done(0.0, 0.0)
         return self.pace.until_done(self.running_work, time.monotonic() - self.running_since)
 
-    def retry_after(self) -> float:
+    def retry_after(self, batch_jobs: int) -> float:
         """What a client refused now is told: when a place frees, spread over the queue's run."""
-        running, elapsed = (
-            self.running_work,
-            0.0 if self.running_since is None else time.monotonic() - self.running_since,
-        )
-        return self.pace.retry_after(running, elapsed, (_work(ticket.job) for ticket in self.waiting))
+        elapsed = 0.0 if self.running_since is None else time.monotonic() - self.running_since
+        waiting = [_work(ticket.job) for ticket in self.waiting]
+        return self.pace.retry_after(self.running_work, elapsed, waiting, batch_jobs)
 
 
 def _work(job: Job) -> float:
@@ -180,7 +178,7 @@ class LocalEngine:
             if job.model not in self.worker.models.loaded():
                 # A first load has no estimate: a few seconds, asked again until it is done.
                 raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
-            raise errors.queue_full(job.model, len(queue.waiting), queue.retry_after())
+            raise errors.queue_full(job.model, len(queue.waiting), queue.retry_after(self.settings.max_batch_images))
         # The request's trace, if the web side set one (the same object: the engine fills it in).
         ticket = _Ticket(
             job=job,

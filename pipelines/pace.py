@@ -84,10 +84,14 @@ class Pace:
         total = self.guess(batch_work)
         return RETRY_FLOOR_SECONDS if total is None else max(RETRY_FLOOR_SECONDS, total - elapsed)
 
-    def retry_after(self, batch_work: float, elapsed: float, waiting: Iterable[float]) -> float:
+    def retry_after(self, batch_work: float, elapsed: float, waiting: Iterable[float], batch_jobs: int = 1) -> float:
         """When a refused client should come back: once the running batch ends, plus a random
-        share of the time the jobs waiting behind it take, so refused clients spread out."""
-        behind = sum(self.guess(each) or 0.0 for each in waiting)
+        share of the time the jobs waiting behind it take (in batches of up to `batch_jobs`,
+        each paying the fixed part once), so refused clients spread out."""
+        works = list(waiting)
+        step = max(1, batch_jobs)
+        batches = (sum(works[start : start + step]) for start in range(0, len(works), step))
+        behind = sum(self.guess(each) or 0.0 for each in batches)
         return self.until_done(batch_work, elapsed) + random.uniform(0.0, behind)
 
     def fitting(self, works: Iterable[float], seconds: float) -> int:

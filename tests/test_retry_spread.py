@@ -33,6 +33,16 @@ def test_clients_refused_together_are_told_waits_spread_over_the_queue_ahead() -
     assert all(1.0 <= each <= 7.0 for each in told)
     assert len({round(each, 2) for each in told}) > 25
     assert max(told) - min(told) > 2.0
+    # Jobs that will share a pipeline call pay its fixed part once: eight waiting small jobs in
+    # batches of eight take one call's time, not eight.
+    small = work(1, 64, 64, 2)
+    pace = Pace()
+    pace.ran(small, 1.0)  # one alone: mostly fixed cost
+    pace.ran(8 * small, 1.2)  # eight together: barely longer
+    batched = max(pace.retry_after(0.0, 0.0, [small] * 8, batch_jobs=8) for _ in range(50))
+    alone = max(pace.retry_after(0.0, 0.0, [small] * 8, batch_jobs=1) for _ in range(50))
+    one_call = pace.until_done(0.0, 0.0) + pace.seconds(8 * small)
+    assert batched <= one_call < alone
 
 
 def test_the_first_burst_is_not_told_the_floor(cache_dir: Path, tmp_path: Path) -> None:
