@@ -18,11 +18,12 @@ from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
 from handlers.images import routes as images
 from handlers.json_body import JsonByDefault
-from handlers.limits import MB, BodyLimit
+from handlers.limits import MB, BodyLimit, BodyPace
 from handlers.mcp.server import McpEndpoint
 from handlers.metrics import Telemetry
 from handlers.provenance.credentials import ContentCredentials
 from handlers.request_log import RequestLog
+from handlers.route_names import RouteNames
 from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
@@ -100,7 +101,12 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     # route reads the body; JSON routes read JSON.
     app.add_middleware(JsonByDefault, paths=("/images/generations",))
     app.add_middleware(
-        BodyLimit, max_file_bytes=settings.max_upload_mb * MB, max_body_bytes=settings.max_request_mb * MB
+        BodyLimit,
+        max_file_bytes=settings.max_upload_mb * MB,
+        max_body_bytes=settings.max_request_mb * MB,
+        max_json_bytes=settings.max_json_kb * 1024,
+        pace=BodyPace(settings.body_grace_seconds, settings.min_body_bytes_per_second),
+        image_json_paths=("/mcp",),
     )
     app.add_middleware(BearerAuth, keys=settings.api_keys, metrics_public=settings.metrics_public)
     if settings.cors_origins:
@@ -111,5 +117,5 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
             allow_headers=["*"],
             expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"],
         )
-    app.add_middleware(RequestLog, telemetry=telemetry)
+    app.add_middleware(RequestLog, telemetry=telemetry, routes=RouteNames(app.router.routes))
     return app

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from handlers.log_text import echo
 from handlers.request_log import note_error, request_id
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError, ErrorKind, invalid
@@ -25,6 +26,7 @@ STATUS: dict[ErrorKind, tuple[int, str]] = {
     "not_found": (404, "invalid_request_error"),
     "method_not_allowed": (405, "invalid_request_error"),
     "too_large": (413, "invalid_request_error"),
+    "too_slow": (408, "invalid_request_error"),
     "rate_limited": (429, "rate_limit_error"),
     # nginx's "client closed request": logged, never seen by the client.
     "client_gone": (499, "invalid_request_error"),
@@ -109,11 +111,13 @@ def _openapi_without_422(app: FastAPI) -> Any:
 def _from_starlette(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """Starlette's own refusals (no such route, wrong method, a form it cannot parse)."""
     if exc.status_code == 404:
-        error = APIError("not_found", f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url")
+        error = APIError(
+            "not_found", f"Unknown request URL: {request.method} {echo(request.url.path)}.", code="unknown_url"
+        )
     elif exc.status_code == 405:
         error = APIError(
             "method_not_allowed",
-            f"Method {request.method} is not allowed on {request.url.path}.",
+            f"Method {request.method} is not allowed on {echo(request.url.path)}.",
             code="method_not_allowed",
         )
     else:
@@ -122,7 +126,8 @@ def _from_starlette(request: Request, exc: StarletteHTTPException) -> JSONRespon
                 "message": str(exc.detail),
                 "type": "invalid_request_error" if exc.status_code < 500 else "server_error",
                 "param": None,
-                "code": None,
+                # Never null: clients switch on the code.
+                "code": "invalid_request" if exc.status_code < 500 else "server_error",
                 "request_id": request_id(),
             }
         }

@@ -9,20 +9,26 @@ import sys
 import time
 from typing import Any
 
+from handlers.log_text import echo
 from handlers.request_log import RequestIdFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "fields"}
+_LONGEST_MESSAGE = 10_000
 _IN_THE_MESSAGE = ("request_id", "method", "route", "status")  # a request line's message says them
 
 
 class PlainFormatter(logging.Formatter):
-    """`LEVEL logger [request id]: message key=value …`"""
+    """`LEVEL logger [request id]: message key=value …`, one line each (a traceback aside): no
+    message or field can break the line, whoever's text it carries."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{record.levelname} {record.name} [{getattr(record, 'request_id', '-')}]: {record.getMessage()}"
+        message = echo(record.getMessage(), _LONGEST_MESSAGE)
+        line = f"{record.levelname} {record.name} [{getattr(record, 'request_id', '-')}]: {message}"
         fields = getattr(record, "fields", None) or {}
         line += "".join(
-            f" {key}={value}" for key, value in fields.items() if value is not None and key not in _IN_THE_MESSAGE
+            f" {key}={echo(str(value))}"
+            for key, value in fields.items()
+            if value is not None and key not in _IN_THE_MESSAGE
         )
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

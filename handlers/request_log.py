@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handlers.log_text import echo
 from handlers.metrics import Telemetry
+from handlers.route_names import RouteNames
 from pipelines.contract.job import Job
 from pipelines.contract.status import JobTrace, current_trace
 
@@ -96,16 +98,19 @@ class RequestIdFilter(logging.Filter):
 class RequestLog:
     """ASGI middleware, outermost: the id, the line, the metrics."""
 
-    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry, routes: RouteNames) -> None:
         self.app = app
         self.telemetry = telemetry
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         record = RequestRecord(
-            id=_incoming_id(scope) or f"req_{secrets.token_hex(12)}", method=scope["method"], route=scope["path"]
+            id=_incoming_id(scope) or f"req_{secrets.token_hex(12)}",
+            method=echo(scope["method"], 16),
+            route=echo(scope["path"]),
         )
         request_token, trace_token = current_request.set(record), current_trace.set(record.trace)
 
@@ -125,9 +130,9 @@ class RequestLog:
         finally:
             current_request.reset(request_token)
             current_trace.reset(trace_token)
-            self._done(record)
+            self._done(record, scope)
 
-    def _done(self, record: RequestRecord) -> None:
+    def _done(self, record: RequestRecord, scope: Scope) -> None:
         fields = record.fields()
         if record.status is None:
             fields["status"] = 499  # the client left before any answer
@@ -144,7 +149,7 @@ class RequestLog:
             extra={"fields": fields, "request_id": record.id},
         )
         if record.route not in _PROBES:
-            self.telemetry.observe(record.route, fields)
+            self.telemetry.observe(self.routes.template(scope), fields)
 
 
 def _incoming_id(scope: Scope) -> str | None:

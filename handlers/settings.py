@@ -58,6 +58,27 @@ class ServerSettings(BaseSettings):
     # Room for 16 phone photos (an edit takes up to 16 images), or two files at the upload cap.
     max_request_mb: int = Field(128, ge=1)
     max_image_pixels: int = Field(40_000_000, ge=1, le=89_478_485)
+    # Amplification: all of a request's uploads (up to 16 images and a mask) decode to at most
+    # max_request_pixels together, read from their headers before any is decoded; and what a
+    # request makes (width x height x n) is at most max_output_pixels: four of OpenAI's largest
+    # size, 3840x2160 (an edit's output is the input's size unless it asks for another).
+    max_request_pixels: int = Field(64_000_000, ge=1)
+    max_output_pixels: int = Field(4 * 3840 * 2160, ge=1)
+    # A body that is not multipart carries no images: JSON at most this many KB. The largest real
+    # one (a 4,000-character prompt and negative prompt, every character \u-escaped, LoRAs) is
+    # under 64 KB; past this the parse alone would hold the event loop.
+    max_json_kb: int = Field(1024, ge=1)
+    # Slow clients: a request's line and headers must arrive within header_timeout_seconds of
+    # its first byte (or of the connection opening); its body, after body_grace_seconds, at
+    # min_body_bytes_per_second on average; a kept-alive connection idle for idle_timeout_seconds
+    # is closed. A late request is a 408 in OpenAI's error JSON. One client address holds at most
+    # max_connections_per_client connections at once (more: a 429 and closed; behind a reverse
+    # proxy every client shares its address: raise it to what the proxy opens).
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_grace_seconds: float = Field(10.0, gt=0)
+    min_body_bytes_per_second: int = Field(16 * 1024, ge=1)
+    idle_timeout_seconds: int = Field(5, ge=1)
+    max_connections_per_client: int = Field(256, ge=1)
     # On SIGTERM the server is gone within this many seconds: running jobs finish, waiting ones
     # that could not get a retryable 503 at once. Under the usual 30 s kill grace (Kubernetes, Docker).
     shutdown_timeout_seconds: float = Field(25.0, gt=0)

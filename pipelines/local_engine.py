@@ -18,7 +18,7 @@ from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import JobTrace, ModelStatus, current_trace
-from pipelines.pace import Pace, work
+from pipelines.pace import Pace, prior_for, work
 from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
 
@@ -47,14 +47,14 @@ class _Ticket:
 class _ModelQueue:
     """One model's waiting tickets and the task that feeds them, in batches, to its thread."""
 
-    def __init__(self, model_id: str) -> None:
+    def __init__(self, model_id: str, prior_per_work: float | None = None) -> None:
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imagegen-{model_id}")
         self.waiting: deque[_Ticket] = deque()
         self.arrived = asyncio.Event()
         self.feeder: asyncio.Task[None] | None = None
         # For Retry-After and the drain: the recent batches' pace (a model's load is not counted),
         # and when the running batch started and how much work it holds.
-        self.pace = Pace()
+        self.pace = Pace(prior_per_work)
         self.running_since: float | None = None
         self.running_work = 0.0
         self.running = 0  # jobs in the running batch
@@ -64,6 +64,12 @@ class _ModelQueue:
         if self.running_since is None:
             return self.pace.until_done(0.0, 0.0)
         return self.pace.until_done(self.running_work, time.monotonic() - self.running_since)
+
+    def retry_after(self, batch_jobs: int) -> float:
+        """What a client refused now is told: when a place frees, spread over the queue's run."""
+        elapsed = 0.0 if self.running_since is None else time.monotonic() - self.running_since
+        waiting = [_work(ticket.job) for ticket in self.waiting]
+        return self.pace.retry_after(self.running_work, elapsed, waiting, batch_jobs)
 
 
 def _work(job: Job) -> float:
@@ -83,7 +89,8 @@ class LocalEngine:
         self._draining = False
 
     async def start(self) -> None:
-        self._queues = {model_id: _ModelQueue(model_id) for model_id in self.worker.models.specs}
+        prior = prior_for(str(self.worker.models.device))
+        self._queues = {model_id: _ModelQueue(model_id, prior) for model_id in self.worker.models.specs}
         for model_id, queue in self._queues.items():
             queue.feeder = asyncio.create_task(self._feed(queue))
             if self.settings.preload:
@@ -171,7 +178,7 @@ class LocalEngine:
             if job.model not in self.worker.models.loaded():
                 # A first load has no estimate: a few seconds, asked again until it is done.
                 raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
-            raise errors.queue_full(job.model, len(queue.waiting), queue.until_a_place_frees())
+            raise errors.queue_full(job.model, len(queue.waiting), queue.retry_after(self.settings.max_batch_images))
         # The request's trace, if the web side set one (the same object: the engine fills it in).
         ticket = _Ticket(
             job=job,

@@ -4,10 +4,17 @@ A job's work is its pixels times its steps (times its images); a batch takes a f
 encoding, the decode, the PNG) plus a part that grows with its work. Both are fitted to the
 recent batches (decayed, so the estimate follows a change of load), so a queue of 64x64 jobs
 says nothing false about a 1024x1024 one that follows: its time is read off the same line.
+
+Before the first batch has finished nothing is measured, and the first burst would all be told
+the floor and come back together to a queue still full: until then Retry-After reads the work
+off a prior for the device (seconds per megapixel-step). And the clients refused at one moment
+are told different waits, spread over the time the queue ahead of them takes, so they return
+as places free rather than all at once.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 
 # The shortest wait a busy answer asks for: a slot may free sooner, but not much sooner than a
@@ -15,6 +22,18 @@ from collections.abc import Iterable
 RETRY_FLOOR_SECONDS = 0.5
 # How fast the estimate follows the latest batches: each new one weighs as much as all before.
 DECAY = 0.5
+
+
+# Roughly what a diffusion model of SD's size takes per megapixel-step on each device; only a
+# prior, read until the model's own batches are measured (a smaller model is faster: a longer
+# first wait, never a stampede).
+PRIOR_SECONDS_PER_MEGAPIXEL_STEP = {"cuda": 0.1, "mps": 1.0, "cpu": 5.0}
+
+
+def prior_for(device: str) -> float:
+    """Seconds per unit of work (a pixel-step) before anything is measured on `device`."""
+    kind = device.split(":")[0]
+    return PRIOR_SECONDS_PER_MEGAPIXEL_STEP.get(kind, PRIOR_SECONDS_PER_MEGAPIXEL_STEP["cpu"]) / 1e6
 
 
 def work(n: int, width: int, height: int, steps: int) -> float:
@@ -25,8 +44,9 @@ def work(n: int, width: int, height: int, steps: int) -> float:
 class Pace:
     """seconds = fixed + per_work * work, fitted (least squares, decayed) to the batches seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, prior_per_work: float | None = None) -> None:
         self._sums = [0.0] * 5  # weight, sum w, sum w^2, sum s, sum w*s
+        self.prior_per_work = prior_per_work
 
     def ran(self, batch_work: float, seconds: float) -> None:
         keep = 1 - DECAY if self._sums[0] else 1.0
@@ -52,10 +72,27 @@ class Pace:
         # One size seen (or a line that would start below zero): proportional to the work.
         return mean_s * batch_work / mean_w if mean_w else mean_s
 
+    def guess(self, batch_work: float) -> float | None:
+        """`seconds`, or before any batch has run the prior's reading (None without a prior)."""
+        total = self.seconds(batch_work)
+        if total is None and self.prior_per_work is not None:
+            total = self.prior_per_work * batch_work
+        return total
+
     def until_done(self, batch_work: float, elapsed: float) -> float:
         """Seconds left of a running batch, never under the retry floor (the floor when unknown)."""
-        total = self.seconds(batch_work)
+        total = self.guess(batch_work)
         return RETRY_FLOOR_SECONDS if total is None else max(RETRY_FLOOR_SECONDS, total - elapsed)
+
+    def retry_after(self, batch_work: float, elapsed: float, waiting: Iterable[float], batch_jobs: int = 1) -> float:
+        """When a refused client should come back: once the running batch ends, plus a random
+        share of the time the jobs waiting behind it take (in batches of up to `batch_jobs`,
+        each paying the fixed part once), so refused clients spread out."""
+        works = list(waiting)
+        step = max(1, batch_jobs)
+        batches = (sum(works[start : start + step]) for start in range(0, len(works), step))
+        behind = sum(self.guess(each) or 0.0 for each in batches)
+        return self.until_done(batch_work, elapsed) + random.uniform(0.0, behind)
 
     def fitting(self, works: Iterable[float], seconds: float) -> int:
         """How many of these jobs, run one after another in order, end within `seconds`."""

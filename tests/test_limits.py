@@ -94,7 +94,7 @@ def test_a_declared_length_past_the_limit_is_refused_before_any_body_is_sent(ser
 
 def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(small_limits: Server) -> None:
     """No Content-Length: the server counts as it reads and answers while the client is still sending."""
-    limit = 3 * MB
+    limit = MB  # a JSON body's limit (IMAGEGEN_MAX_JSON_KB), under the whole request's 3 MB
     sent = 0
     with _connect(small_limits.url) as sock:
         sock.sendall(
@@ -222,5 +222,5 @@ def test_a_declared_length_is_refused_with_its_size(capped: TestClient) -> None:
         "/v1/images/generations", content=b"{}" + b" " * (4 * MB), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
-    assert response.json()["error"]["message"] == "The request body is too large (4.0 MB); the limit is 3 MB."
+    assert response.json()["error"]["message"] == "A JSON request body is too large (4.0 MB); the limit is 1 MB."
     assert time.monotonic() - started < 5

@@ -365,6 +365,8 @@ def test_shutdown_answers_what_cannot_finish_and_exits_within_its_bound(cache_di
         "IMAGEGEN_MODELS": "tiny-sd",
         "IMAGEGEN_PRELOAD": "true",
         "IMAGEGEN_LOG_FORMAT": "json",
+        # The half-sent body below must still be arriving when the signal comes, not timed out first.
+        "IMAGEGEN_BODY_GRACE_SECONDS": "600",
     }
     process, url = start_server(env, log_path)
     try:

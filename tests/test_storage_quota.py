@@ -83,3 +83,43 @@ def test_metrics_show_the_stores_bytes_and_files(make_settings, tmp_path: Path) 
     assert float(lines["imagegen_store_files"]) == 2
     assert float(lines["imagegen_store_bytes"]) == stored
     assert float(lines["imagegen_store_max_bytes"]) == 10**9
+
+
+def test_a_full_store_is_found_out_before_the_work_not_after(make_settings, tmp_path: Path) -> None:
+    """Room for n images is held before the job runs: a request that cannot fit costs no GPU
+    time (the SDK's retries of the 503 redo nothing), and leaves no file behind."""
+    from handlers.stores.room import most_bytes
+    from tests.jobs import small_job
+
+    per_image = most_bytes(small_job())  # the most a 64x64 image can take
+    store_dir = tmp_path / "images"
+    settings = make_settings(models="tiny-sd", storage_dir=store_dir, storage_max_bytes=3 * per_image)
+    with TestClient(create_local_app(settings)) as api:
+        refused = api.post("/v1/images/generations", json={**SMALL, "n": 4, "response_format": "url"})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "storage_full"
+        assert list(store_dir.iterdir()) == []
+        batches = [line for line in api.get("/metrics").text.splitlines() if line.startswith("imagegen_batches_total")]
+        assert batches == []  # the model never ran
+        made = api.post("/v1/images/generations", json={**SMALL, "n": 2, "response_format": "url"})
+        assert made.status_code == 200 and len(made.json()["data"]) == 2
+        stored = sum(path.stat().st_size for path in store_dir.iterdir())
+        assert api.app.state.services.store.usage() == (stored, 2)  # what was held and not used went back
+
+
+def test_images_stored_for_an_answer_never_given_are_deleted(tmp_path: Path) -> None:
+    import asyncio
+
+    from handlers.stores.room import Room
+    from tests.jobs import small_job
+
+    store = LocalImageStore(tmp_path, ttl_seconds=60, max_bytes=10**7)
+    job = small_job()
+
+    async def half_way() -> None:
+        room = await Room.hold(store, job)
+        assert store.usage()[0] >= job.n * 64 * 64 * 4  # held before any image exists
+        room.put(b"a" * 300, "png")
+        await room.close(handed_out=False)  # the answer failed after one image was stored
+
+    asyncio.run(half_way())
+    assert store.usage() == (0, 0) and list(tmp_path.iterdir()) == []

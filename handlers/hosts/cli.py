@@ -38,6 +38,7 @@ def _settings(args: argparse.Namespace) -> LocalSettings:
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from handlers.hosts.connections import guarded
     from handlers.hosts.draining import DrainingServer
     from handlers.hosts.local import create_local_app
 
@@ -53,6 +54,8 @@ def serve(args: argparse.Namespace) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
+        timeout_keep_alive=settings.idle_timeout_seconds,
+        http=guarded(settings.header_timeout_seconds, settings.max_connections_per_client),
     )
     DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
 

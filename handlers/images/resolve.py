@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Collection
 from typing import Any
 
+from handlers.images.budgets import check_input_images
 from handlers.images.schemas import (
     MAX_SEED,
     ImageEditForm,
@@ -54,24 +55,6 @@ def resolve_model(name: str | None, served: ServedModels, task: TaskName, needs:
             code="unsupported_task",
         )
     return spec
-
-
-def check_input_images(spec: ModelSpec, count: int, served: ServedModels) -> None:
-    """At most the model's own bound, and a 400 that says which served models take more."""
-    if count <= spec.max_input_images:
-        return
-    takers = [f"{each.id} (up to {each.max_input_images})" for each in served.having("references")]
-    where = (
-        f"Models here that take several: {', '.join(takers)}."
-        if takers
-        else "No model served here takes several; serve one that does (see `imagegen models`)."
-    )
-    limit = spec.max_input_images
-    raise invalid(
-        "image",
-        f"Model {spec.id} takes at most {limit} input image{'s' if limit > 1 else ''}; {count} were sent. {where}",
-        code="too_many_images",
-    )
 
 
 def response_format(request: ImageRequestBase, server_default: str) -> str:

@@ -29,6 +29,7 @@ from handlers.images.schemas import (
 )
 from handlers.provenance.credentials import ContentCredentials, with_credentials
 from handlers.request_log import note_job
+from handlers.stores.room import Room
 from handlers.urls import temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
@@ -46,15 +47,35 @@ async def run_and_respond(
     note_job(job)
     if isinstance(request, PromptedRequest) and request.stream:
         return await _stream(services.engine, job, request, http, services.credentials)
-    rendered = await unless_disconnected(http, services.engine.run(job))
-    signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
-    return await _images(dataclasses.replace(rendered, images=signed), job, request, http, services)
+    room = None
+    if response_format(request, services.settings.response_format) != "b64_json":
+        room = await hold_room(job, services)  # a full store is a 503 before the work, not after it
+    handed_out = False
+    try:
+        rendered = await unless_disconnected(http, services.engine.run(job))
+        signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
+        answer = await _images(dataclasses.replace(rendered, images=signed), job, request, http, services, room)
+        handed_out = True
+        return answer
+    finally:
+        if room is not None:
+            await room.close(handed_out)
 
 
-async def store_url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
+async def hold_room(job: Job, services: Services) -> Room | None:
+    """Room held for the job's images; None when the store is full and the server would rather answer inline."""
+    try:
+        return await Room.hold(services.store, job)
+    except APIError as error:
+        if error.code == "storage_full" and services.settings.storage_full == "b64":
+            return None
+        raise
+
+
+async def store_url(image: bytes, job: Job, http: Request, services: Services, room: Room) -> str | None:
     """The stored image's URL; None when the store is full and the server would rather answer inline."""
     try:
-        image_id = await run_in_threadpool(services.store.put, image, job.output_format)
+        image_id = await run_in_threadpool(room.put, image, job.output_format)
     except APIError as error:
         if error.code == "storage_full" and services.settings.storage_full == "b64":
             return None
@@ -63,13 +84,13 @@ async def store_url(image: bytes, job: Job, http: Request, services: Services) -
 
 
 async def _images(
-    rendered: Rendered, job: Job, request: ImageRequestBase, http: Request, services: Services
+    rendered: Rendered, job: Job, request: ImageRequestBase, http: Request, services: Services, room: Room | None
 ) -> ImagesResponse:
     revised_prompt = job.prompt or None  # variations have no prompt
-    inline = response_format(request, services.settings.response_format) == "b64_json"
+    inline = room is None
     data = []
     for image, seed in zip(rendered.images, job.seeds, strict=True):
-        url = None if inline else await store_url(image, job, http, services)
+        url = None if inline or room is None else await store_url(image, job, http, services, room)
         if url is None:
             inline = True
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from handlers.deps import ServicesDep
+from handlers.images.budgets import check_output_budget
 from handlers.images.resolve import resolve_edit, resolve_generation, resolve_variation
 from handlers.images.respond import run_and_respond
 from handlers.images.schemas import (
@@ -37,6 +38,7 @@ async def create_image(
 ) -> ImagesResponse | StreamingResponse:
     """Create images from a prompt. With `stream: true`, server-sent events instead."""
     job = resolve_generation(body, services.served, services.settings.max_prompt_chars)
+    check_output_budget(job, services.settings.max_output_pixels)
     return await run_and_respond(job, body, request, services)
 
 
@@ -49,8 +51,16 @@ async def create_image(
 )
 async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse | StreamingResponse:
     """Edit an image: multipart, as the OpenAI SDKs send it (`image` or `image[]`, `mask`)."""
-    body, edit = await read_form(request, ImageEditForm, services.settings.max_image_pixels, mask=True)
+    body, edit = await read_form(
+        request,
+        ImageEditForm,
+        services.settings.max_image_pixels,
+        mask=True,
+        served=services.served,
+        max_total_pixels=services.settings.max_request_pixels,
+    )
     job = resolve_edit(body, edit, services.served, services.settings.max_prompt_chars)
+    check_output_budget(job, services.settings.max_output_pixels)
     return await run_and_respond(job, body, request, services)
 
 
@@ -62,6 +72,14 @@ async def edit_image(request: Request, services: ServicesDep) -> ImagesResponse 
 )
 async def create_variation(request: Request, services: ServicesDep) -> ImagesResponse | StreamingResponse:
     """Variations of an image, conditioned on the image itself (no prompt)."""
-    body, image = await read_form(request, ImageVariationForm, services.settings.max_image_pixels, mask=False)
+    body, image = await read_form(
+        request,
+        ImageVariationForm,
+        services.settings.max_image_pixels,
+        mask=False,
+        served=services.served,
+        max_total_pixels=services.settings.max_request_pixels,
+    )
     job = resolve_variation(body, image, services.served)
+    check_output_budget(job, services.settings.max_output_pixels)
     return await run_and_respond(job, body, request, services)

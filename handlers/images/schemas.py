@@ -170,7 +170,10 @@ class PromptedRequest(ImageRequestBase):
 class ImageGenerationRequest(PromptedRequest):
     """Body of POST /v1/images/generations."""
 
+    # JSON has numbers and booleans of its own: `"n": "7"` or `"n": true` is the caller's mistake,
+    # not something to coerce (multipart forms, where every field is text, stay lax).
     model_config = ConfigDict(
+        strict=True,
         json_schema_extra={
             "examples": [
                 {
@@ -190,7 +193,7 @@ class ImageGenerationRequest(PromptedRequest):
                     "num_inference_steps": 4,
                 },
             ]
-        }
+        },
     )
 
 

@@ -15,7 +15,8 @@ OPENAI_SIZES = frozenset({(256, 256), (512, 512), (1024, 1024), (1792, 1024), (1
 OPENAI_MULTIPLE = 16
 OPENAI_MAX_EDGE = 3840
 OPENAI_MAX_PIXELS = 3840 * 2160
-_WXH = re.compile(r"^\s*(\d{1,5})\s*[xX×]\s*(\d{1,5})\s*$")
+# ASCII digits only: `\d` would take other scripts' digits too (Arabic-Indic "١٠٢٤").
+_WXH = re.compile(r"^\s*([0-9]{1,5})\s*[xX×]\s*([0-9]{1,5})\s*$")
 
 Size = tuple[int, int]
 

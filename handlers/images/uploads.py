@@ -27,10 +27,13 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 
+from handlers.images.budgets import check_count_by_name, check_decode_budget
 from handlers.images.schemas import MAX_INPUT_IMAGES, ImageRequestBase
 from handlers.settings import ServerSettings
 from pipelines.contract import pictures
 from pipelines.contract.errors import APIError, invalid
+from pipelines.contract.model_spec import Task
+from pipelines.contract.served import ServedModels
 
 # What Pillow may open. A JPEG with a second picture (a phone's depth map) opens as MPO, whose
 # first frame is the photo.
@@ -179,10 +182,28 @@ def read_edit_input(
     )
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` written in place: a `#/$defs/...` reference means nothing once
+    the schema sits inside the OpenAPI document (its root has no `$defs`)."""
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
+
+
 def multipart_body(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI description of a multipart body (the routes read the form themselves)."""
-    schema = form.model_json_schema()
-    file_schema = files.model_json_schema()
+    schema = _inlined(form.model_json_schema())
+    file_schema = _inlined(files.model_json_schema())
     schema["properties"] = {**file_schema["properties"], **schema["properties"]}
     schema["required"] = [*file_schema.get("required", []), *schema.get("required", [])]
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
@@ -195,8 +216,19 @@ async def _files(form: FormData, names: tuple[str, ...], param: str) -> list[byt
     return [await part.read() for part in parts if isinstance(part, UploadFile)]
 
 
-async def read_form(request: Request, model: type[Form], max_pixels: int, *, mask: bool) -> tuple[Form, EditInput]:
-    """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask)."""
+async def read_form(
+    request: Request,
+    model: type[Form],
+    max_pixels: int,
+    *,
+    mask: bool,
+    served: ServedModels | None = None,
+    max_total_pixels: int | None = None,
+) -> tuple[Form, EditInput]:
+    """The multipart fields (validated by `model`) and the checked images (and, with `mask`, the mask).
+
+    Before any is decoded: their count against the model the request names (given `served`),
+    and the pixels their headers declare against `max_total_pixels`."""
     if not request.headers.get("content-type", "").lower().startswith(_FORMS):
         raise invalid(
             None,
@@ -216,12 +248,28 @@ async def read_form(request: Request, model: type[Form], max_pixels: int, *, mas
         body = model.model_validate(fields)
         images = await _files(form, ("image", "image[]"), "image")
         masks = await _files(form, ("mask",), "mask") if mask else []
-    return body, await edit_input(images, masks, max_pixels)
+    task: Task = "edit" if mask else "variation"
+    edit = await edit_input(
+        images, masks, max_pixels, model=body.model, task=task, served=served, max_total_pixels=max_total_pixels
+    )
+    return body, edit
 
 
-async def edit_input(images: list[bytes], masks: list[bytes], max_pixels: int) -> EditInput:
+async def edit_input(
+    images: list[bytes],
+    masks: list[bytes],
+    max_pixels: int,
+    *,
+    model: str | None,
+    task: Task,
+    served: ServedModels | None = None,
+    max_total_pixels: int | None = None,
+) -> EditInput:
     """An edit's images (the first edited, the others references) and its mask, however they
-    arrived (a form, a tool's arguments), checked the one way."""
+    arrived (a form, a tool's arguments), checked the one way.
+
+    Before any is decoded: their count against the model the request names (given `served`),
+    and the pixels their headers declare against `max_total_pixels`."""
     if not images:
         raise invalid("image", "Missing required parameter: 'image'.", code="missing_required_parameter")
     if len(images) > MAX_INPUT_IMAGES:
@@ -232,6 +280,10 @@ async def edit_input(images: list[bytes], masks: list[bytes], max_pixels: int) -
         )
     if len(masks) > 1:
         raise invalid("mask", "Send at most one mask.")
+    if served is not None:
+        check_count_by_name(model, len(images), served, task)
+    if max_total_pixels is not None:
+        await run_in_threadpool(check_decode_budget, [*images, *masks], max_total_pixels)
     return await run_in_threadpool(
         read_edit_input, images[0], masks[0] if masks else None, references=images[1:], max_pixels=max_pixels
     )

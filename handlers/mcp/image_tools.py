@@ -11,8 +11,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from handlers.deps import Services
+from handlers.images.budgets import check_output_budget
 from handlers.images.resolve import resolve_edit, resolve_generation
-from handlers.images.respond import store_url
+from handlers.images.respond import hold_room, store_url
 from handlers.images.schemas import ImageEditForm, ImageGenerationRequest
 from handlers.images.uploads import edit_input
 from handlers.mcp.inputs import image_bytes
@@ -21,6 +22,7 @@ from handlers.mcp.results import images_result, json_result
 from handlers.provenance.credentials import with_credentials
 from handlers.request_log import note_job
 from handlers.routes.models import describe
+from handlers.stores.room import Room
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import Job
 
@@ -49,7 +51,16 @@ async def edit_image(arguments: BaseModel, call: ToolCall) -> CallToolResult:
     images = [await image_bytes(each, "image", store) for each in ([given] if isinstance(given, str) else given)]
     masks = [] if mask is None else [await image_bytes(mask, "mask", store)]
     body = ImageEditForm.model_validate(fields)
-    edit = await edit_input(images, masks, call.services.settings.max_image_pixels)
+    settings = call.services.settings
+    edit = await edit_input(
+        images,
+        masks,
+        settings.max_image_pixels,
+        model=body.model,
+        task="edit",
+        served=call.services.served,
+        max_total_pixels=settings.max_request_pixels,
+    )
     job = resolve_edit(body, edit, call.services.served, call.services.settings.max_prompt_chars)
     return await _run(job, call)
 
@@ -61,22 +72,31 @@ async def list_models(_: BaseModel, call: ToolCall) -> CallToolResult:
 
 async def _run(job: Job, call: ToolCall) -> CallToolResult:
     services = call.services
+    check_output_budget(job, services.settings.max_output_pixels)
     note_job(job)
-    async with step_progress(call.report):
-        rendered = await services.engine.run(job)
-    images = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
-    urls = [await _url(image, job, call) for image in images]
-    if any(urls):
-        await services.store.publish()  # no URL is handed out before any server can serve it
-    return images_result(images, job, urls, services.settings.image_ttl_seconds, rendered.usage)
+    # The temp URLs' room is held before the work, as for an answer by URL (images inline anyway).
+    room = None if call.http is None else await hold_room(job, services)
+    handed_out = False
+    try:
+        async with step_progress(call.report):
+            rendered = await services.engine.run(job)
+        images = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
+        urls = [await _url(image, job, call, room) for image in images]
+        if any(urls):
+            await services.store.publish()  # no URL is handed out before any server can serve it
+        handed_out = True
+        return images_result(images, job, urls, services.settings.image_ttl_seconds, rendered.usage)
+    finally:
+        if room is not None:
+            await room.close(handed_out)
 
 
-async def _url(image: bytes, job: Job, call: ToolCall) -> str | None:
+async def _url(image: bytes, job: Job, call: ToolCall, room: Room | None) -> str | None:
     """The image's temp URL; none when the store is full: the image is in the answer anyway."""
-    if call.http is None:
+    if call.http is None or room is None:
         return None
     try:
-        return await store_url(image, job, call.http, call.services)
+        return await store_url(image, job, call.http, call.services, room)
     except APIError as error:
         if error.code == "storage_full":
             return None

@@ -54,6 +54,18 @@ class ImageStore(Protocol):
         store commits; a local folder already can). Awaited before a response names a URL."""
         ...
 
+    def hold(self, size: int) -> None:
+        """Count `size` bytes of the quota in for images not made yet (a 503 when they do not fit)."""
+        ...
+
+    def release(self, size: int) -> None:
+        """Give back bytes held with `hold`."""
+        ...
+
+    def discard(self, image_id: str) -> None:
+        """Delete an image that was stored but never handed out."""
+        ...
+
 
 def stamped_id(format: str, created: float) -> str:
     if format not in CONTENT_TYPES:
@@ -120,6 +132,16 @@ class ImageFolder:
             raise
         self._count(0, 1)
         return image_id
+
+    def hold(self, size: int) -> None:
+        self._reserve(size)
+
+    def release(self, size: int) -> None:
+        self._count(-size, 0)
+
+    def discard(self, image_id: str) -> None:
+        if IMAGE_ID.match(image_id):
+            self.delete(self.root / image_id)
 
     def _reserve(self, size: int) -> None:
         """Count `size` bytes in before writing them; near the quota, delete the expired images

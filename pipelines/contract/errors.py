@@ -15,6 +15,7 @@ ErrorKind = Literal[
     "not_found",  # no such model, image or URL
     "method_not_allowed",
     "too_large",  # a body or file past its limit
+    "too_slow",  # the caller sent its request too slowly, or stopped sending it
     "rate_limited",  # a queue is full: come back shortly
     "client_gone",  # the caller hung up or cancelled; nobody hears the answer
     "internal",  # our fault; a retry would repeat it
