@@ -13,14 +13,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines import imaging
+from pipelines import encoding, imaging
 from pipelines.batching import batch_key
-from pipelines.contract import errors, pictures
+from pipelines.contract import errors
 from pipelines.contract.job import ImageEvent, Job, denoising_steps
 from pipelines.edit_canvas import EditCanvas
 from pipelines.model_cache import LoadedModel, ModelCache
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 log = logging.getLogger("imagegen")
 
@@ -87,6 +90,13 @@ class Worker:
     ) -> list[list[bytes]]:
         """Several generations in one pipeline call (same model, render size, steps and guidance:
         see `batch_key`), each job's images in its own list. Edits run one job at a time."""
+        return self.encode(jobs, self.render(jobs, on_partial=on_partial, cancelled=cancelled))
+
+    def render(
+        self, jobs: list[Job], *, on_partial: OnPartial | None = None, cancelled: Cancelled | None = None
+    ) -> list[list[Image]]:
+        """`run_batch`'s pictures before encoding: the part that needs the model. A host that
+        encodes elsewhere (`encode`) lets the model start its next batch meanwhile."""
         import torch
 
         lead = jobs[0]
@@ -126,16 +136,20 @@ class Worker:
         for job in jobs:
             own, start = images[start : start + job.n], start + job.n
             if edit is None:
-                own = [imaging.resized(image, (job.output_width, job.output_height)) for image in own]
+                results.append([imaging.resized(image, (job.output_width, job.output_height)) for image in own])
             else:
-                own = [edit.keep_outside(image) for image in own]
-            results.append(
-                [
-                    pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
-                    for image, seed in zip(own, job.seeds, strict=True)
-                ]
-            )
+                results.append([edit.keep_outside(image) for image in own])
         return results
+
+    def encode(self, jobs: list[Job], pictures_of_jobs: list[list[Image]]) -> list[list[bytes]]:
+        """Each job's pictures in its output format, all images of the batch at once."""
+        work = [
+            (image, job.output_format, job.output_compression, self._parameters(job, seed))
+            for job, own in zip(jobs, pictures_of_jobs, strict=True)
+            for image, seed in zip(own, job.seeds, strict=True)
+        ]
+        encoded = iter(encoding.encode_all(work))
+        return [[next(encoded) for _ in own] for own in pictures_of_jobs]
 
     def _parameters(self, job: Job, seed: int) -> str | None:
         """How an image was made, in A1111's `parameters` layout."""
@@ -188,7 +202,7 @@ class Worker:
             for index, preview in enumerate(previews):
                 if edit is not None:
                     preview = edit.keep_outside(preview, preview.size)
-                data = pictures.encode(preview, job.output_format, job.output_compression)
+                data = encoding.encode(preview, job.output_format, job.output_compression)
                 on_partial(ImageEvent("partial", index, data, partial_index=preview_steps.index(step + 1)))
 
         return on_step

@@ -19,9 +19,21 @@ def _run(script: str, *args: str, cache_dir: Path) -> str:
     return result.stdout
 
 
-def test_bench_encode_compares_with_pillows_defaults(cache_dir: Path) -> None:
-    out = _run("bench_encode.py", "--size", "64", "--repeat", "1", cache_dir=cache_dir)
-    assert [line.split()[0] for line in out.splitlines()[2:]] == ["png", "png", "jpeg", "jpeg", "webp", "webp"]
+def test_bench_encode_compares_the_encoders_before_and_now(cache_dir: Path) -> None:
+    out = _run("bench_encode.py", "--size", "64", "--repeat", "1", "--batch", "2", cache_dir=cache_dir)
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert rows == [
+        *["png"] * 3,
+        *["png-rgba"] * 3,
+        *["png-smooth"] * 3,
+        "jpeg",
+        "jpeg",
+        "webp",
+        "webp",
+        *["2xpng"] * 2,
+        *["2xjpeg"] * 2,
+    ]
+    assert "fpng + parameters (now)" in out and "side by side, encode_all (now)" in out
 
 
 def test_bench_previews_compares_half_and_full_decodes(cache_dir: Path) -> None:
