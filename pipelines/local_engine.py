@@ -79,7 +79,6 @@ class LocalEngine:
     def __init__(self, worker: Worker, settings: EngineSettings) -> None:
         self.worker = worker
         self.settings = settings
-        self.max_batch_pixels = settings.max_batch_pixels or batch_pixels(worker.models.device)
         self._queues: dict[str, _ModelQueue] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -208,7 +207,7 @@ class LocalEngine:
                 queue.waiting,
                 queue.arrived,
                 max_images=self.settings.max_batch_images,
-                max_pixels=self.max_batch_pixels,
+                max_pixels=self.settings.max_batch_pixels or batch_pixels(self.worker.models.device),
                 wait_seconds=self.settings.batch_wait_ms / 1000,
             )
             if not batch:

@@ -24,6 +24,7 @@ from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, FamilyAdapter
+from pipelines.threads import use_threads
 from pipelines.warm_up import compile_warm_up
 from pipelines.weights import WeightsAbsent, single_file_config, weights_source
 
@@ -77,13 +78,20 @@ class ModelCache:
         max_loaded: int = 3,
         dtype: str | None = None,
         optimizations: optimize.Optimizations | None = None,
+        threads: int | None = None,
     ) -> None:
         """`dtype` ("bfloat16", "float16", "float32") overrides the device's usual one: loading on
         the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds.
-        `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults)."""
+        `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults).
+        `threads`: torch's CPU threads (None: pipelines/threads.py's default), set before the first load."""
         self.specs = {spec.id: spec for spec in specs}
         self.cache_dir = Path(cache_dir)
-        self.device = pick_device(device)
+        # Resolved on first use: "auto" asks torch, seconds to import, and a server answers
+        # /health before that. A device named is checked at once, so a wrong one stops the start.
+        self._device_preference = device
+        self._device = None if device == "auto" else pick_device(device)
+        self._threads_setting = threads
+        self._threads: int | None = None
         self.dtype = dtype
         self.optimizations = optimizations
         self.max_loaded = max_loaded
@@ -94,6 +102,22 @@ class ModelCache:
         self._states: dict[str, tuple[ModelState, str | None]] = dict.fromkeys(self.specs, ("not_loaded", None))
         self.load_seconds: dict[str, float] = {}
         self._told_absent: set[str] = set()
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = pick_device(self._device_preference)
+        return self._device
+
+    @device.setter
+    def device(self, device: str) -> None:
+        self._device = device
+
+    def threads(self) -> int:
+        """torch's CPU threads, set on the first call (imports torch)."""
+        if self._threads is None:
+            self._threads = use_threads(self._threads_setting)
+        return self._threads
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -150,6 +174,7 @@ class ModelCache:
                 f"`modal run modal_app.py::download --models {absent.pull}`).",
             ) from None
         try:
+            self.threads()
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
             _decode_per_image(pipe, self.device)
