@@ -26,7 +26,7 @@ from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, FamilyAdapter
 from pipelines.threads import use_threads
 from pipelines.warm_up import compile_warm_up
-from pipelines.weights import WeightsAbsent, single_file_config, weights_source
+from pipelines.weights import WeightsAbsent, is_present, single_file_config, weights_source
 
 log = logging.getLogger("imagegen")
 
@@ -118,6 +118,15 @@ class ModelCache:
         if self._threads is None:
             self._threads = use_threads(self._threads_setting)
         return self._threads
+
+    def say_absent_weights(self) -> None:
+        """At start, one line for each served hub model whose weights are not on this machine
+        (read from the hub cache's files, no torch), so the first request need not find out;
+        that request's own 503 then goes unlogged, as a second one's does."""
+        for spec in self.specs.values():
+            if spec.source.startswith("hub:") and not is_present(spec, self.cache_dir):
+                self._told_absent.add(spec.id)
+                log.warning("%s: %s", spec.id, WeightsAbsent(spec))
 
     def loaded(self) -> list[str]:
         with self._lock:

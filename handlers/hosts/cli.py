@@ -43,13 +43,13 @@ def serve(args: argparse.Namespace) -> None:
 
     from handlers.hosts.draining import DrainingServer
     from handlers.hosts.local import create_local_app
-    from handlers.hosts.start_up import say_missing_weights, warm_start
+    from handlers.hosts.start_up import warm_start
     from handlers.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_format, getattr(logging, args.log_level.upper(), logging.INFO))
     app = create_local_app(settings)
-    say_missing_weights(app.state.services.engine.worker.models)
+    app.state.services.engine.worker.models.say_absent_weights()
     warm_start(app, settings)
     # log_config=None: our logging, one line per request, no access log of uvicorn's.
     config = uvicorn.Config(

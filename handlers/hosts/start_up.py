@@ -13,16 +13,8 @@ import time
 from typing import Any
 
 from pipelines.contract.errors import APIError
-from pipelines.weights import is_present
 
 log = logging.getLogger("imagegen")
-
-
-def say_missing_weights(models: Any) -> None:
-    """One line for each served hub model whose weights are not on this machine."""
-    for spec in models.specs.values():
-        if spec.source.startswith("hub:") and not is_present(spec, models.cache_dir):
-            log.warning("%s has no weights on this machine: run `imagegen pull %s`", spec.id, spec.id)
 
 
 def warm_start(app: Any, settings: Any) -> threading.Thread:
