@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import optimize
+from pipelines import optimize, third_party_logs
 from pipelines.adapters import Adapters
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
@@ -84,6 +84,7 @@ class ModelCache:
         the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds.
         `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults).
         `threads`: torch's CPU threads (None: pipelines/threads.py's default), set before the first load."""
+        third_party_logs.quiet()
         self.specs = {spec.id: spec for spec in specs}
         self.cache_dir = Path(cache_dir)
         # Resolved on first use: "auto" asks torch, seconds to import, and a server answers
@@ -144,6 +145,12 @@ class ModelCache:
             if model_id in self._loaded:
                 self._loaded.move_to_end(model_id)
                 return self._loaded[model_id]
+        spec = self.specs[model_id]
+        if spec.source.startswith("hub:") and not is_present(spec, self.cache_dir):
+            # Known from the hub cache's files: said at once, not after another model's load.
+            failure = self._absent(WeightsAbsent(spec))
+            self._states[model_id] = ("failed", failure.message)
+            raise failure
         with _LOADING:
             with self._lock:  # loaded while we waited for our turn?
                 if model_id in self._loaded:
@@ -167,21 +174,25 @@ class ModelCache:
             self.free_memory()
             return model
 
+    def _absent(self, absent: WeightsAbsent) -> errors.APIError:
+        """The 503 for weights not on this machine; the log says so once, not a line per request."""
+        if absent.model not in self._told_absent:
+            self._told_absent.add(absent.model)
+            log.error("%s: %s", absent.model, absent)
+        return errors.model_unavailable(
+            absent.model,
+            f"The weights of model {absent.model} are not on this server. "
+            f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
+            f"`modal run modal_app.py::download --models {absent.pull}`).",
+        )
+
     def _load(self, spec: ModelSpec) -> LoadedModel:
         family = FAMILIES[spec.family]
         try:
             source = weights_source(spec, self.cache_dir)
             config = single_file_config(spec, self.cache_dir)
         except WeightsAbsent as absent:
-            if spec.id not in self._told_absent:  # once, not a line per request
-                self._told_absent.add(spec.id)
-                log.error("%s: %s", spec.id, absent)
-            raise errors.model_unavailable(
-                spec.id,
-                f"The weights of model {spec.id} are not on this server. "
-                f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
-                f"`modal run modal_app.py::download --models {absent.pull}`).",
-            ) from None
+            raise self._absent(absent) from None
         try:
             self.threads()
             log.info("loading %s from %s on %s", spec.id, source, self.device)

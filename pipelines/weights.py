@@ -44,6 +44,7 @@ class WeightsAbsent(Exception):
 
     def __init__(self, spec: ModelSpec, needed_by: str | None = None) -> None:
         self.pull = spec.id  # what the operator runs `imagegen pull` on
+        self.model = needed_by or spec.id  # the served model that cannot load
         what = f"the configs {needed_by} loads with, those" if needed_by else "the weights"
         super().__init__(
             f"{what} of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "

@@ -1,7 +1,7 @@
 """Commands that answer at once: listing models and asking for help import neither torch nor the
 web framework; `imagegen serve` answers /health while torch loads, names each served model whose
 weights are absent with the command that fetches them, and has its default tiny model loaded
-before the first request."""
+before the first request, without third-party notices a user cannot act on."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def test_serve_names_absent_weights_and_warms_the_default_tiny_model(cache_dir: 
             lines = [line for line in log.splitlines() if f"`imagegen pull {absent}`" in line]
             assert len(lines) == 1, log
         assert "`imagegen pull tiny-sd`" not in log
+        assert "torchvision" not in log, log  # transformers' fallback notices, nothing a user can act on
         assert re.search(r"serving tiny-sd, sd-turbo, sdxl-turbo on cpu \(float32, \d+ CPU threads\)", log), log
     finally:
         stop_server(process)
