@@ -50,7 +50,6 @@ def serve(args: argparse.Namespace) -> None:
     configure_logging(settings.log_format, getattr(logging, args.log_level.upper(), logging.INFO))
     app = create_local_app(settings)
     app.state.services.engine.worker.models.say_absent_weights()
-    warm_start(app, settings)
     # log_config=None: our logging, one line per request, no access log of uvicorn's.
     config = uvicorn.Config(
         app,
@@ -60,7 +59,9 @@ def serve(args: argparse.Namespace) -> None:
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_seconds)),
     )
-    DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
+    server = DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds)
+    warm_start(app, settings, listening=lambda: server.started)
+    server.run()
 
 
 def _operator_models(settings: LocalSettings) -> tuple[Any, ...]:

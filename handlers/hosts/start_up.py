@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.contract.errors import APIError
@@ -17,11 +18,14 @@ from pipelines.contract.errors import APIError
 log = logging.getLogger("imagegen")
 
 
-def warm_start(app: Any, settings: Any) -> threading.Thread:
-    """In the background: the serving line (device, dtype, threads), then the default model
-    loaded if it is a built-in tiny one (built first if this machine has never built it)."""
+def warm_start(app: Any, settings: Any, listening: Callable[[], bool] = lambda: True) -> threading.Thread:
+    """In the background, once `listening()` (importing torch holds the GIL for seconds, which
+    would hold up the server's start): the serving line (device, dtype, threads), then the
+    default model loaded if it is a built-in tiny one (built first on a machine that never has)."""
 
     def run() -> None:
+        while not listening():
+            time.sleep(0.05)
         models = app.state.services.engine.worker.models
         say_what_is_served(models, settings)
         default = next(iter(models.specs.values()))
