@@ -1,11 +1,13 @@
 """How many CPU threads torch's model work may use.
 
 torch starts one thread per core and, on a core another process is busy on, every parallel op
-waits for its slowest thread. Measured on a 2-core machine (scripts/bench_threads.py, tiny-sd,
-interleaved rounds): with the other core busy, one thread ran a request 3-15x faster than two
-(512x512, load 3.5-6.7); on an idle machine one thread was 1.45x slower. Leaving one core to the
-rest of the machine (the event loop, encoding, other processes) costs little where there are
-many and saves the worst case where there are few, so that is the default.
+waits for its slowest thread. `python scripts/bench_threads.py --sizes 256 512 --rounds 3` on a
+2-core machine shared with other work (tiny-sd, 2 steps, interleaved rounds), s/request with one
+thread / with two: 0.31x at 256x256 and 0.32x at 512x512 as the machine was (load 3.6); 0.09x
+and 0.30x with one more core kept busy. An earlier run found one thread 1.45x slower at 512x512
+on a truly idle machine, and 3-15x faster with the other core busy (load 3.5-6.7). Leaving one
+core to the rest of the machine (the event loop, encoding, other processes) costs little where
+there are many and saves the worst case where there are few, so that is the default.
 """
 
 from __future__ import annotations

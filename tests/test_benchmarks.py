@@ -62,3 +62,8 @@ def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir
     out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20", cache_dir=cache_dir)
     assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
     assert "before/after: wall" in out
+
+
+def test_bench_threads_compares_thread_counts_idle_and_busy(cache_dir: Path) -> None:
+    out = _run("bench_threads.py", "--sizes", "64", "--rounds", "1", "--busy", "1", cache_dir=cache_dir)
+    assert "idle" in out and "busy" in out and "threads" in out

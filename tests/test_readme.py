@@ -23,6 +23,8 @@ def test_every_python_example_is_run_here_but_the_one_on_real_weights() -> None:
     assert len(BLOCKS) == 3 and len(NEEDS_REAL_WEIGHTS) == 1
 
 
+# The examples pass `open(...)` straight to the SDK, as OpenAI's own do, and never close the files.
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
 def test_the_quick_examples_and_the_streaming_one_do_what_they_say(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
