@@ -16,10 +16,13 @@ JS_SDK := tests/js/node_modules/.package-lock.json
 
 install: $(STAMP)
 
+# pip's own lines (what it collects, downloads and installs), not silence: a first install takes
+# minutes, most of it torch.
 $(STAMP): pyproject.toml
+	@echo "Setting up $(VENV) (first run only): torch, then imagegen and its dependencies..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --progress-bar on $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH)"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
 	touch $@
 
 $(JS_SDK): tests/js/package.json tests/js/package-lock.json

@@ -28,12 +28,15 @@ class Waiting(Protocol):
 W = TypeVar("W", bound=Waiting)
 
 
-# Pixels one pipeline call may render in all, by device. On a CPU, scripts/bench_batching.py
-# measured sharing a call paying up to 4 x 256x256 (8 concurrent requests: 1.3x the images/s)
-# and costing past it (2 x 512x512: 0.95x; 8 x 512x512: 0.64x). On a GPU a batch amortises the
-# weights' memory traffic over its images; not measured here (no GPU was lent), so the usual
-# figure: 8 images at 1024x1024.
-BATCH_PIXELS = {"cpu": 4 * 256 * 256}
+# Pixels one pipeline call may render in all, by device. On a CPU, with torch on the cores less
+# one (pipelines/threads.py), `scripts/bench_batching.py --sizes 512 --rounds 2
+# --max-batch-pixels 2097152` measured 8 x 512x512 sharing a call paying 1.22x the images/s with
+# 8 concurrent requests (a lone request 1.01x: the same path), and `--sizes 256 --rounds 2`
+# with this default 1.73x (8 x 256x256 in a call). (With torch on every core, earlier runs found 2 x 512x512 0.95x and
+# 8 x 512x512 0.64x: the threads fought over the cores.) On a GPU a batch amortises the weights'
+# memory traffic over its images; not measured here (no GPU was lent), so the usual figure: 8
+# images at 1024x1024.
+BATCH_PIXELS = {"cpu": 8 * 512 * 512}
 GPU_BATCH_PIXELS = 8 * 1024 * 1024
 
 

@@ -10,6 +10,8 @@ class DeviceUnavailable(RuntimeError):
 
 
 def pick_device(preference: str = "auto") -> str:
+    if preference == "cpu":  # no need to import torch (seconds) to know that
+        return "cpu"
     import torch
 
     if preference.startswith("cuda") and not torch.cuda.is_available():

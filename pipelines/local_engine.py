@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from pipelines.batching import batch_pixels, next_batch
 from pipelines.bridge import EventBridge
@@ -18,6 +19,7 @@ from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import JobTrace, ModelStatus, current_trace
+from pipelines.contract.usage import Usage
 from pipelines.pace import Pace, prior_for, work
 from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
@@ -84,8 +86,8 @@ class LocalEngine:
     def __init__(self, worker: Worker, settings: EngineSettings) -> None:
         self.worker = worker
         self.settings = settings
-        self.max_batch_pixels = settings.max_batch_pixels or batch_pixels(worker.models.device)
         self._queues: dict[str, _ModelQueue] = {}
+        self._deliveries: set[asyncio.Task[None]] = set()
         self._draining = False
 
     async def start(self) -> None:
@@ -213,7 +215,7 @@ class LocalEngine:
                 queue.waiting,
                 queue.arrived,
                 max_images=self.settings.max_batch_images,
-                max_pixels=self.max_batch_pixels,
+                max_pixels=self.settings.max_batch_pixels or batch_pixels(self.worker.models.device),
                 wait_seconds=self.settings.batch_wait_ms / 1000,
             )
             if not batch:
@@ -229,16 +231,25 @@ class LocalEngine:
                 for ticket in batch:
                     ticket.future.cancel()
                 raise
-            except Exception as exc:  # every caller in the batch must hear of it
-                for ticket in batch:
-                    if not ticket.future.done():
-                        ticket.future.set_exception(_public(exc, ticket.job))
+            except Exception as exc:
+                _fail(batch, exc)
                 continue
-            for ticket, rendered in zip(batch, results, strict=True):
-                if not ticket.future.done():
-                    ticket.future.set_result(rendered)
+            # Encoded off the model's thread: its next batch starts while this one encodes.
+            delivery = asyncio.create_task(self._deliver(batch, results))
+            self._deliveries.add(delivery)
+            delivery.add_done_callback(self._deliveries.discard)
 
-    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[Rendered]:
+    async def _deliver(self, batch: list[_Ticket], pictures: list[tuple[list[Any], Usage]]) -> None:
+        jobs = [ticket.job for ticket in batch]
+        try:
+            results = await asyncio.to_thread(batch[0].context.run, self.worker.encode, jobs, pictures)
+        except Exception as exc:
+            return _fail(batch, exc)
+        for ticket, images in zip(batch, results, strict=True):
+            if not ticket.future.done():
+                ticket.future.set_result(images)
+
+    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[tuple[list[Any], Usage]]:
         """In the model's thread. Stops early only when every caller in the batch has gone."""
 
         def cancelled() -> bool:
@@ -249,24 +260,18 @@ class LocalEngine:
                 if ticket.trace.on_step is not None:
                     ticket.trace.on_step(done, steps)
 
-        self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time
+        lead = batch[0].job
+        self.worker.models.get(lead.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
         queue.running, queue.running_work = len(batch), sum(_work(ticket.job) for ticket in batch)
         for ticket in batch:  # waiting for the model, its load included: until its pipeline call begins
             ticket.trace.queue_seconds = began - ticket.enqueued_at
         try:
-            if len(batch) == 1:
-                job, on_partial = batch[0].job, batch[0].on_partial
-                results = [self.worker.run(job, on_partial=on_partial, cancelled=cancelled, on_step=on_step)]
-            else:
-                log.info(
-                    "batching %d requests (%d images) on %s",
-                    len(batch),
-                    sum(t.job.n for t in batch),
-                    batch[0].job.model,
-                )
-                jobs = [ticket.job for ticket in batch]
-                results = self.worker.run_batch(jobs, cancelled=cancelled, on_step=on_step)
+            if len(batch) > 1:
+                log.info("batching %d requests (%d images) on %s", len(batch), sum(t.job.n for t in batch), lead.model)
+            on_partial = batch[0].on_partial if len(batch) == 1 else None  # previews are never batched
+            jobs = [ticket.job for ticket in batch]
+            results = self.worker.render(jobs, on_partial=on_partial, cancelled=cancelled, on_step=on_step)
         except BaseException:
             queue.running_since = None  # a stopped or failed run says nothing about the next one's length
             raise
@@ -283,11 +288,19 @@ class LocalEngine:
         for feeder in feeders:
             feeder.cancel()
         await asyncio.gather(*feeders, return_exceptions=True)
+        await asyncio.gather(*self._deliveries, return_exceptions=True)
         for queue in self._queues.values():
             for ticket in queue.waiting:
                 if not ticket.future.done():
                     ticket.future.set_exception(errors.shutting_down())
             await asyncio.to_thread(queue.thread.shutdown, wait=True, cancel_futures=True)
+
+
+def _fail(batch: list[_Ticket], exc: Exception) -> None:
+    """Every caller in the batch must hear of it."""
+    for ticket in batch:
+        if not ticket.future.done():
+            ticket.future.set_exception(_public(exc, ticket.job))
 
 
 def _public(exc: BaseException, job: Job) -> BaseException:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines import optimize
+from pipelines import optimize, third_party_logs
 from pipelines.adapters import Adapters
 from pipelines.contract import errors
 from pipelines.contract.catalog import ModelSpec
@@ -24,8 +24,9 @@ from pipelines.contract.job import LoraUse
 from pipelines.contract.status import ModelState
 from pipelines.devices import pick_device, pick_dtype
 from pipelines.families import FAMILIES, FamilyAdapter
+from pipelines.threads import use_threads
 from pipelines.warm_up import compile_warm_up
-from pipelines.weights import WeightsAbsent, single_file_config, weights_source
+from pipelines.weights import WeightsAbsent, is_present, single_file_config, weights_source
 
 log = logging.getLogger("imagegen")
 
@@ -77,13 +78,21 @@ class ModelCache:
         max_loaded: int = 3,
         dtype: str | None = None,
         optimizations: optimize.Optimizations | None = None,
+        threads: int | None = None,
     ) -> None:
         """`dtype` ("bfloat16", "float16", "float32") overrides the device's usual one: loading on
         the CPU in the dtype the GPU will use halves the memory a Modal snapshot holds.
-        `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults)."""
+        `optimizations`: what pipelines/optimize.py applies after a load (None: the device's defaults).
+        `threads`: torch's CPU threads (None: pipelines/threads.py's default), set before the first load."""
+        third_party_logs.quiet()
         self.specs = {spec.id: spec for spec in specs}
         self.cache_dir = Path(cache_dir)
-        self.device = pick_device(device)
+        # Resolved on first use: "auto" asks torch, seconds to import, and a server answers
+        # /health before that. A device named is checked at once, so a wrong one stops the start.
+        self._device_preference = device
+        self._device = None if device == "auto" else pick_device(device)
+        self._threads_setting = threads
+        self._threads: int | None = None
         self.dtype = dtype
         self.optimizations = optimizations
         self.max_loaded = max_loaded
@@ -94,6 +103,31 @@ class ModelCache:
         self._states: dict[str, tuple[ModelState, str | None]] = dict.fromkeys(self.specs, ("not_loaded", None))
         self.load_seconds: dict[str, float] = {}
         self._told_absent: set[str] = set()
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            self._device = pick_device(self._device_preference)
+        return self._device
+
+    @device.setter
+    def device(self, device: str) -> None:
+        self._device = device
+
+    def threads(self) -> int:
+        """torch's CPU threads, set on the first call (imports torch)."""
+        if self._threads is None:
+            self._threads = use_threads(self._threads_setting)
+        return self._threads
+
+    def say_absent_weights(self) -> None:
+        """At start, one line for each served hub model whose weights are not on this machine
+        (read from the hub cache's files, no torch), so the first request need not find out;
+        that request's own 503 then goes unlogged, as a second one's does."""
+        for spec in self.specs.values():
+            if spec.source.startswith("hub:") and not is_present(spec, self.cache_dir):
+                self._told_absent.add(spec.id)
+                log.warning("%s: %s", spec.id, WeightsAbsent(spec))
 
     def loaded(self) -> list[str]:
         with self._lock:
@@ -111,6 +145,12 @@ class ModelCache:
             if model_id in self._loaded:
                 self._loaded.move_to_end(model_id)
                 return self._loaded[model_id]
+        spec = self.specs[model_id]
+        if spec.source.startswith("hub:") and not is_present(spec, self.cache_dir):
+            # Known from the hub cache's files: said at once, not after another model's load.
+            failure = self._absent(WeightsAbsent(spec))
+            self._states[model_id] = ("failed", failure.message)
+            raise failure
         with _LOADING:
             with self._lock:  # loaded while we waited for our turn?
                 if model_id in self._loaded:
@@ -134,22 +174,27 @@ class ModelCache:
             self.free_memory()
             return model
 
+    def _absent(self, absent: WeightsAbsent) -> errors.APIError:
+        """The 503 for weights not on this machine; the log says so once, not a line per request."""
+        if absent.model not in self._told_absent:
+            self._told_absent.add(absent.model)
+            log.error("%s: %s", absent.model, absent)
+        return errors.model_unavailable(
+            absent.model,
+            f"The weights of model {absent.model} are not on this server. "
+            f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
+            f"`modal run modal_app.py::download --models {absent.pull}`).",
+        )
+
     def _load(self, spec: ModelSpec) -> LoadedModel:
         family = FAMILIES[spec.family]
         try:
             source = weights_source(spec, self.cache_dir)
             config = single_file_config(spec, self.cache_dir)
         except WeightsAbsent as absent:
-            if spec.id not in self._told_absent:  # once, not a line per request
-                self._told_absent.add(spec.id)
-                log.error("%s: %s", spec.id, absent)
-            raise errors.model_unavailable(
-                spec.id,
-                f"The weights of model {spec.id} are not on this server. "
-                f"Its operator can fetch them with `imagegen pull {absent.pull}` (on Modal: "
-                f"`modal run modal_app.py::download --models {absent.pull}`).",
-            ) from None
+            raise self._absent(absent) from None
         try:
+            self.threads()
             log.info("loading %s from %s on %s", spec.id, source, self.device)
             pipe = family.load(source, spec.variant, self.torch_dtype(), self.device, config=config)
             _decode_per_image(pipe, self.device)

@@ -21,6 +21,9 @@ class EngineSettings(BaseSettings):
     cache_dir: Path = Field(default_factory=user_cache_dir)
     device: str = Field("auto", pattern="^(auto|cpu|cuda|mps)(:[0-9]+)?$")
     preload: bool = False
+    # torch's CPU threads for model work; unset: the cores this process may use, less one
+    # (pipelines/threads.py has the measurements).
+    threads: int | None = Field(None, ge=1)
     # PNGs carry how they were made (prompt, model, seed, steps, size) in a `parameters` text
     # chunk, as A1111's do; false: nothing but pixels.
     png_parameters: bool = True

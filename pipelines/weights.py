@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -43,6 +44,7 @@ class WeightsAbsent(Exception):
 
     def __init__(self, spec: ModelSpec, needed_by: str | None = None) -> None:
         self.pull = spec.id  # what the operator runs `imagegen pull` on
+        self.model = needed_by or spec.id  # the served model that cannot load
         what = f"the configs {needed_by} loads with, those" if needed_by else "the weights"
         super().__init__(
             f"{what} of {spec.id} ({spec.source.removeprefix('hub:')} at {spec.revision}) are not "
@@ -61,16 +63,42 @@ def _hub_download(spec: ModelSpec, *, local_only: bool) -> str:
 
 
 def is_present(spec: ModelSpec, cache_dir: Path) -> bool:
-    """Whether the model can load with no network: hub files cached, a folder there; tiny ones build."""
+    """Whether the model can load with no network: hub files cached, a folder there; tiny ones build.
+
+    Read from the hub cache's files alone, without diffusers (seconds of imports, and `imagegen
+    models` asks for every catalog entry): the pinned snapshot's `model_index.json`, and each
+    component it names with its files, a model's weights complete (every shard of a sharded one).
+    """
     if spec.source.startswith("tiny:"):
         return True
     if spec.source.startswith("hub:"):
-        try:
-            _hub_download(spec, local_only=True)
-        except Exception:  # missing or incomplete, however huggingface_hub words it
-            return False
-        return True
+        from huggingface_hub import try_to_load_from_cache
+
+        index = try_to_load_from_cache(spec.source.removeprefix("hub:"), "model_index.json", revision=spec.revision)
+        return isinstance(index, str) and _components_present(Path(index).parent)
     return Path(spec.source).exists()
+
+
+def _components_present(snapshot: Path) -> bool:
+    components = json.loads((snapshot / "model_index.json").read_text())
+    for name, value in components.items():
+        if name.startswith("_") or not isinstance(value, list) or None in value:
+            continue  # a setting, or a component the pipeline goes without (a safety checker)
+        folder = snapshot / name
+        if not folder.is_dir() or not any(folder.iterdir()):
+            return False
+        if (folder / "config.json").exists() and not _weights_complete(folder):
+            return False
+    return True
+
+
+def _weights_complete(folder: Path) -> bool:
+    """A model's folder holds its weights: one file, or every shard its index names."""
+    for index in folder.glob("*.index*.json"):
+        shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        if all((folder / shard).exists() for shard in shards):
+            return True
+    return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
 
 def weights_source(spec: ModelSpec, cache_dir: Path) -> str:

@@ -13,17 +13,21 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipelines import imaging
+from pipelines import encoding, imaging
 from pipelines.batching import batch_key
-from pipelines.contract import errors, pictures
+from pipelines.contract import errors
 from pipelines.contract.job import ImageEvent, Job, Rendered, denoising_steps
 from pipelines.contract.matting import DEFAULT_MATTING, MATTING_MODELS
+from pipelines.contract.usage import Usage
 from pipelines.edit_canvas import EditCanvas
 from pipelines.matting.matte import Matting
 from pipelines.model_cache import LoadedModel, ModelCache
 from pipelines.usage import job_usage
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 log = logging.getLogger("imagegen")
 
@@ -106,6 +110,19 @@ class Worker:
     ) -> list[Rendered]:
         """Several generations in one pipeline call (same model, render size, steps and guidance:
         see `batch_key`), each job's images and usage apart. Edits run one job at a time."""
+        return self.encode(jobs, self.render(jobs, on_partial=on_partial, cancelled=cancelled, on_step=on_step))
+
+    def render(
+        self,
+        jobs: list[Job],
+        *,
+        on_partial: OnPartial | None = None,
+        cancelled: Cancelled | None = None,
+        on_step: OnStep | None = None,
+    ) -> list[tuple[list[Image], Usage]]:
+        """`run_batch`'s pictures (cut out, where the job asks for a transparent background) and
+        usage, before encoding: the part that needs the model. A host that encodes elsewhere
+        (`encode`) lets the model start its next batch meanwhile."""
         import torch
 
         lead = jobs[0]
@@ -150,12 +167,18 @@ class Worker:
                 own = [edit.keep_outside(image) for image in own]
             if job.background == "transparent":  # all of the job's images in one call, on the generator's device
                 own = self.matting.cut_out(own, self.models.device)
-            encoded = [
-                pictures.encode(image, job.output_format, job.output_compression, self._parameters(job, seed))
-                for image, seed in zip(own, job.seeds, strict=True)
-            ]
-            results.append(Rendered(encoded, job_usage(model.pipe, model.family, job)))
+            results.append((own, job_usage(model.pipe, model.family, job)))
         return results
+
+    def encode(self, jobs: list[Job], rendered: list[tuple[list[Image], Usage]]) -> list[Rendered]:
+        """Each job's pictures in its output format, all images of the batch at once, with its usage."""
+        work = [
+            (image, job.output_format, job.output_compression, self._parameters(job, seed))
+            for job, (own, _) in zip(jobs, rendered, strict=True)
+            for image, seed in zip(own, job.seeds, strict=True)
+        ]
+        encoded = iter(encoding.encode_all(work))
+        return [Rendered([next(encoded) for _ in own], usage) for own, usage in rendered]
 
     def _parameters(self, job: Job, seed: int) -> str | None:
         """How an image was made, in A1111's `parameters` layout."""
@@ -212,7 +235,7 @@ class Worker:
             for index, preview in enumerate(previews):
                 if edit is not None:
                     preview = edit.keep_outside(preview, preview.size)
-                data = pictures.encode(preview, job.output_format, job.output_compression)
+                data = encoding.encode(preview, job.output_format, job.output_compression)
                 on_partial(ImageEvent("partial", index, data, partial_index=preview_steps.index(step + 1)))
 
         return watch

@@ -165,7 +165,7 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
     split = "  ".join(
         f"{stage} {result['split_s'][stage] * 1000:7.1f} ms "
         f"({ratio(result['split_s'][stage], baseline['split_s'][stage])})"
-        for stage in ("text_encode", "denoise", "vae_decode", "png")
+        for stage in ("text_encode", "denoise", "vae_decode", "encode")
     )
     print(f"  {label}")
     print(
@@ -173,6 +173,11 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
         f"p90 {lat['p90'] * 1000:8.1f} ms ({ratio(lat['p90'], base['p90'])})  over {lat['runs']} runs"
     )
     print(f"    split: {split}")
+    encode, denoise = result["split_s"]["encode"], result["split_s"]["denoise"]
+    print(
+        f"    encode / denoise {encode / denoise:5.2f}  (PNG by fpng; Pillow level 1, the encoder before, "
+        f"took {result['encode_before_s'] * 1000:.1f} ms: {result['encode_before_s'] / encode:.1f}x as long)"
+    )
     if result.get("repeated_prompt_s"):
         print(
             f"    repeated prompt {result['repeated_prompt_s'] * 1000:8.1f} ms "
@@ -186,7 +191,7 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
             f"({ratio(figures['images_per_s'], base_figures['images_per_s'])})"
             + (f"  peak {memory:6.2f} GiB ({ratio(memory, base_figures['peak_memory_gib'])})" if memory else "")
         )
-    png = result["split_s"]["png"] / baseline["split_s"]["png"]
+    png = result["split_s"]["encode"] / baseline["split_s"]["encode"]
     if abs(png - 1) > 0.1:  # no option touches the PNG encoder: its ratio gauges the machine's own noise
         print(f"    noise: PNG encode, which no option changes, moved {png:.2f}x; the machine is not quiet")
     if drift is not None:

@@ -22,7 +22,7 @@ def bench_server(target: Target, args: argparse.Namespace, clock: Clock) -> dict
     if target.spec_id not in CATALOG:
         print(f"  server: {target.name} is not in this catalog; skipped")
         return None
-    from pipelines.contract.pictures import encode
+    from pipelines.encoding import encode
 
     spec = CATALOG[target.spec_id]
     direct = []

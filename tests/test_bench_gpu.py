@@ -53,14 +53,15 @@ def test_cpu_mode_measures_against_eager_and_writes_json(cache_dir: Path, tmp_pa
         cache_dir=cache_dir,
     )
     assert "eager (baseline)" in out and "optimised: fuse_qkv+channels_last+torch_compile+prompt_cache" in out
-    assert "the API adds" in out and "batching on" in out
+    assert "the API adds" in out and "batching on" in out and "encode / denoise" in out
     result = json.loads(report.read_text())
     assert result["torch"] and result["diffusers"] and result["options"]["compile_backend"] == "aot_eager"
     (model,) = result["models"]
     eager, optimised = model["variants"]["eager"], model["variants"]["optimised"]
     for figures in (eager, optimised):
         assert figures["latency_s"]["runs"] == 2 and figures["latency_s"]["p90"] >= figures["latency_s"]["median"]
-        assert set(figures["split_s"]) == {"text_encode", "denoise", "vae_decode", "png"}
+        assert set(figures["split_s"]) == {"text_encode", "denoise", "vae_decode", "encode"}
+        assert figures["split_s"]["encode"] > 0 and figures["encode_before_s"] > 0
         assert set(figures["throughput"]) == {"1", "2"}
     assert optimised["psnr_db"] is not None and optimised["psnr_db"] > 40  # compiled ≈ eager
     server = model["server"]

@@ -19,9 +19,21 @@ def _run(script: str, *args: str, cache_dir: Path) -> str:
     return result.stdout
 
 
-def test_bench_encode_compares_with_pillows_defaults(cache_dir: Path) -> None:
-    out = _run("bench_encode.py", "--size", "64", "--repeat", "1", cache_dir=cache_dir)
-    assert [line.split()[0] for line in out.splitlines()[2:]] == ["png", "png", "jpeg", "jpeg", "webp", "webp"]
+def test_bench_encode_compares_the_encoders_before_and_now(cache_dir: Path) -> None:
+    out = _run("bench_encode.py", "--size", "64", "--repeat", "1", "--batch", "2", cache_dir=cache_dir)
+    rows = [line.split()[0] for line in out.splitlines()[2:]]
+    assert rows == [
+        *["png"] * 3,
+        *["png-rgba"] * 3,
+        *["png-smooth"] * 3,
+        "jpeg",
+        "jpeg",
+        "webp",
+        "webp",
+        *["2xpng"] * 2,
+        *["2xjpeg"] * 2,
+    ]
+    assert "fpng + parameters (now)" in out and "side by side, encode_all (now)" in out
 
 
 def test_bench_previews_compares_half_and_full_decodes(cache_dir: Path) -> None:
@@ -76,3 +88,8 @@ def test_bench_matting_compares_the_matte_with_the_generation(cache_dir: Path) -
 def test_bench_credentials_compares_signing_with_encoding(cache_dir: Path) -> None:
     out = _run("bench_credentials.py", "--sizes", "64", "--runs", "1", cache_dir=cache_dir)
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["png", "jpeg", "webp"]
+
+
+def test_bench_threads_compares_thread_counts_idle_and_busy(cache_dir: Path) -> None:
+    out = _run("bench_threads.py", "--sizes", "64", "--rounds", "1", "--busy", "1", cache_dir=cache_dir)
+    assert "idle" in out and "busy" in out and "threads" in out

@@ -1,4 +1,8 @@
-"""The `imagegen` command: serve the API, list models, or make one image without a server."""
+"""The `imagegen` command: serve the API, list models, or make one image without a server.
+
+Each command imports what it needs inside its function: the web app, torch and diffusers take
+seconds to import, and `--help`, `models` or `pull` should answer at once (a new command too).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,20 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS
 
-from handlers.hosts.local import LocalSettings, local_worker, served_models
-from handlers.http_errors import from_validation
-from handlers.logs import configure_logging
-from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS, UnknownModel
-from pipelines.contract.errors import APIError
-from pipelines.contract.models_file import ModelsFileError
-from pipelines.devices import DeviceUnavailable
+if TYPE_CHECKING:
+    from handlers.hosts.local_settings import LocalSettings
 
 log = logging.getLogger("imagegen")
 
 
 def _settings(args: argparse.Namespace) -> LocalSettings:
     """Environment settings, with the command line's choices on top."""
+    from handlers.hosts.local_settings import LocalSettings
+
     overrides = {}
     if getattr(args, "model", None):
         overrides["models"] = args.model
@@ -32,6 +33,8 @@ def _settings(args: argparse.Namespace) -> LocalSettings:
         overrides["device"] = args.device
     if getattr(args, "preload", False):
         overrides["preload"] = True
+    if getattr(args, "threads", None):
+        overrides["threads"] = args.threads
     return LocalSettings(**overrides)
 
 
@@ -41,11 +44,13 @@ def serve(args: argparse.Namespace) -> None:
     from handlers.hosts.connections import guarded
     from handlers.hosts.draining import DrainingServer
     from handlers.hosts.local import create_local_app
+    from handlers.hosts.start_up import warm_start
+    from handlers.logs import configure_logging
 
     settings = _settings(args)
     configure_logging(settings.log_format, getattr(logging, args.log_level.upper(), logging.INFO))
     app = create_local_app(settings)
-    _say_what_is_served(app, settings)
+    app.state.services.engine.worker.models.say_absent_weights()
     # log_config=None: our logging, one line per request, no access log of uvicorn's.
     config = uvicorn.Config(
         app,
@@ -57,31 +62,9 @@ def serve(args: argparse.Namespace) -> None:
         timeout_keep_alive=settings.idle_timeout_seconds,
         http=guarded(settings.header_timeout_seconds, settings.max_connections_per_client),
     )
-    DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds).run()
-
-
-def _say_what_is_served(app: Any, settings: LocalSettings) -> None:
-    """At start: what is served, where and how, and the settings that matter (never the keys)."""
-    models = app.state.services.engine.worker.models
-    log.info(
-        "serving %s on %s (%s); default %s",
-        ", ".join(models.specs),
-        models.device,
-        str(models.torch_dtype()).removeprefix("torch."),
-        settings.models[0],
-        extra={
-            "fields": {
-                "keys": len(settings.api_keys),
-                "storage_dir": str(settings.storage_dir),
-                "storage_max_bytes": settings.storage_max_bytes,
-                "max_queue": settings.max_queue,
-                "max_batch_images": settings.max_batch_images,
-                "preload": settings.preload,
-                "response_format": settings.response_format,
-                "cache_dir": str(settings.cache_dir),
-            }
-        },
-    )
+    server = DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds)
+    warm_start(app, settings, listening=lambda: server.started)
+    server.run()
 
 
 def _operator_models(settings: LocalSettings) -> tuple[Any, ...]:
@@ -123,6 +106,7 @@ def models(args: argparse.Namespace) -> None:
 
 def generate(args: argparse.Namespace) -> None:
     """One image (or n) straight through the Worker, resolved exactly as the API would."""
+    from handlers.hosts.local import local_worker, served_models
     from handlers.images.resolve import generation_job, resolve_model
     from handlers.images.schemas import ImageGenerationRequest
 
@@ -170,6 +154,8 @@ def pull(args: argparse.Namespace) -> None:
     for name in args.model:
         # A matting model (what transparent backgrounds use) is pulled like an image model.
         spec = MATTING_MODELS[name] if name in MATTING_MODELS else lookup(name, _operator_models(settings))
+        if spec.source.startswith("hub:"):  # before the seconds of importing diffusers
+            print(f"{spec.id}: fetching {spec.source.removeprefix('hub:')} at {spec.revision}", flush=True)
         began = time.monotonic()
         try:
             where = (
@@ -234,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--preload", action="store_true", help="load the models at start, not on first use")
+    p.add_argument("--threads", type=int, help="torch's CPU threads (default: the cores less one)")
     p.add_argument("--log-level", default="info")
     p.set_defaults(run=serve)
 
@@ -260,17 +247,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _trouble(exc: Exception) -> str | None:
+    """The one line a user's mistake is told in, or None for a bug (then the traceback shows)."""
+    from pydantic import ValidationError
+
+    from handlers.http_errors import from_validation
+    from pipelines.contract.catalog import UnknownModel
+    from pipelines.contract.errors import APIError
+    from pipelines.contract.models_file import ModelsFileError
+    from pipelines.devices import DeviceUnavailable
+
+    if isinstance(exc, (UnknownModel, DeviceUnavailable, ModelsFileError)):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        return from_validation(exc.errors()).message
+    if isinstance(exc, APIError):
+        return exc.message
+    return None
+
+
 def main(argv: list[str] | None = None) -> None:
+    from handlers.logs import configure_logging
+
     args = _parser().parse_args(argv)
     configure_logging()
     try:
         args.run(args)
-    except (UnknownModel, DeviceUnavailable, ModelsFileError) as exc:
-        sys.exit(f"imagegen: {exc}")
-    except ValidationError as exc:
-        sys.exit(f"imagegen: {from_validation(exc.errors()).message}")
-    except APIError as exc:
-        sys.exit(f"imagegen: {exc.message}")
+    except Exception as exc:
+        trouble = _trouble(exc)
+        if trouble is None:
+            raise
+        sys.exit(f"imagegen: {trouble}")
 
 
 if __name__ == "__main__":

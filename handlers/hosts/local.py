@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from handlers.app import create_app
-from handlers.settings import ServerSettings
+from handlers.hosts.local_settings import LocalSettings
 from handlers.stores.folder import LocalImageStore
 from pipelines.contract.matting import MATTING_MODELS
 from pipelines.contract.models_file import read_models_file
@@ -17,9 +17,7 @@ from pipelines.optimize import Optimizations
 from pipelines.settings import EngineSettings
 from pipelines.worker import Worker
 
-
-class LocalSettings(ServerSettings, EngineSettings):
-    """Both sides' settings: in local mode one process (and one environment) holds both."""
+__all__ = ["LocalSettings", "create_local_app", "local_worker", "served_models"]
 
 
 def served_models(settings: LocalSettings) -> ServedModels:
@@ -34,6 +32,7 @@ def local_worker(served: ServedModels, settings: EngineSettings, *, max_loaded: 
         device=settings.device,
         max_loaded=max_loaded or settings.max_loaded_models,
         optimizations=Optimizations.from_settings(settings),
+        threads=settings.threads,
     )
     matting = Matting(MATTING_MODELS[settings.matting_model], settings.cache_dir)
     return Worker(cache, png_parameters=settings.png_parameters, matting=matting)

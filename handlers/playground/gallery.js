@@ -52,6 +52,12 @@ class GalleryRun {
     card.classList.remove("pending");
     showImage(card, event, `Result: ${request.fields.prompt.slice(0, 120)}`);
     card.querySelector(".card-state").textContent = `Seed ${event.seed} · ${event.size} · ${seconds.toFixed(2)} s`;
+    // The steps and guidance the server used, where the image says (a PNG's parameters chunk).
+    const used = (event.output_format ?? "png") === "png" ? madeWith(event.b64_json) : null;
+    for (const [name, value] of Object.entries(used ?? {})) {
+      const shown = card.querySelector(`dd[data-param="${name}"]`);
+      if (shown && value !== undefined) shown.textContent = value;
+    }
     const type = `image/${event.output_format ?? "png"}`;
     const download = card.querySelector(".download");
     download.href = card.querySelector(".card-image").src;
@@ -62,8 +68,13 @@ class GalleryRun {
       hooks.useAsInput(new File([bytes], download.download, { type }));
     };
     card.querySelector(".reuse-seed").onclick = () => hooks.reuseSeed(event.seed);
-    card.querySelector(".copy-curl").onclick = () => this.#copy(card, curlSnippet(request), "curl command");
-    card.querySelector(".copy-python").onclick = () => this.#copy(card, pythonSnippet(request), "Python snippet");
+    // With the seed the server drew when none was sent (image i has seed + i), so a snippet
+    // remakes these images rather than new ones.
+    const made = request.fields.seed === undefined
+      ? { ...request, fields: { ...request.fields, seed: event.seed - event.image_index } }
+      : request;
+    card.querySelector(".copy-curl").onclick = () => this.#copy(card, curlSnippet(made), "curl command");
+    card.querySelector(".copy-python").onclick = () => this.#copy(card, pythonSnippet(made), "Python snippet");
   }
 
   #card(index) {
@@ -82,8 +93,9 @@ class GalleryRun {
     const list = card.querySelector("dl");
     for (const [name, value] of Object.entries(params)) {
       if (value === undefined) continue;
-      list.append(Object.assign(document.createElement("dt"), { textContent: name }),
-        Object.assign(document.createElement("dd"), { textContent: value }));
+      const shown = Object.assign(document.createElement("dd"), { textContent: value });
+      shown.dataset.param = name;
+      list.append(Object.assign(document.createElement("dt"), { textContent: name }), shown);
     }
     card.dataset.partials = "0";
     // Newest request first, but its own images in order: after the card of the image before it.
@@ -116,4 +128,23 @@ function showImage(card, event, alt) {
   image.onload = () => image.classList.toggle("small", image.naturalWidth < 256); // keep noise crisp
   image.src = `data:image/${event.output_format ?? "png"};base64,${event.b64_json}`;
   image.alt = alt;
+}
+
+/** Steps and guidance as the server used them, read from a PNG's `parameters` text chunk (A1111's
+ * layout: "Steps: 2, CFG scale: 0.0, …"); null where there is none (IMAGEGEN_PNG_PARAMETERS=false). */
+function madeWith(b64) {
+  const bytes = Uint8Array.from(atob(b64), (char) => char.charCodeAt(0));
+  const view = new DataView(bytes.buffer);
+  for (let at = 8; at + 8 <= bytes.length; ) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    if (type === "IDAT") break; // the server writes its text before the pixels
+    const text = new TextDecoder().decode(bytes.subarray(at + 8, at + 8 + length));
+    if ((type === "iTXt" || type === "tEXt") && text.startsWith("parameters\0")) {
+      const found = (key) => text.match(new RegExp(`${key}: ([^,\\n]+)`))?.[1];
+      return { Steps: found("Steps"), Guidance: found("CFG scale") };
+    }
+    at += 12 + length;
+  }
+  return null;
 }

@@ -100,7 +100,18 @@ async function loadModels() {
   data.forEach((model) => models.set(model.id, model));
   if (models.has(previous)) picker.value = previous;
   followModel();
-  setStatus(`${data.length} model${data.length === 1 ? "" : "s"} ready.`);
+  setStatus(modelsSummary(data));
+}
+
+/** "8 models: 1 ready, 7 load on first use." — ready only counts the loaded ones. */
+function modelsSummary(data) {
+  const count = (...states) => data.filter((model) => states.includes(model.state)).length;
+  const parts = [`${count("ready")} ready`];
+  const later = count("not_loaded", "remote");
+  if (later) parts.push(`${later} load${later === 1 ? "s" : ""} on first use`);
+  if (count("loading")) parts.push(`${count("loading")} loading`);
+  if (count("failed")) parts.push(`${count("failed")} failed`);
+  return `${data.length} model${data.length === 1 ? "" : "s"}: ${parts.join(", ")}.`;
 }
 
 function currentModel() {
