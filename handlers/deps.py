@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
+from handlers.jobs.runner import JobRunner
+from handlers.jobs.webhooks import WebhookSender
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine
@@ -21,6 +23,8 @@ class Services:
     store: ImageStore
     served: ServedModels
     metrics: CollectorRegistry
+    jobs: JobRunner
+    webhooks: WebhookSender | None = None  # None: IMAGEGEN_WEBHOOK_SECRET is not set
 
 
 def get_services(request: Request) -> Services:

@@ -235,6 +235,9 @@ class LocalEngine:
         """In the model's thread. Stops early only when every caller in the batch has gone."""
 
         def cancelled() -> bool:
+            # Asked once after every step: also where the jobs' progress is counted.
+            for ticket in batch:
+                ticket.trace.steps_done += 1
             return all(ticket.stop.is_set() for ticket in batch)
 
         self.worker.models.get(batch[0].job.model)  # a load is not a batch's run time

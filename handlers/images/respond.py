@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from handlers.deps import Services
 from handlers.disconnect import unless_disconnected
@@ -25,8 +25,9 @@ from handlers.images.schemas import (
     PromptedRequest,
     StreamEvent,
 )
+from handlers.jobs.accept import accept_job, wants_job
 from handlers.request_log import note_job
-from handlers.urls import temp_image_url
+from handlers.urls import public_base_url, temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
 from pipelines.contract.errors import APIError
@@ -37,17 +38,20 @@ log = logging.getLogger("imagegen")
 
 async def run_and_respond(
     job: Job, request: ImageRequestBase, http: Request, services: Services
-) -> ImagesResponse | StreamingResponse:
+) -> ImagesResponse | StreamingResponse | JSONResponse:
     """`job` run on the engine, answered as `request` asked: a stream when it streams, else the
-    images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
+    images, inline or as URLs; with `Prefer: respond-async`, a 202 and a job. A client that hangs
+    up before the images are made cancels the job."""
     note_job(job)
+    if wants_job(http, request):
+        return await accept_job(job, request, http, services)
     if isinstance(request, PromptedRequest) and request.stream:
         return await _stream(services.engine, job, request)
     images = await unless_disconnected(http, services.engine.run(job))
-    return await _images(images, job, request, http, services)
+    return await images_response(images, job, request, public_base_url(http, services.settings.public_url), services)
 
 
-async def _url(image: bytes, job: Job, http: Request, services: Services) -> str | None:
+async def _url(image: bytes, job: Job, base_url: str, services: Services) -> str | None:
     """The stored image's URL; None when the store is full and the server would rather answer inline."""
     try:
         image_id = await run_in_threadpool(services.store.put, image, job.output_format)
@@ -55,17 +59,19 @@ async def _url(image: bytes, job: Job, http: Request, services: Services) -> str
         if error.code == "storage_full" and services.settings.storage_full == "b64":
             return None
         raise
-    return temp_image_url(http, services.settings.public_url, image_id)
+    return temp_image_url(base_url, image_id)
 
 
-async def _images(
-    encoded: list[bytes], job: Job, request: ImageRequestBase, http: Request, services: Services
+async def images_response(
+    encoded: list[bytes], job: Job, request: ImageRequestBase, base_url: str, services: Services
 ) -> ImagesResponse:
+    """The synchronous body for `encoded`: inline or behind URLs under `base_url`. An async job's
+    result is built here too, so it is the very body the synchronous call would have answered."""
     revised_prompt = job.prompt or None  # variations have no prompt
     inline = response_format(request, services.settings.response_format) == "b64_json"
     data = []
     for image, seed in zip(encoded, job.seeds, strict=True):
-        url = None if inline else await _url(image, job, http, services)
+        url = None if inline else await _url(image, job, base_url, services)
         if url is None:
             inline = True
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))
