@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pipelines.contract.status import JobTrace
+
 # OpenAI's words for background work.
 JobStatus = Literal["queued", "in_progress", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
@@ -47,6 +49,27 @@ class JobRecord:
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
+
+
+def observe(record: JobRecord, trace: JobTrace) -> bool:
+    """Copy what the engine says of the running job onto its record; whether anything changed."""
+    changed = False
+    if trace.queue_seconds is not None and record.status == "queued":  # the engine has started it
+        record.status, record.started_at, changed = "in_progress", int(time.time()), True
+    step = min(trace.steps_done, record.steps)
+    if step != record.step:
+        record.step, changed = step, True
+    return changed
+
+
+def end(record: JobRecord, status: JobStatus, ttl_seconds: int, **fields: Any) -> None:
+    """The job ends now; its record is kept as long as its images are."""
+    now = int(time.time())
+    record.status, record.finished_at, record.expires_at = status, now, now + ttl_seconds
+    if status == "completed":
+        record.step, record.images_done = record.steps, record.images
+    for name, value in fields.items():
+        setattr(record, name, value)
 
 
 def job_body(record: JobRecord) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from dataclasses import replace
 from typing import Any
 
 from handlers.http_errors import error_body
-from handlers.jobs.records import JobRecord, job_body
+from handlers.jobs.job_errors import job_lost, too_many_jobs
+from handlers.jobs.records import JobRecord, JobStatus, end, job_body, observe
 from handlers.jobs.store import JobStore
 from handlers.jobs.work import Work
 from pipelines.contract import errors
@@ -69,6 +70,7 @@ class JobRunner:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._running: Counter[str] = Counter()
         self._began: dict[str, float] = {}
+        self._traces: dict[str, JobTrace] = {}  # what the engine says of each running job
         self._pace: dict[str, float] = {}  # recent seconds per job, by model
         self._deliveries: set[asyncio.Task[None]] = set()
         self._admit = asyncio.Lock()
@@ -112,12 +114,15 @@ class JobRunner:
         if mine.id in line:
             line.remove(mine.id)
             self._forget(mine.id)
-        task = self._tasks.get(mine.id)
+        task, trace = self._tasks.get(mine.id), self._traces.get(mine.id)
         if task is not None:
             task.cancel()
         await self._persist(mine)
-        if task is not None:  # its place is free once it has stopped
+        if task is not None:  # its place is free once it has stopped; it says at which step
             await asyncio.gather(task, return_exceptions=True)
+            if trace is not None:
+                mine.step = min(trace.steps_done, mine.steps)
+                await self._persist(mine)
         log.info("job %s cancelled at step %d of %d", mine.id, mine.step, mine.steps)
         self._notify(mine)
         return mine
@@ -140,9 +145,11 @@ class JobRunner:
         unfinished = self.store.unfinished()
         mine = [record for record in unfinished if record.owner == owner]
         if len(mine) >= self.per_key:
-            raise _too_many(f"This API key has {len(mine)} unfinished jobs, the most it may have.", self._soonest(mine))
+            raise too_many_jobs(
+                f"This API key has {len(mine)} unfinished jobs, the most it may have.", self._soonest(mine)
+            )
         if len(unfinished) >= self.total:
-            raise _too_many(
+            raise too_many_jobs(
                 f"The server has {len(unfinished)} unfinished jobs, the most it takes.", self._soonest(unfinished)
             )
 
@@ -209,7 +216,7 @@ class JobRunner:
     async def _on_engine(self, record: JobRecord, work: Work) -> list[bytes]:
         """The engine's images for the job, its progress read as it runs; a busy engine is waited for."""
         for attempt in range(_ENGINE_RETRIES + 1):
-            trace = JobTrace()
+            trace = self._traces[record.id] = JobTrace()
             current_trace.set(trace)  # the engine fills it in: when it started, steps done
             run = asyncio.ensure_future(self.engine.run(work.job))
             try:
@@ -218,7 +225,7 @@ class JobRunner:
                     done, _ = await asyncio.wait({run}, timeout=_WATCH_SECONDS)
                     if done:
                         return run.result()
-                    if self._observe(record, trace) and time.monotonic() - flushed >= _FLUSH_SECONDS:
+                    if observe(record, trace) and time.monotonic() - flushed >= _FLUSH_SECONDS:
                         flushed = time.monotonic()
                         await self._flush(record)
             except APIError as exc:
@@ -232,16 +239,6 @@ class JobRunner:
                     await run
         raise AssertionError("unreachable")
 
-    def _observe(self, record: JobRecord, trace: JobTrace) -> bool:
-        """Copy the engine's trace onto the record; whether anything changed."""
-        changed = False
-        if trace.queue_seconds is not None and record.status == "queued":
-            record.status, record.started_at, changed = "in_progress", int(time.time()), True
-        step = min(trace.steps_done, record.steps)
-        if step != record.step:
-            record.step, changed = step, True
-        return changed
-
     async def _flush(self, record: JobRecord) -> None:
         """Progress to the store, unless another front has cancelled the job there meanwhile."""
         stored = await asyncio.to_thread(self.store.get, record.id)
@@ -250,16 +247,11 @@ class JobRunner:
             raise _CancelledElsewhere
         await self._persist(record)
 
-    def _end(self, record: JobRecord, status: str, **fields: Any) -> None:
-        now = int(time.time())
-        record.status, record.finished_at, record.expires_at = status, now, now + self.ttl_seconds  # type: ignore[assignment]
-        if status == "completed":
-            record.step, record.images_done = record.steps, record.images
-        for name, value in fields.items():
-            setattr(record, name, value)
+    def _end(self, record: JobRecord, status: JobStatus, **fields: Any) -> None:
+        end(record, status, self.ttl_seconds, **fields)
 
     def _forget(self, job_id: str) -> None:
-        for held in (self._records, self._work, self._tasks, self._began):
+        for held in (self._records, self._work, self._tasks, self._began, self._traces):
             held.pop(job_id, None)
 
     async def _persist(self, record: JobRecord) -> None:
@@ -288,10 +280,7 @@ class JobRunner:
                 if work.job.model not in served:
                     raise ValueError(f"its model {work.job.model} is no longer served here")
             except ValueError as why:
-                lost = errors.APIError(
-                    "internal", f"The server restarted and could not resume this job: {why}.", code="job_lost"
-                )
-                self._end(record, "failed", error=error_body(lost)["error"])
+                self._end(record, "failed", error=error_body(job_lost(str(why)))["error"])
                 await self._persist(record)
                 self._notify(record)
                 continue
@@ -299,13 +288,3 @@ class JobRunner:
             await self._persist(record)
             self._queue(record, work)
             log.info("job %s queued again after a restart", record.id)
-
-
-def _too_many(message: str, retry_after: float) -> APIError:
-    return APIError(
-        "rate_limited",
-        f"{message} Retry when one has finished.",
-        code="too_many_jobs",
-        retryable=True,
-        retry_after=retry_after,
-    )

@@ -11,9 +11,9 @@ from typing import Any
 from starlette.requests import Request
 
 from handlers.deps import Services
+from handlers.jobs.job_errors import job_not_found
 from handlers.jobs.records import JOB_ID_PREFIX, JobRecord, job_body, new_job_id
 from handlers.jobs.work import Work
-from pipelines.contract.errors import APIError
 from pipelines.contract.job import Job, denoising_steps
 
 _JOB_ID = re.compile(rf"^{JOB_ID_PREFIX}[A-Za-z0-9_-]{{22}}\Z")
@@ -32,10 +32,6 @@ def owner_of(key: str | None, services: Services) -> str:
     if not services.settings.api_keys or key is None:
         return OPEN
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-
-
-def job_not_found(job_id: str) -> APIError:
-    return APIError("not_found", f"No job with id '{job_id}'.", param="job_id", code="job_not_found")
 
 
 async def submit_job(services: Services, key: str | None, job: Job, work: Work, webhook_url: str | None) -> JobRecord:
