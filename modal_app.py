@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from handlers.hosts.modal.gpu import GpuModel, fetch_weights
+from handlers.hosts.modal.job_store import ModalDictJobStore
 from handlers.hosts.modal.volume import ModalVolumeFiles
 from handlers.hosts.modal.web import create_web_app, sweep_expired
 from handlers.settings import ServerSettings
@@ -101,6 +102,8 @@ web_image = (
 
 weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_missing=True)
 images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missing=True, version=2)
+# Async jobs' records: one Dict that every front container reads and writes.
+job_records = modal.Dict.from_name(f"{deployment.app_name}-jobs", create_if_missing=True)
 secret = modal.Secret.from_name(deployment.secret_name)
 
 # ## The GPU classes: one warm pool per model
@@ -210,7 +213,11 @@ for _model_id in deployment.models:
 @modal.asgi_app(requires_proxy_auth=deployment.proxy_auth)
 def web() -> FastAPI:
     return create_web_app(
-        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR), gpu_class, ModalVolumeFiles(images), deployment
+        ServerSettings(storage_dir=IMAGES_DIR, lora_dir=LORA_DIR),
+        gpu_class,
+        ModalVolumeFiles(images),
+        deployment,
+        job_store=ModalDictJobStore(job_records),
     )
 
 

@@ -19,7 +19,7 @@ from openai import OpenAI
 ASYNC = {"Prefer": "respond-async"}
 TERMINAL = {"completed", "failed", "cancelled"}
 # Long enough to be seen running and cancelled by its steps on a busy CPU, short enough to finish.
-LONG = {"model": "tiny-sd", "prompt": "a long job", "size": "128x128", "extra_body": {"num_inference_steps": 50}}
+LONG = {"model": "tiny-sd", "prompt": "a long job", "size": "256x256", "extra_body": {"num_inference_steps": 50}}
 SMALL = {"model": "tiny-sd", "prompt": "a lighthouse", "size": "64x64", "response_format": "b64_json"}
 
 
