@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from openai import OpenAI
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.conftest import API_KEY, Server, png, png_bytes, start_server, stop_server
+from tests.conftest import API_KEY, ROOT, Server, png, png_bytes, start_server, stop_server
 from tests.job_helpers import ASYNC, LONG, SMALL, PrivateDNS, Receiver, job, submit, wait_for
 
 OTHER_KEY = "sk-jobs-other-0123456789"
@@ -233,3 +236,21 @@ def test_a_finished_job_expires_with_its_images(make_settings) -> None:
         time.sleep(max(0.0, found["expires_at"] - time.time()) + 0.1)
         assert api.get(f"/v1/images/jobs/{accepted['id']}").status_code == 404
         assert api.app.state.services.jobs.sweep() == 1
+
+
+def test_the_jobs_command_lists_shows_and_cancels(jobs_server: Server) -> None:
+    client = sdk(jobs_server)
+    _, accepted = submit(client, **LONG)
+
+    def imagegen(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "handlers.hosts.cli", "jobs", "--url", jobs_server.url, *args]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ})
+
+    listed = imagegen("--key", API_KEY, "list")
+    assert listed.returncode == 0 and accepted["id"] in listed.stdout
+    shown = imagegen("--key", API_KEY, "show", accepted["id"])
+    assert json.loads(shown.stdout)["id"] == accepted["id"]
+    cancelled = imagegen("--key", API_KEY, "cancel", accepted["id"])
+    assert cancelled.returncode == 0 and f"{accepted['id']}  cancelled" in cancelled.stdout
+    theirs = imagegen("--key", OTHER_KEY, "show", accepted["id"])
+    assert theirs.returncode == 1 and f"No job with id '{accepted['id']}'" in theirs.stderr

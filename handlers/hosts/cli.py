@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from handlers.hosts.jobs_cli import add_jobs_command
 from handlers.hosts.local import LocalSettings, local_worker, served_models
 from handlers.http_errors import from_validation
 from handlers.logs import configure_logging
@@ -249,6 +250,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", choices=["low", "standard", "hd"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(run=generate)
+
+    add_jobs_command(commands)
     return parser
 
 
