@@ -50,3 +50,13 @@ def test_bench_volume_commits_compares_blocking_and_background_commits(cache_dir
     out = _run("bench_volume_commits.py", "--responses", "8", "--images", "2", "--commit-ms", "20", cache_dir=cache_dir)
     assert [line.split()[0] for line in out.splitlines()[2:4]] == ["before", "after"]
     assert "before/after: wall" in out
+
+
+def test_jobs_db_size_reports_bytes_per_job(cache_dir: Path) -> None:
+    out = _run("jobs_db_size.py", "--jobs", "50", cache_dir=cache_dir)
+    assert "bytes a job" in out and "after the sweep (50 expired)" in out
+
+
+def test_bench_jobs_compares_a_job_with_the_synchronous_call(cache_dir: Path) -> None:
+    out = _run("bench_jobs.py", "--rounds", "1", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
+    assert "ratio job/sync" in out
