@@ -59,8 +59,22 @@ def jobs_server(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory, dns_s
     stop_server(process)
 
 
+_CLIENTS: dict[tuple[str, str], OpenAI] = {}
+
+
 def sdk(server: Server, key: str = API_KEY) -> OpenAI:
-    return OpenAI(api_key=key, base_url=f"{server.url}/v1", max_retries=0, timeout=120)
+    """The official SDK for `key`, one per key and server (closed after the module's tests)."""
+    if (server.url, key) not in _CLIENTS:
+        _CLIENTS[server.url, key] = OpenAI(api_key=key, base_url=f"{server.url}/v1", max_retries=0, timeout=120)
+    return _CLIENTS[server.url, key]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    for client in _CLIENTS.values():
+        client.close()
+    _CLIENTS.clear()
 
 
 def test_a_job_answers_202_and_its_result_is_the_synchronous_body(jobs_server: Server) -> None:

@@ -36,6 +36,7 @@ def test_jobs_survive_kill_9_and_each_ends_completed_or_failed_with_a_reason(
         ]
         wait_for(client, running["id"], lambda found: found["status"] == "in_progress")
         assert wait_for(client, waiting["id"], lambda found: True)["status"] == "queued"
+        client.close()
     finally:
         process.kill()  # SIGKILL: no shutdown, no last writes
         process.wait()
@@ -54,5 +55,6 @@ def test_jobs_survive_kill_9_and_each_ends_completed_or_failed_with_a_reason(
         again = client.images.generate(**SMALL, extra_body={"seed": 11, "num_inference_steps": 2})
         result = wait_for(client, waiting["id"])["result"]
         assert result["data"][0]["b64_json"] == again.data[0].b64_json  # the seed made the same image
+        client.close()
     finally:
         stop_server(process)
