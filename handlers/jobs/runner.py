@@ -117,6 +117,8 @@ class JobRunner:
         task, trace = self._tasks.get(mine.id), self._traces.get(mine.id)
         if task is not None:
             task.cancel()
+        else:  # perhaps running on another front: it reads this at its next progress write
+            await asyncio.to_thread(self.store.ask_cancel, mine.id)
         await self._persist(mine)
         if task is not None:  # its place is free once it has stopped; it says at which step
             await asyncio.gather(task, return_exceptions=True)
@@ -192,8 +194,11 @@ class JobRunner:
         try:
             images = await self._on_engine(record, work)
             body = await self.answer(images, work)  # type: ignore[misc]
-        except (asyncio.CancelledError, _CancelledElsewhere):
-            return  # cancelled (already recorded), or closing (left for the next start)
+        except _CancelledElsewhere:  # the front that cancelled it told the webhook; the record is ours to write
+            await self._persist(record)
+            return
+        except asyncio.CancelledError:
+            return  # cancelled here (already recorded), or closing (left for the next start)
         except APIError as exc:
             if exc.code == "shutting_down":
                 return  # the server is stopping: the job runs again at the next start
@@ -241,8 +246,7 @@ class JobRunner:
 
     async def _flush(self, record: JobRecord) -> None:
         """Progress to the store, unless another front has cancelled the job there meanwhile."""
-        stored = await asyncio.to_thread(self.store.get, record.id)
-        if stored is not None and stored.status == "cancelled":
+        if await asyncio.to_thread(self.store.cancel_asked, record.id):
             self._end(record, "cancelled")
             raise _CancelledElsewhere
         await self._persist(record)

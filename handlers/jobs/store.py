@@ -48,6 +48,13 @@ class JobStore(Protocol):
         """Remove records past their expiry; how many went."""
         ...
 
+    def ask_cancel(self, job_id: str) -> None:
+        """Mark the job to be cancelled, apart from its record (which the front running it
+        rewrites as it goes), so that front sees it whatever it writes meanwhile."""
+        ...
+
+    def cancel_asked(self, job_id: str) -> bool: ...
+
 
 class SQLiteJobStore:
     """One SQLite file. WAL with `synchronous=NORMAL`: a commit survives the process being killed
@@ -74,6 +81,7 @@ class SQLiteJobStore:
             CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at);
             CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (done, created_at);
             CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
+            CREATE TABLE IF NOT EXISTS cancels (id TEXT PRIMARY KEY);
             """
         )
 
@@ -122,7 +130,16 @@ class SQLiteJobStore:
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?",
                 (int(time.time() if now is None else now),),
             )
+            self._db.execute("DELETE FROM cancels WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
         return cursor.rowcount
+
+    def ask_cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO cancels VALUES (?)", (job_id,))
+
+    def cancel_asked(self, job_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM cancels WHERE id = ?", (job_id,)).fetchone() is not None
 
     def close(self) -> None:
         with self._lock:

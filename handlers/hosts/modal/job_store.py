@@ -16,6 +16,7 @@ from handlers.jobs.records import JobRecord
 from handlers.jobs.store import record_from, record_json
 
 _PREFIX = "job:"
+_CANCEL = "cancel:"
 
 
 class ModalDictJobStore:
@@ -52,4 +53,11 @@ class ModalDictJobStore:
         expired = [record.id for record in self._all() if record.expired(now)]
         for job_id in expired:
             self.records.pop(_PREFIX + job_id, None)
+            self.records.pop(_CANCEL + job_id, None)
         return len(expired)
+
+    def ask_cancel(self, job_id: str) -> None:
+        self.records.put(_CANCEL + job_id, True)
+
+    def cancel_asked(self, job_id: str) -> bool:
+        return bool(self.records.get(_CANCEL + job_id))
