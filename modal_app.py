@@ -28,6 +28,7 @@ from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
 from handlers.hosts.modal.gpu import GpuModel, fetch_weights
+from handlers.hosts.modal.job_store import ModalDictJobStore
 from handlers.hosts.modal.volume import ModalVolumeFiles
 from handlers.hosts.modal.web import create_web_app, sweep_expired
 from handlers.settings import ServerSettings
@@ -116,6 +117,8 @@ web_image = (
 
 weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_missing=True)
 images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missing=True, version=2)
+# Async jobs' records: one Dict that every front container reads and writes.
+job_records = modal.Dict.from_name(f"{deployment.app_name}-jobs", create_if_missing=True)
 secret = modal.Secret.from_name(deployment.secret_name)
 # The calls nobody waits for, by the cancel key the front gave each: written by the front, read by
 # the GPU containers before and while they run a job (handlers/hosts/modal/cancellations.py).
@@ -239,6 +242,7 @@ def web() -> FastAPI:
         ModalVolumeFiles(images),
         deployment,
         cancellations=Cancellations(cancelled),
+        job_store=ModalDictJobStore(job_records),
     )
 
 

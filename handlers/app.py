@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -17,6 +18,13 @@ from handlers.auth import BearerAuth
 from handlers.deps import Services
 from handlers.http_errors import install_error_handlers
 from handlers.images import routes as images
+from handlers.images.respond import answer_job
+from handlers.jobs import routes as jobs_routes
+from handlers.jobs.runner import JobRunner
+from handlers.jobs.ssrf import WebhookGuard
+from handlers.jobs.store import JobStore, SQLiteJobStore
+from handlers.jobs.webhooks import WebhookSender
+from handlers.jobs.work import Work
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit, BodyPace
 from handlers.mcp.server import McpEndpoint
@@ -28,26 +36,59 @@ from handlers.routes import health, metrics, models, playground, temp_images
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
 from pipelines.contract.engine import Engine
+from pipelines.contract.job import Rendered
 from pipelines.contract.served import ServedModels
 
 log = logging.getLogger("imagegen")
 
 
-async def _sweep_forever(store: ImageStore, every_seconds: float) -> None:
+async def _sweep_forever(services: Services, every_seconds: float) -> None:
     while True:
         await asyncio.sleep(every_seconds)
-        try:
-            removed = await run_in_threadpool(store.sweep)
-            if removed:
-                log.info("swept %d expired temp images", removed)
-        except Exception:  # a failed sweep must not end the sweeping
-            log.exception("temp image sweep failed")
+        for what, sweep in (("temp images", services.store.sweep), ("job records", services.jobs.sweep)):
+            try:
+                removed = await run_in_threadpool(sweep)
+                if removed:
+                    log.info("swept %d expired %s", removed, what)
+            except Exception:  # a failed sweep must not end the sweeping
+                log.exception("%s sweep failed", what)
 
 
-def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, served: ServedModels) -> FastAPI:
+def _webhooks(settings: ServerSettings) -> WebhookSender | None:
+    if not settings.webhook_secret:
+        return None
+    return WebhookSender(
+        settings.webhook_secret,
+        WebhookGuard(settings.webhook_hosts, settings.webhook_nameserver),
+        attempts=settings.webhook_attempts,
+        backoff_seconds=settings.webhook_backoff_seconds,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+
+
+def create_app(
+    settings: ServerSettings,
+    engine: Engine,
+    store: ImageStore,
+    served: ServedModels,
+    job_store: JobStore | None = None,
+    *,
+    recover_jobs: bool = True,
+) -> FastAPI:
+    """`job_store`: where job records live (default: SQLite beside the temp images); with
+    `recover_jobs`, the jobs a previous run left unfinished are queued again at start."""
     telemetry = Telemetry(engine, store, settings.storage_max_bytes)
     credentials = ContentCredentials.configured(
         settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir
+    )
+    runner = JobRunner(
+        job_store or SQLiteJobStore(settings.storage_dir / "jobs.sqlite3"),
+        engine,
+        ttl_seconds=settings.image_ttl_seconds,
+        per_key=settings.jobs_per_key,
+        total=settings.jobs_max_unfinished,
+        in_engine=settings.jobs_in_engine,
+        recover=recover_jobs,
     )
     services = Services(
         settings=settings,
@@ -55,7 +96,9 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         store=store,
         served=served,
         metrics=telemetry.registry,
+        jobs=runner,
         credentials=credentials,
+        webhooks=_webhooks(settings),
     )
     # Agents' tools (MCP's Streamable HTTP transport), behind the same keys, limits and log as /v1.
     mcp = McpEndpoint(services, max_body_bytes=settings.max_request_mb * MB)
@@ -68,12 +111,19 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
                 "Set it (comma-separated keys) before exposing the server beyond this machine."
             )
         await engine.start()
-        sweeper = asyncio.create_task(_sweep_forever(store, min(60.0, settings.image_ttl_seconds)))
+
+        async def answer(rendered: Rendered, work: Work) -> dict[str, Any]:
+            body = await answer_job(rendered, work.job, work.request, work.base_url, services)
+            return body.model_dump(mode="json", exclude_none=True)
+
+        await services.jobs.start(answer, services.webhooks.deliver if services.webhooks else None)
+        sweeper = asyncio.create_task(_sweep_forever(services, min(60.0, settings.image_ttl_seconds)))
         try:
             async with mcp.running():
                 yield
         finally:
             sweeper.cancel()
+            await services.jobs.close()
             await engine.close()
 
     # The docs' Swagger UI and ReDoc assets come from the fastapi-offline package: no CDN.
@@ -92,7 +142,7 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
     # Declared, not enforced, here (BearerAuth enforces): the schema's Authorize button, and
     # clients generated from it, then know to send the key.
     keyed = [Depends(HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer sk-...`."))]
-    for router in (images.router, models.router):
+    for router in (images.router, jobs_routes.router, models.router):
         app.include_router(router, prefix="/v1", dependencies=keyed)
     app.include_router(temp_images.router, prefix="/v1")
     app.router.add_route("/mcp", mcp, include_in_schema=False)
@@ -113,7 +163,7 @@ def create_app(settings: ServerSettings, engine: Engine, store: ImageStore, serv
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
             expose_headers=["x-should-retry", "retry-after", "retry-after-ms", "x-request-id"],
         )

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
+from handlers.jobs.runner import JobRunner
+from handlers.jobs.webhooks import WebhookSender
 from handlers.provenance.credentials import ContentCredentials
 from handlers.settings import ServerSettings
 from handlers.stores.core import ImageStore
@@ -22,7 +24,9 @@ class Services:
     store: ImageStore
     served: ServedModels
     metrics: CollectorRegistry
+    jobs: JobRunner
     credentials: ContentCredentials | None = None  # None: IMAGEGEN_C2PA=off
+    webhooks: WebhookSender | None = None  # None: IMAGEGEN_WEBHOOK_SECRET is not set
 
 
 def get_services(request: Request) -> Services:

@@ -88,3 +88,19 @@ class ServerSettings(BaseSettings):
     metrics_public: bool = False
     # Comma-separated origins browsers may call from (e.g. https://app.example.com, or *). Empty: CORS off.
     cors_origins: CommaList = []
+    # Async jobs (`Prefer: respond-async`): unfinished jobs one key may have, and the server in all
+    # (past either: 429 with Retry-After); how many of one model's jobs are in the engine's queue
+    # at once (a synchronous request waits behind at most that many jobs).
+    jobs_per_key: int = Field(16, ge=1)
+    jobs_max_unfinished: int = Field(256, ge=1)
+    jobs_in_engine: int = Field(2, ge=1)
+    # Webhooks: the Standard Webhooks secret (`whsec_` + base64) that signs them; unset, webhooks
+    # are off. Hosts (names, addresses or networks such as 10.0.0.0/8) webhooks may reach besides
+    # public addresses; a nameserver ("ip" or "ip:port") to resolve their names with instead of the
+    # system's; delivery attempts, the first wait between them (doubling), each attempt's timeout.
+    webhook_secret: str = ""
+    webhook_hosts: CommaList = []
+    webhook_nameserver: str = ""
+    webhook_attempts: int = Field(5, ge=1)
+    webhook_backoff_seconds: float = Field(1.0, ge=0)
+    webhook_timeout_seconds: float = Field(10.0, gt=0)

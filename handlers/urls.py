@@ -17,5 +17,5 @@ def public_base_url(request: Request, configured: str) -> str:
     return f"{proto}://{host}{root}"
 
 
-def temp_image_url(request: Request, configured: str, image_id: str) -> str:
-    return f"{public_base_url(request, configured)}/v1/temp-images/{image_id}"
+def temp_image_url(base_url: str, image_id: str) -> str:
+    return f"{base_url}/v1/temp-images/{image_id}"

@@ -257,6 +257,7 @@ class LocalEngine:
 
         def on_step(done: int, steps: int) -> None:  # a batch's jobs share their steps
             for ticket in batch:
+                ticket.trace.steps_done = done  # what an async job's progress reads
                 if ticket.trace.on_step is not None:
                     ticket.trace.on_step(done, steps)
 

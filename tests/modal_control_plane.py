@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+import random
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
@@ -300,21 +301,39 @@ class Deployment:
 # their own.)
 
 
+class _Both:
+    """A method as modal's synchronicity wrappers offer it: called plainly (blocking) or as `.aio(...)`."""
+
+    def __init__(self, body: Callable[..., Any]) -> None:
+        self._body = body
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._body(*args, **kwargs)
+
+    async def aio(self, *args: Any, **kwargs: Any) -> Any:
+        return self._body(*args, **kwargs)
+
+
 class Dict:
     """A `modal.Dict` as modal 1.6.4's `modal/dict.py` behaves: one store seen by every container
-    (the front's and the GPU's threads alike); keys and values cross by Modal's serializer (so a
-    value read is a copy, and an unpicklable key fails at the caller); only the `.aio` forms."""
+    (the fronts' and the GPU's threads alike); keys and values cross by Modal's serializer (so a
+    value read is a copy, and an unpicklable key or value fails at the caller); `get`'s default,
+    `put(skip_if_exists=)` answering whether it wrote, `pop`'s KeyError, iteration in no
+    particular order ("results are unordered"); each method plain or as `.aio`."""
 
     def __init__(self) -> None:
         self._items: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
         self.writes = 0  # puts made, for tests that check what was recorded
-        self.put = _Aio(self._put)
-        self.get = _Aio(self._get)
-        self.contains = _Aio(self._contains)
-        self.pop = _Aio(self._pop)
+        self.put = _Both(self._put)
+        self.get = _Both(self._get)
+        self.contains = _Both(self._contains)
+        self.pop = _Both(self._pop)
+        self.len = _Both(self._len)
+        self.items = _Both(self._items_now)
+        self.keys = _Both(lambda: [key for key, _ in self._items_now()])
 
-    async def _put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
+    def _put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
         """True if added; False if `skip_if_exists` and the key was there (`_Dict.put`)."""
         packed_key, packed_value = serialize(key), serialize(value)
         with self._lock:
@@ -324,16 +343,16 @@ class Dict:
             self.writes += 1
         return True
 
-    async def _get(self, key: Any, default: Any = None) -> Any:
+    def _get(self, key: Any, default: Any = None) -> Any:
         with self._lock:
             packed = self._items.get(serialize(key))
         return default if packed is None else deserialize(packed, None)
 
-    async def _contains(self, key: Any) -> bool:
+    def _contains(self, key: Any) -> bool:
         with self._lock:
             return serialize(key) in self._items
 
-    async def _pop(self, key: Any, *default: Any) -> Any:
+    def _pop(self, key: Any, *default: Any) -> Any:
         """The value, removed; `default` if given and missing, else KeyError (`_Dict.pop`)."""
         with self._lock:
             packed = self._items.pop(serialize(key), None)
@@ -343,7 +362,20 @@ class Dict:
             raise KeyError(f"{key} not in dict")
         return deserialize(packed, None)
 
-    def keys(self) -> list[Any]:
-        """What is stored, read directly (a test's view, not an API the front uses)."""
+    def _len(self) -> int:
         with self._lock:
-            return [deserialize(key, None) for key in self._items]
+            return len(self._items)
+
+    def _items_now(self) -> list[tuple[Any, Any]]:
+        with self._lock:
+            snapshot = list(self._items.items())
+        random.shuffle(snapshot)
+        return [(deserialize(key, None), deserialize(value, None)) for key, value in snapshot]
+
+    def __getitem__(self, key: Any) -> Any:
+        if not self._contains(key):
+            raise KeyError(f"{key} not in dict")
+        return self._get(key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._put(key, value)

@@ -93,3 +93,13 @@ def test_bench_credentials_compares_signing_with_encoding(cache_dir: Path) -> No
 def test_bench_threads_compares_thread_counts_idle_and_busy(cache_dir: Path) -> None:
     out = _run("bench_threads.py", "--sizes", "64", "--rounds", "1", "--busy", "1", cache_dir=cache_dir)
     assert "idle" in out and "busy" in out and "threads" in out
+
+
+def test_jobs_db_size_reports_bytes_per_job(cache_dir: Path) -> None:
+    out = _run("jobs_db_size.py", "--jobs", "50", cache_dir=cache_dir)
+    assert "bytes a job" in out and "after the sweep (50 expired)" in out
+
+
+def test_bench_jobs_compares_a_job_with_the_synchronous_call(cache_dir: Path) -> None:
+    out = _run("bench_jobs.py", "--rounds", "1", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
+    assert "ratio job/sync" in out

@@ -19,9 +19,12 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult, ImageContent
+from openai import OpenAI
 from PIL import Image
 
 from tests.conftest import API_KEY, Server, png, png_bytes
+from tests.job_helpers import LONG, submit, wait_for
+from tests.job_helpers import SMALL as SMALL_JOB
 
 SMALL = {"model": "tiny-sd", "size": "64x64", "num_inference_steps": 1}
 
@@ -62,12 +65,12 @@ def decoded(block: ImageContent) -> Image.Image:
     return png(base64.b64decode(block.data))
 
 
-def test_initialize_lists_the_three_tools_with_schemas_an_agent_can_act_on(server: Server) -> None:
+def test_initialize_lists_the_tools_with_schemas_an_agent_can_act_on(server: Server) -> None:
     async def work(session: ClientSession) -> Any:
         return await session.list_tools()
 
     tools = {tool.name: tool for tool in with_session(server, work).tools}
-    assert set(tools) == {"generate_image", "edit_image", "list_models"}
+    assert set(tools) == {"generate_image", "edit_image", "list_models", "get_job", "cancel_job"}
     generate, edit = tools["generate_image"].input_schema, tools["edit_image"].input_schema
     assert generate["required"] == ["prompt"] and sorted(edit["required"]) == ["image", "prompt"]
     for schema in (generate, edit):
@@ -201,3 +204,29 @@ def test_an_mcp_call_leaves_the_request_log_line_and_counts_in_metrics(server: S
     line = next(line for line in server.log_path.read_text().splitlines() if f"seed={seed}" in line)
     assert "POST /mcp 200" in line and "model=tiny-sd" in line and "task=generate" in line and "size=64x64" in line
     assert counted() >= before + 1
+
+
+def _job_tool(server: Server, tool: str, job_id: str, key: str = API_KEY) -> CallToolResult:
+    async def run() -> CallToolResult:
+        async with mcp_session(server, key) as session:
+            return await session.call_tool(tool, {"id": job_id})
+
+    return asyncio.run(run())
+
+
+def test_get_job_and_cancel_job_see_the_callers_own_jobs(server: Server, client: OpenAI) -> None:
+    _, made = submit(client, **SMALL_JOB, seed=7)
+    done = wait_for(client, made["id"])
+    seen = _job_tool(server, "get_job", made["id"])
+    assert not seen.is_error and seen.structured_content["status"] == "completed"
+    assert seen.structured_content["result"] == done["result"]
+
+    _, long = submit(client, **LONG)
+    cancelled = _job_tool(server, "cancel_job", long["id"])
+    assert not cancelled.is_error and cancelled.structured_content["status"] == "cancelled"
+    assert wait_for(client, long["id"])["status"] == "cancelled"
+
+    # Another key's job is the same tool error as an unknown id: nothing to probe.
+    for job_id, key in ((made["id"], "sk-other-key"), ("imgjob_" + "x" * 22, API_KEY)):
+        refused = _job_tool(server, "get_job", job_id, key)
+        assert refused.is_error and refused.structured_content["error"]["code"] == "job_not_found"

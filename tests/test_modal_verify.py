@@ -20,6 +20,7 @@ import uvicorn
 import modal_app
 from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
+from handlers.hosts.modal.job_store import ModalDictJobStore
 from handlers.hosts.modal.web import create_web_app
 from handlers.settings import ServerSettings
 from scripts.verify_deploy import CHECKS, Options, verify
@@ -73,7 +74,7 @@ class OfflineDeployment:
 def outcomes(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str]]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("IMAGEGEN_CACHE_DIR", str(cache_dir))
-        cancelled = Dict()
+        cancelled, job_records = Dict(), Dict()
         patch.setattr(modal_app, "cancelled", cancelled)
         gpus, volume = Deployment(gpu_instance), SharedVolume()
         fronts = []
@@ -87,6 +88,7 @@ def outcomes(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     ModalDeployment(models=["tiny-sd"]),
                     function_call=gpus.plane.from_id,
                     cancellations=Cancellations(cancelled),
+                    job_store=ModalDictJobStore(job_records),
                 )
                 fronts.append(ServedFront(app))
             lines: list[str] = []
@@ -99,21 +101,10 @@ def outcomes(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             gpus.close()
 
 
-AWAITING_MERGE = {
-    "job": "built on branch jobs (Prefer: respond-async -> 202 + /v1/images/jobs/{id})",
-}
 EXPECTED = {"snapshot": "SKIP", "past 150 s": "SKIP"}
 
 
-@pytest.mark.parametrize(
-    "check",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=AWAITING_MERGE[name]))
-        if name in AWAITING_MERGE
-        else name
-        for name in CHECKS
-    ],
-)
+@pytest.mark.parametrize("check", CHECKS)
 def test_each_check_says_its_outcome_in_one_line(outcomes: tuple[dict[str, str], str], check: str) -> None:
     found, lines = outcomes
     assert found[check] == EXPECTED.get(check, "PASS"), lines

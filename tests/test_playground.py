@@ -326,3 +326,40 @@ def test_loras_are_offered_for_the_models_that_take_them_and_reach_the_image(
         assert shown.tobytes() != made().tobytes()
     finally:
         stop_server(process)
+
+
+def test_a_long_request_runs_as_a_job_with_its_progress_shown_and_cancels_on_the_server(
+    page: Page, server: Server
+) -> None:
+    open_with_key(page, server.url)
+    page.evaluate("""() => {
+        window.statuses = [];
+        new MutationObserver(() => window.statuses.push(document.getElementById("status").textContent))
+            .observe(document.getElementById("status"), {childList: true, characterData: true, subtree: true});
+    }""")
+    fill(page, "a lighthouse as a job", "128x128", steps="20")
+    page.get_by_label("Run as a job").check()
+    page.get_by_role("button", name="Generate").click()
+    card = page.locator(".card[data-final]")
+    expect(card).to_have_count(1)
+    assert decoded(card.locator("img.card-image").get_attribute("src")).size == (128, 128)
+    expect(page.locator("#status")).to_contain_text("Done: job imgjob_")
+    statuses = page.evaluate("window.statuses")
+    assert any(re.search(r"Job imgjob_\S+: (queued|in progress), step \d+ of 20\.", text) for text in statuses), (
+        statuses
+    )
+
+    fill(page, "a long job, cancelled", "256x256", steps="50")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#job-progress")).to_be_visible()
+    expect(page.locator("#status")).to_contain_text("in progress")
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#status")).to_have_text("Cancelled.")
+    headers = {"authorization": f"Bearer {API_KEY}"}
+    deadline = 60
+    for _ in range(deadline * 10):
+        newest = httpx.get(f"{server.url}/v1/images/jobs", headers=headers).json()["data"][0]
+        if newest["status"] == "cancelled":
+            break
+        page.wait_for_timeout(100)
+    assert newest["status"] == "cancelled" and newest["progress"]["step"] < 50, newest

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from handlers.hosts.jobs_cli import add_jobs_command
 from pipelines.contract.catalog import CATALOG, DEFAULT_MODELS
 
 if TYPE_CHECKING:
@@ -244,6 +245,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quality", choices=["low", "standard", "hd"])
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     p.set_defaults(run=generate)
+
+    add_jobs_command(commands)
     return parser
 
 

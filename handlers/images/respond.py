@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from handlers.deps import Services
 from handlers.disconnect import unless_disconnected
@@ -27,10 +27,11 @@ from handlers.images.schemas import (
     StreamEvent,
     Usage,
 )
+from handlers.jobs.accept import accept_job, wants_job
 from handlers.provenance.credentials import ContentCredentials, with_credentials
 from handlers.request_log import note_job
 from handlers.stores.room import Room
-from handlers.urls import temp_image_url
+from handlers.urls import public_base_url, temp_image_url
 from pipelines.contract import errors
 from pipelines.contract.engine import Engine
 from pipelines.contract.errors import APIError
@@ -41,25 +42,49 @@ log = logging.getLogger("imagegen")
 
 async def run_and_respond(
     job: Job, request: ImageRequestBase, http: Request, services: Services
-) -> ImagesResponse | StreamingResponse:
+) -> ImagesResponse | StreamingResponse | JSONResponse:
     """`job` run on the engine, answered as `request` asked: a stream when it streams, else the
-    images, inline or as URLs. A client that hangs up before the images are made cancels the job."""
+    images, inline or as URLs; with `Prefer: respond-async`, a 202 and a job. A client that hangs
+    up before the images are made cancels the job."""
     note_job(job)
+    if wants_job(http, request):
+        return await accept_job(job, request, http, services)
     if isinstance(request, PromptedRequest) and request.stream:
         return await _stream(services.engine, job, request, http, services.credentials)
-    room = None
-    if response_format(request, services.settings.response_format) != "b64_json":
-        room = await hold_room(job, services)  # a full store is a 503 before the work, not after it
+    base_url = public_base_url(http, services.settings.public_url)
+    room = await _room_for(job, request, services)  # a full store is a 503 before the work, not after it
     handed_out = False
     try:
         rendered = await unless_disconnected(http, services.engine.run(job))
-        signed = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
-        answer = await _images(dataclasses.replace(rendered, images=signed), job, request, http, services, room)
+        answer = await images_response(rendered, job, request, base_url, services, room)
         handed_out = True
         return answer
     finally:
         if room is not None:
             await room.close(handed_out)
+
+
+async def answer_job(
+    rendered: Rendered, job: Job, request: ImageRequestBase, base_url: str, services: Services
+) -> ImagesResponse:
+    """An async job's result: the synchronous body, with its store room held now that the work is done
+    (a job waits in a queue for as long as it must: room held from its 202 would sit idle)."""
+    room = await _room_for(job, request, services)
+    handed_out = False
+    try:
+        answer = await images_response(rendered, job, request, base_url, services, room)
+        handed_out = True
+        return answer
+    finally:
+        if room is not None:
+            await room.close(handed_out)
+
+
+async def _room_for(job: Job, request: ImageRequestBase, services: Services) -> Room | None:
+    """The store room an answer by URL needs; None for one inline."""
+    if response_format(request, services.settings.response_format) == "b64_json":
+        return None
+    return await hold_room(job, services)
 
 
 async def hold_room(job: Job, services: Services) -> Room | None:
@@ -72,7 +97,7 @@ async def hold_room(job: Job, services: Services) -> Room | None:
         raise
 
 
-async def store_url(image: bytes, job: Job, http: Request, services: Services, room: Room) -> str | None:
+async def store_url(image: bytes, job: Job, base_url: str, services: Services, room: Room) -> str | None:
     """The stored image's URL; None when the store is full and the server would rather answer inline."""
     try:
         image_id = await run_in_threadpool(room.put, image, job.output_format)
@@ -80,17 +105,21 @@ async def store_url(image: bytes, job: Job, http: Request, services: Services, r
         if error.code == "storage_full" and services.settings.storage_full == "b64":
             return None
         raise
-    return temp_image_url(http, services.settings.public_url, image_id)
+    return temp_image_url(base_url, image_id)
 
 
-async def _images(
-    rendered: Rendered, job: Job, request: ImageRequestBase, http: Request, services: Services, room: Room | None
+async def images_response(
+    rendered: Rendered, job: Job, request: ImageRequestBase, base_url: str, services: Services, room: Room | None
 ) -> ImagesResponse:
+    """The synchronous body for `rendered`, its images signed: inline, or behind URLs under
+    `base_url` when `room` is held. An async job's result is built here too, so it is the very
+    body the synchronous call would have answered."""
+    images = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
     revised_prompt = job.prompt or None  # variations have no prompt
     inline = room is None
     data = []
-    for image, seed in zip(rendered.images, job.seeds, strict=True):
-        url = None if inline or room is None else await store_url(image, job, http, services, room)
+    for image, seed in zip(images, job.seeds, strict=True):
+        url = None if inline or room is None else await store_url(image, job, base_url, services, room)
         if url is None:
             inline = True
             data.append(Image(b64_json=base64.b64encode(image).decode(), revised_prompt=revised_prompt, seed=seed))

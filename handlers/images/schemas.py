@@ -82,6 +82,12 @@ class _Extensions(BaseModel):
         "`name` or `name:scale`.",
     )
 
+    webhook_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="With `Prefer: respond-async`: where the job's end is POSTed, signed per Standard Webhooks.",
+    )
+
     @field_validator("lora", mode="before")
     @classmethod
     def _lora_parts(cls, value: object) -> object:

@@ -80,3 +80,11 @@ EditImageArguments = _arguments(
 
 class ListModelsArguments(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class JobArguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(
+        description="The job's id (`imgjob_...`), as the 202 of a request sent with `Prefer: respond-async` "
+        "or `GET /v1/images/jobs` gives it. Only the key that made a job sees it."
+    )

@@ -23,6 +23,7 @@ from handlers.provenance.credentials import with_credentials
 from handlers.request_log import note_job
 from handlers.routes.models import describe
 from handlers.stores.room import Room
+from handlers.urls import public_base_url
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import Job
 
@@ -96,7 +97,9 @@ async def _url(image: bytes, job: Job, call: ToolCall, room: Room | None) -> str
     if call.http is None or room is None:
         return None
     try:
-        return await store_url(image, job, call.http, call.services, room)
+        return await store_url(
+            image, job, public_base_url(call.http, call.services.settings.public_url), call.services, room
+        )
     except APIError as error:
         if error.code == "storage_full":
             return None

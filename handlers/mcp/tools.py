@@ -1,7 +1,7 @@
 """The tools this server offers agents, as one table: name, what an agent reads, arguments, body.
 
-A tool is one entry. With the async jobs, `get_job` and `cancel_job` are two more: arguments a
-model with the job's `id`, bodies that call the jobs' own functions and answer `json_result`.
+A tool is one entry: its arguments a pydantic model (the schema an agent reads), its body one
+function that answers a `CallToolResult`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from mcp_types import CallToolResult, Tool, ToolAnnotations
 from pydantic import BaseModel, ValidationError
 
 from handlers.http_errors import from_validation
-from handlers.mcp import image_tools
-from handlers.mcp.arguments import EditImageArguments, GenerateImageArguments, ListModelsArguments
+from handlers.mcp import image_tools, job_tools
+from handlers.mcp.arguments import EditImageArguments, GenerateImageArguments, JobArguments, ListModelsArguments
 from handlers.mcp.image_tools import ToolCall
 from handlers.mcp.results import error_result
 from pipelines.contract import errors
@@ -97,6 +97,25 @@ TOOLS = (
         arguments=ListModelsArguments,
         run=image_tools.list_models,
         read_only=True,
+    ),
+    ImageTool(
+        name="get_job",
+        title="Look at an image job",
+        description="An async image job (one made by an HTTP request sent with `Prefer: respond-async`): its "
+        "`status` (queued, in_progress, completed, failed, cancelled), its `progress` (steps done of steps, "
+        "images done), and once `completed` its `result`, the body the synchronous call would have answered "
+        "(images as URLs or base64), or once `failed` its `error`. Poll it until the status is final.",
+        arguments=JobArguments,
+        run=job_tools.get_job,
+        read_only=True,
+    ),
+    ImageTool(
+        name="cancel_job",
+        title="Cancel an image job",
+        description="Cancel a queued or running async image job: a running one stops at its next denoising step "
+        "and frees its place. Answers the job, now `cancelled` (a job already finished is answered as it is).",
+        arguments=JobArguments,
+        run=job_tools.cancel_job,
     ),
 )
 BY_NAME = {tool.name: tool for tool in TOOLS}

@@ -6,6 +6,7 @@ import { KeyNeeded, apiUrl, call, errorOf, hasKey, storeKey } from "./api.js";
 import { MaskPainter } from "./mask.js";
 import { readEvents } from "./stream.js";
 import { Gallery } from "./gallery.js";
+import { isLong, runJob } from "./jobs.js";
 
 const $ = (id) => document.getElementById(id);
 const PARTIAL_IMAGES = 2;
@@ -274,6 +275,12 @@ async function run() {
   const request = { kind, fields: fields(), imageNames: [], hasMask: false, keyed: hasKey() };
   const path = kind === "generate" ? "v1/images/generations" : "v1/images/edits";
   request.url = apiUrl(path);
+  // A long request runs as a job (polled, with its progress shown), not streamed.
+  const asJob = $("as-job").checked || isLong(request.fields);
+  if (asJob) {
+    delete request.fields.stream;
+    delete request.fields.partial_images;
+  }
   let init;
   if (kind === "generate") {
     init = { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(request.fields) };
@@ -300,6 +307,7 @@ async function run() {
   const count = request.fields.n;
   setStatus(`${kind === "generate" ? "Generating" : "Editing"} ${count} image${count === 1 ? "" : "s"}…`);
   try {
+    if (asJob) return await runAsJob(path, init, results, started);
     const response = await callApi(path, { ...init, signal: running.signal }, run);
     if (!response.ok) return showError(await errorOf(response));
     let failure = null;
@@ -317,9 +325,34 @@ async function run() {
     if (running.signal.aborted) setStatus("Cancelled.");
     else showError(error.api ?? { message: error instanceof TypeError ? `Could not reach the server: ${error.message}` : error.message });
   } finally {
+    $("job-progress").hidden = true;
     setRunning(false);
     $("gallery-empty").hidden = $("gallery").children.length > 0;
   }
+}
+
+/** The request as a job: its progress shown as it runs, then its result's images in the gallery. */
+async function runAsJob(path, init, results, started) {
+  const progress = $("job-progress");
+  const { response, job } = await runJob(path, init, (where, each) => callApi(where, each, run), {
+    signal: running.signal,
+    onProgress(job) {
+      const { step, steps } = job.progress;
+      progress.hidden = false;
+      progress.max = steps;
+      progress.value = step;
+      setStatus(`Job ${job.id}: ${job.status.replace("_", " ")}, step ${step} of ${steps}.`);
+    },
+  });
+  if (response) return showError(await errorOf(response));
+  if (job.status !== "completed") {
+    const failure = job.error ?? { message: `The job was ${job.status}.` };
+    throw Object.assign(new Error(failure.message), { api: failure });
+  }
+  const { data, size, output_format } = job.result;
+  const seconds = (performance.now() - started) / 1000;
+  data.forEach((image, index) => results.final({ ...image, image_index: index, size, output_format }, seconds));
+  setStatus(`Done: job ${job.id}, ${data.length} image${data.length === 1 ? "" : "s"} in ${seconds.toFixed(2)} s.`);
 }
 
 function setRunning(on) {

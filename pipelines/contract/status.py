@@ -31,6 +31,8 @@ class JobTrace:
     queue_seconds: float | None = None
     run_seconds: float | None = None
     batch_images: int | None = None  # images in the pipeline call this job shared
+    # Denoising steps done so far, counted as they happen (an async job's progress reads it).
+    steps_done: int = 0
     # When the request arrived (Unix time): where a deadline is counted from, so the time spent
     # receiving an upload (and waiting for a cold container) counts against it.
     received_at: float = field(default_factory=time.time)

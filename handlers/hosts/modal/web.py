@@ -17,6 +17,7 @@ from handlers.app import create_app
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import ModalEngine
 from handlers.hosts.modal.volume import VolumeFiles, VolumeImageStore
+from handlers.jobs.store import JobStore
 from handlers.settings import ServerSettings
 from pipelines.contract.served import ServedModels
 
@@ -28,11 +29,14 @@ def create_web_app(
     gpu_classes: Callable[[str], Any],
     volume: VolumeFiles,
     config: ModalDeployment,
+    job_store: JobStore | None = None,
     **engine_options: Any,
 ) -> FastAPI:
     """The deployed app, from its parts: what `modal_app.web` serves, and what the tests drive.
 
     `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine.
+    `job_store` holds async jobs' records where every front container sees them (a modal.Dict);
+    no front re-queues unfinished jobs at its start, since another front may be running them.
     It refuses to start without API keys unless Modal's proxy auth guards it."""
     if not settings.api_keys and not config.proxy_auth:
         raise RuntimeError(
@@ -50,7 +54,7 @@ def create_web_app(
     store = VolumeImageStore(
         settings.storage_dir, settings.image_ttl_seconds, volume, max_bytes=settings.storage_max_bytes
     )
-    return create_app(settings, engine, store, served)
+    return create_app(settings, engine, store, served, job_store, recover_jobs=False)
 
 
 def sweep_expired(settings: ServerSettings, volume: VolumeFiles) -> int:

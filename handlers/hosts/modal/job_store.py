@@ -1,0 +1,63 @@
+"""Job records on a `modal.Dict`: every container of the web front reads and writes the same ones.
+
+Per modal 1.6.4's `modal/dict.py`: values cross by cloudpickle (so a record is stored as its
+JSON and payload, plain types only); iteration is unordered and visits the whole Dict (so the
+listing sorts, and the sweep keeps it small: records go when their images do); an entry left
+untouched for 7 days expires on its own, longer than any image TTL here. The calls are blocking,
+and the runner makes them from worker threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from handlers.jobs.records import JobRecord
+from handlers.jobs.store import record_from, record_json
+
+_PREFIX = "job:"
+_CANCEL = "cancel:"
+
+
+class ModalDictJobStore:
+    """A `JobStore` over a `modal.Dict` (or anything with its get/put/pop/items)."""
+
+    def __init__(self, records: Any) -> None:
+        self.records = records
+
+    def put(self, record: JobRecord) -> None:
+        payload = None if record.done else record.payload  # a finished job keeps only its result
+        self.records.put(_PREFIX + record.id, {"record": record_json(record), "payload": payload})
+
+    def get(self, job_id: str) -> JobRecord | None:
+        value = self.records.get(_PREFIX + job_id)
+        return None if value is None else record_from(value["record"], value["payload"])
+
+    def _all(self) -> list[JobRecord]:
+        return [
+            record_from(value["record"], None)
+            for key, value in self.records.items()
+            if isinstance(key, str) and key.startswith(_PREFIX)
+        ]
+
+    def recent(self, owner: str, limit: int) -> list[JobRecord]:
+        mine = [record for record in self._all() if record.owner == owner]
+        return sorted(mine, key=lambda record: record.created_at, reverse=True)[:limit]
+
+    def unfinished(self, owner: str | None = None) -> list[JobRecord]:
+        found = [record for record in self._all() if not record.done and owner in (None, record.owner)]
+        return sorted(found, key=lambda record: record.created_at)
+
+    def sweep(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        expired = [record.id for record in self._all() if record.expired(now)]
+        for job_id in expired:
+            self.records.pop(_PREFIX + job_id, None)
+            self.records.pop(_CANCEL + job_id, None)
+        return len(expired)
+
+    def ask_cancel(self, job_id: str) -> None:
+        self.records.put(_CANCEL + job_id, True)
+
+    def cancel_asked(self, job_id: str) -> bool:
+        return bool(self.records.get(_CANCEL + job_id))

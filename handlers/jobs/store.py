@@ -1,0 +1,146 @@
+"""Where job records live: a small protocol, and the embedded default (SQLite beside the images).
+
+Every front that serves the API must see the same records (on Modal several containers do), so
+the runner and the routes only ever talk to a `JobStore`; `handlers/hosts/modal/job_store.py` is
+the one on a `modal.Dict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from handlers.jobs.records import TERMINAL, JobRecord
+
+_FIELDS = [f.name for f in dataclasses.fields(JobRecord) if f.name != "payload"]
+
+
+def record_json(record: JobRecord) -> str:
+    """Everything but the payload, as JSON (the payload is bytes, kept apart)."""
+    return json.dumps({name: getattr(record, name) for name in _FIELDS}, separators=(",", ":"))
+
+
+def record_from(text: str, payload: bytes | None) -> JobRecord:
+    return JobRecord(**json.loads(text), payload=payload)
+
+
+class JobStore(Protocol):
+    """Job records by id. `put` is durable when it returns: a 202 is sent only after it."""
+
+    def put(self, record: JobRecord) -> None: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def recent(self, owner: str, limit: int) -> list[JobRecord]:
+        """The owner's jobs, newest first."""
+        ...
+
+    def unfinished(self, owner: str | None = None) -> list[JobRecord]:
+        """Jobs not yet terminal (the owner's, or everyone's), oldest first."""
+        ...
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove records past their expiry; how many went."""
+        ...
+
+    def ask_cancel(self, job_id: str) -> None:
+        """Mark the job to be cancelled, apart from its record (which the front running it
+        rewrites as it goes), so that front sees it whatever it writes meanwhile."""
+        ...
+
+    def cancel_asked(self, job_id: str) -> bool: ...
+
+
+class SQLiteJobStore:
+    """One SQLite file. WAL with `synchronous=NORMAL`: a commit survives the process being killed
+    (kill -9); only a power cut can lose the last few. Safe from any thread."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY,
+                owner TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                done INTEGER NOT NULL,
+                expires_at INTEGER,
+                record TEXT NOT NULL,
+                payload BLOB
+            );
+            CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at);
+            CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (done, created_at);
+            CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
+            CREATE TABLE IF NOT EXISTS cancels (id TEXT PRIMARY KEY);
+            """
+        )
+
+    def _rows(self, sql: str, args: tuple[Any, ...]) -> list[JobRecord]:
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [record_from(text, payload) for text, payload in rows]
+
+    def put(self, record: JobRecord) -> None:
+        # A finished job's payload (its input images, for one) is dropped: only the result is kept.
+        payload = None if record.status in TERMINAL else record.payload
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.owner,
+                    record.created_at,
+                    int(record.done),
+                    record.expires_at,
+                    record_json(record),
+                    payload,
+                ),
+            )
+
+    def get(self, job_id: str) -> JobRecord | None:
+        found = self._rows("SELECT record, payload FROM jobs WHERE id = ?", (job_id,))
+        return found[0] if found else None
+
+    def recent(self, owner: str, limit: int) -> list[JobRecord]:
+        return self._rows(
+            "SELECT record, NULL FROM jobs WHERE owner = ? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (owner, limit),
+        )
+
+    def unfinished(self, owner: str | None = None) -> list[JobRecord]:
+        if owner is None:
+            return self._rows("SELECT record, payload FROM jobs WHERE done = 0 ORDER BY created_at, rowid", ())
+        return self._rows(
+            "SELECT record, payload FROM jobs WHERE done = 0 AND owner = ? ORDER BY created_at, rowid", (owner,)
+        )
+
+    def sweep(self, now: float | None = None) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?",
+                (int(time.time() if now is None else now),),
+            )
+            self._db.execute("DELETE FROM cancels WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
+        return cursor.rowcount
+
+    def ask_cancel(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO cancels VALUES (?)", (job_id,))
+
+    def cancel_asked(self, job_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM cancels WHERE id = ?", (job_id,)).fetchone() is not None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
