@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
-import threading
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines.batching import batch_pixels, next_batch
@@ -20,62 +15,14 @@ from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job, Rendered
 from pipelines.contract.status import JobTrace, ModelStatus, current_trace
 from pipelines.contract.usage import Usage
-from pipelines.pace import Pace, prior_for, work
+from pipelines.model_queue import ModelQueue, Ticket, job_work
+from pipelines.pace import prior_for
 from pipelines.settings import EngineSettings
 from pipelines.worker import Stopped, Worker
 
 log = logging.getLogger("imagegen")
 
 _LOADING_RETRY_SECONDS = 2.0
-
-
-@dataclass(eq=False)
-class _Ticket:
-    """A Job waiting for (or holding) its model: the caller awaits `future`."""
-
-    job: Job
-    future: asyncio.Future[Rendered]
-    on_partial: Callable[[ImageEvent], None] | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    started: bool = False
-    # Filled in as it goes, for the request's log line and metrics.
-    trace: JobTrace = field(default_factory=JobTrace)
-    enqueued_at: float = field(default_factory=time.monotonic)
-    # The caller's context (its request id, for one), so what the model's thread logs for it
-    # says whose it is; a shared batch runs in its first job's.
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
-
-
-class _ModelQueue:
-    """One model's waiting tickets and the task that feeds them, in batches, to its thread."""
-
-    def __init__(self, model_id: str, prior_per_work: float | None = None) -> None:
-        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"imagegen-{model_id}")
-        self.waiting: deque[_Ticket] = deque()
-        self.arrived = asyncio.Event()
-        self.feeder: asyncio.Task[None] | None = None
-        # For Retry-After and the drain: the recent batches' pace (a model's load is not counted),
-        # and when the running batch started and how much work it holds.
-        self.pace = Pace(prior_per_work)
-        self.running_since: float | None = None
-        self.running_work = 0.0
-        self.running = 0  # jobs in the running batch
-
-    def until_a_place_frees(self) -> float:
-        """Seconds until the first waiting job leaves the queue: when the running batch ends."""
-        if self.running_since is None:
-            return self.pace.until_done(0.0, 0.0)
-        return self.pace.until_done(self.running_work, time.monotonic() - self.running_since)
-
-    def retry_after(self, batch_jobs: int) -> float:
-        """What a client refused now is told: when a place frees, spread over the queue's run."""
-        elapsed = 0.0 if self.running_since is None else time.monotonic() - self.running_since
-        waiting = [_work(ticket.job) for ticket in self.waiting]
-        return self.pace.retry_after(self.running_work, elapsed, waiting, batch_jobs)
-
-
-def _work(job: Job) -> float:
-    return work(job.n, job.width, job.height, job.steps)
 
 
 class LocalEngine:
@@ -86,13 +33,13 @@ class LocalEngine:
     def __init__(self, worker: Worker, settings: EngineSettings) -> None:
         self.worker = worker
         self.settings = settings
-        self._queues: dict[str, _ModelQueue] = {}
+        self._queues: dict[str, ModelQueue] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
         self._draining = False
 
     async def start(self) -> None:
         prior = prior_for(str(self.worker.models.device))
-        self._queues = {model_id: _ModelQueue(model_id, prior) for model_id in self.worker.models.specs}
+        self._queues = {model_id: ModelQueue(model_id, prior) for model_id in self.worker.models.specs}
         for model_id, queue in self._queues.items():
             queue.feeder = asyncio.create_task(self._feed(queue))
             if self.settings.preload:
@@ -156,7 +103,7 @@ class LocalEngine:
             # recent pace for its own pixels x steps, with a fifth kept back for answering. No
             # pace known yet: nothing waiting can be promised.
             left = 0.8 * seconds - (queue.until_a_place_frees() if queue.running_since is not None else 0.0)
-            fitting = queue.pace.fitting((_work(ticket.job) for ticket in queue.waiting), left)
+            fitting = queue.pace.fitting((job_work(ticket.job) for ticket in queue.waiting), left)
             refused = list(queue.waiting)[fitting:]
             for ticket in refused:
                 queue.waiting.remove(ticket)
@@ -170,7 +117,7 @@ class LocalEngine:
                 len(refused),
             )
 
-    def _enqueue(self, job: Job, on_partial: Callable[[ImageEvent], None] | None = None) -> _Ticket:
+    def _enqueue(self, job: Job, on_partial: Callable[[ImageEvent], None] | None = None) -> Ticket:
         queue = self._queues.get(job.model)
         if queue is None:
             raise errors.model_not_found(job.model)
@@ -182,7 +129,7 @@ class LocalEngine:
                 raise errors.model_loading(job.model, len(queue.waiting), _LOADING_RETRY_SECONDS)
             raise errors.queue_full(job.model, len(queue.waiting), queue.retry_after(self.settings.max_batch_images))
         # The request's trace, if the web side set one (the same object: the engine fills it in).
-        ticket = _Ticket(
+        ticket = Ticket(
             job=job,
             future=asyncio.get_running_loop().create_future(),
             on_partial=on_partial,
@@ -192,21 +139,21 @@ class LocalEngine:
         queue.arrived.set()
         return ticket
 
-    async def _outcome(self, ticket: _Ticket) -> Rendered:
+    async def _outcome(self, ticket: Ticket) -> Rendered:
         """The ticket's images; a 503 if it waited past the queue timeout without starting."""
         done, _ = await asyncio.wait({ticket.future}, timeout=self.settings.queue_timeout_seconds)
         if not done and not ticket.started:
             raise errors.queue_timeout(ticket.job.model, self.settings.queue_timeout_seconds)
         return await asyncio.shield(ticket.future)
 
-    def _drop(self, ticket: _Ticket) -> None:
+    def _drop(self, ticket: Ticket) -> None:
         """The caller is done or gone: free its place, or skip its remaining steps."""
         ticket.stop.set()
         queue = self._queues.get(ticket.job.model)
         if queue is not None and not ticket.started and ticket in queue.waiting:
             queue.waiting.remove(ticket)
 
-    async def _feed(self, queue: _ModelQueue) -> None:
+    async def _feed(self, queue: ModelQueue) -> None:
         while True:
             if not queue.waiting:
                 queue.arrived.clear()
@@ -239,7 +186,7 @@ class LocalEngine:
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
 
-    async def _deliver(self, batch: list[_Ticket], pictures: list[tuple[list[Any], Usage]]) -> None:
+    async def _deliver(self, batch: list[Ticket], pictures: list[tuple[list[Any], Usage]]) -> None:
         jobs = [ticket.job for ticket in batch]
         try:
             results = await asyncio.to_thread(batch[0].context.run, self.worker.encode, jobs, pictures)
@@ -249,7 +196,7 @@ class LocalEngine:
             if not ticket.future.done():
                 ticket.future.set_result(images)
 
-    def _run(self, queue: _ModelQueue, batch: list[_Ticket]) -> list[tuple[list[Any], Usage]]:
+    def _run(self, queue: ModelQueue, batch: list[Ticket]) -> list[tuple[list[Any], Usage]]:
         """In the model's thread. Stops early only when every caller in the batch has gone."""
 
         def cancelled() -> bool:
@@ -264,7 +211,7 @@ class LocalEngine:
         lead = batch[0].job
         self.worker.models.get(lead.model)  # a load is not a batch's run time
         queue.running_since = began = time.monotonic()
-        queue.running, queue.running_work = len(batch), sum(_work(ticket.job) for ticket in batch)
+        queue.running, queue.running_work = len(batch), sum(job_work(ticket.job) for ticket in batch)
         for ticket in batch:  # waiting for the model, its load included: until its pipeline call begins
             ticket.trace.queue_seconds = began - ticket.enqueued_at
         try:
@@ -297,7 +244,7 @@ class LocalEngine:
             await asyncio.to_thread(queue.thread.shutdown, wait=True, cancel_futures=True)
 
 
-def _fail(batch: list[_Ticket], exc: Exception) -> None:
+def _fail(batch: list[Ticket], exc: Exception) -> None:
     """Every caller in the batch must hear of it."""
     for ticket in batch:
         if not ticket.future.done():

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -200,15 +201,14 @@ def check_past_the_web_window(deployed: Deployed, options: Options) -> str:
 
 
 def check_job(deployed: Deployed, options: Options) -> str:
-    """The jobs contract: `Prefer: respond-async` -> 202 + Location: /v1/images/jobs/{id}, polled
-    until `status` is `completed`."""
+    """`Prefer: respond-async` -> 202 + Location: /v1/images/jobs/{id}, polled until `completed`."""
     with _client(deployed) as http:
         submitted = http.post(
             "/v1/images/generations", json=_generate(deployed, options), headers={"prefer": "respond-async"}
         )
         assert submitted.status_code == 202, f"submit: {submitted.status_code} {submitted.text[:200]}"
-        location = submitted.headers["location"]
-        assert location.startswith("/v1/images/jobs/"), location
+        location = submitted.headers["location"]  # absolute or not, the path names the job
+        assert urlsplit(location).path.startswith("/v1/images/jobs/"), location
         state: dict[str, Any] = {}
 
         def done() -> bool:

@@ -3,6 +3,7 @@ listeners a webhook test needs (an HTTP receiver, a DNS server that answers a pr
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -16,11 +17,26 @@ import dns.rdatatype
 import dns.rrset
 from openai import OpenAI
 
+from tests.conftest import png
+
 ASYNC = {"Prefer": "respond-async"}
 TERMINAL = {"completed", "failed", "cancelled"}
 # Long enough to be seen running and cancelled by its steps on a busy CPU, short enough to finish.
 LONG = {"model": "tiny-sd", "prompt": "a long job", "size": "256x256", "extra_body": {"num_inference_steps": 50}}
+# A job long enough to be cancelled while it runs (many seconds on an idle CPU: the tiny models
+# take at most 50 steps, so it is bigger), also after a few slow commands.
+UNTIL_CANCELLED = {**LONG, "size": "512x512", "n": 2}
 SMALL = {"model": "tiny-sd", "prompt": "a lighthouse", "size": "64x64", "response_format": "b64_json"}
+
+
+def with_pixels(body: dict[str, Any]) -> dict[str, Any]:
+    """An images body with each inline image as its decoded pixels: two signings of the same image
+    differ in their content credentials (when each was signed), never in a pixel."""
+    data = [
+        {**item, "b64_json": png(base64.b64decode(item["b64_json"])).tobytes()} if "b64_json" in item else item
+        for item in body["data"]
+    ]
+    return {**body, "data": data}
 
 
 def submit(client: OpenAI, **kwargs: Any) -> tuple[Any, dict[str, Any]]:

@@ -23,8 +23,8 @@ from openai import OpenAI
 from PIL import Image
 
 from tests.conftest import API_KEY, Server, png, png_bytes
-from tests.job_helpers import LONG, submit, wait_for
 from tests.job_helpers import SMALL as SMALL_JOB
+from tests.job_helpers import UNTIL_CANCELLED, submit, wait_for
 
 SMALL = {"model": "tiny-sd", "size": "64x64", "num_inference_steps": 1}
 
@@ -215,13 +215,13 @@ def _job_tool(server: Server, tool: str, job_id: str, key: str = API_KEY) -> Cal
 
 
 def test_get_job_and_cancel_job_see_the_callers_own_jobs(server: Server, client: OpenAI) -> None:
-    _, made = submit(client, **SMALL_JOB, seed=7)
+    _, made = submit(client, **SMALL_JOB)
     done = wait_for(client, made["id"])
     seen = _job_tool(server, "get_job", made["id"])
     assert not seen.is_error and seen.structured_content["status"] == "completed"
     assert seen.structured_content["result"] == done["result"]
 
-    _, long = submit(client, **LONG)
+    _, long = submit(client, **UNTIL_CANCELLED)
     cancelled = _job_tool(server, "cancel_job", long["id"])
     assert not cancelled.is_error and cancelled.structured_content["status"] == "cancelled"
     assert wait_for(client, long["id"])["status"] == "cancelled"

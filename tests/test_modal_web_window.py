@@ -24,8 +24,9 @@ from starlette.responses import Response
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.web import create_web_app
 from handlers.settings import ServerSettings
-from pipelines.contract.job import Job
-from tests.conftest import API_KEY, png_bytes
+from pipelines.contract.job import Job, Rendered
+from pipelines.contract.usage import Usage
+from tests.conftest import API_KEY, png, png_bytes
 from tests.modal_control_plane import Deployment
 from tests.test_modal_verify import ServedFront
 from tests.test_modal_volume_store import SharedVolume
@@ -40,9 +41,9 @@ class Slow:
     """A GPU class whose job takes two web windows (a long job: past the window, inside the deadline)."""
 
     @modal.method()
-    async def run(self, job: Job, cancel_key: str | None = None) -> list[bytes]:
+    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
         await asyncio.sleep(WINDOW * 2)
-        return [IMAGE] * job.n
+        return Rendered([IMAGE] * job.n, Usage())
 
 
 class ModalProxy:
@@ -107,7 +108,7 @@ def test_the_openai_client_follows_modals_303_past_the_window_and_gets_the_image
     with OpenAI(api_key=API_KEY, base_url=f"{url}/v1", max_retries=0) as sdk:
         began = time.monotonic()
         answer = sdk.images.generate(model="tiny-sd", prompt="a lighthouse", size="64x64", response_format="b64_json")
-    assert base64.b64decode(answer.data[0].b64_json) == IMAGE
+    assert png(base64.b64decode(answer.data[0].b64_json)).tobytes() == png(IMAGE).tobytes()  # signed on the way
     assert time.monotonic() - began > WINDOW  # it did outlast the window
     first, *followed = proxy.seen
     assert first[0] == "POST" and first[2] > 0

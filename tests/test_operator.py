@@ -97,8 +97,10 @@ def test_json_logs_one_object_a_line_with_the_request_id_and_no_keys(cache_dir: 
         if entry["logger"] == "imagegen.request" and entry.get("route") == "/v1/images/generations"
     ]
     assert request["request_id"] == response.headers["x-request-id"] and request["status"] == 200
+    # The default model's load begins as the server starts (nobody asked: no request id), unless
+    # the request got there first: then the load is the request's own.
     loaded = next(entry for entry in entries if entry["message"].startswith("loaded tiny-sd in"))
-    assert loaded["request_id"] == response.headers["x-request-id"]  # the load this request caused
+    assert loaded["request_id"] in ("-", response.headers["x-request-id"])
 
 
 # --- /metrics -------------------------------------------------------------------------------

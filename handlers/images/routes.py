@@ -20,13 +20,13 @@ from handlers.images.schemas import (
     ImageVariationForm,
     StreamEvent,
 )
-from handlers.images.uploads import multipart_body, read_form
+from handlers.images.uploads import inlined, multipart_body, read_form
 from handlers.protocol import ErrorResponse
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 429, 500, 503)
 }
-_STREAMED = {200: {"content": {"text/event-stream": {"schema": StreamEvent.model_json_schema()}}}}
+_STREAMED = {200: {"content": {"text/event-stream": {"schema": inlined(StreamEvent.model_json_schema())}}}}
 router = APIRouter(tags=["images"], responses=_ERRORS)
 
 

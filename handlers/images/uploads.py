@@ -182,7 +182,7 @@ def read_edit_input(
     )
 
 
-def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+def inlined(schema: dict[str, Any]) -> dict[str, Any]:
     """`schema` with its `$defs` written in place: a `#/$defs/...` reference means nothing once
     the schema sits inside the OpenAPI document (its root has no `$defs`)."""
     defs = schema.pop("$defs", {})
@@ -202,8 +202,8 @@ def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
 
 def multipart_body(form: type[BaseModel], files: type[BaseModel]) -> dict[str, Any]:
     """The OpenAPI description of a multipart body (the routes read the form themselves)."""
-    schema = _inlined(form.model_json_schema())
-    file_schema = _inlined(files.model_json_schema())
+    schema = inlined(form.model_json_schema())
+    file_schema = inlined(files.model_json_schema())
     schema["properties"] = {**file_schema["properties"], **schema["properties"]}
     schema["required"] = [*file_schema.get("required", []), *schema.get("required", [])]
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
