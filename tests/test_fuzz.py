@@ -35,6 +35,9 @@ OPERATIONS = [
     ("GET", "/v1/models"),
     ("GET", "/v1/models/{model_id}"),
     ("GET", "/v1/temp-images/{image_id}"),
+    ("GET", "/v1/images/jobs"),
+    ("GET", "/v1/images/jobs/{job_id}"),
+    ("DELETE", "/v1/images/jobs/{job_id}"),
 ]
 EXAMPLES = {GenerationMode.POSITIVE: 14, GenerationMode.NEGATIVE: 10}
 _FUZZ = settings(

@@ -349,7 +349,7 @@ def test_a_long_request_runs_as_a_job_with_its_progress_shown_and_cancels_on_the
         statuses
     )
 
-    fill(page, "a long job, cancelled", "256x256", steps="50")
+    fill(page, "a long job, cancelled", "512x512", steps="50")  # long enough to be cancelled while it runs
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#job-progress")).to_be_visible()
     expect(page.locator("#status")).to_contain_text("in progress")

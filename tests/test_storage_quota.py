@@ -72,11 +72,16 @@ def test_through_the_api_a_full_store_is_a_retryable_503_or_by_setting_an_inline
         assert "url" not in item and png(base64.b64decode(item["b64_json"])).size == (64, 64)
 
 
+def _images_in(folder: Path) -> list[Path]:
+    """The temp images in `folder` (the async jobs' database lives beside them)."""
+    return [path for path in folder.iterdir() if not path.name.startswith("jobs.sqlite3")]
+
+
 def test_metrics_show_the_stores_bytes_and_files(make_settings, tmp_path: Path) -> None:
     settings = make_settings(models="tiny-sd", storage_dir=tmp_path, storage_max_bytes=10**9)
     with TestClient(create_local_app(settings)) as api:
         api.post("/v1/images/generations", json={**SMALL, "n": 2})
-        stored = sum(path.stat().st_size for path in tmp_path.iterdir())
+        stored = sum(path.stat().st_size for path in _images_in(tmp_path))
         metrics = api.get("/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")
     lines = dict(line.rsplit(" ", 1) for line in metrics.text.splitlines() if line and not line.startswith("#"))
@@ -97,12 +102,12 @@ def test_a_full_store_is_found_out_before_the_work_not_after(make_settings, tmp_
     with TestClient(create_local_app(settings)) as api:
         refused = api.post("/v1/images/generations", json={**SMALL, "n": 4, "response_format": "url"})
         assert refused.status_code == 503 and refused.json()["error"]["code"] == "storage_full"
-        assert list(store_dir.iterdir()) == []
+        assert _images_in(store_dir) == []
         batches = [line for line in api.get("/metrics").text.splitlines() if line.startswith("imagegen_batches_total")]
         assert batches == []  # the model never ran
         made = api.post("/v1/images/generations", json={**SMALL, "n": 2, "response_format": "url"})
         assert made.status_code == 200 and len(made.json()["data"]) == 2
-        stored = sum(path.stat().st_size for path in store_dir.iterdir())
+        stored = sum(path.stat().st_size for path in _images_in(store_dir))
         assert api.app.state.services.store.usage() == (stored, 2)  # what was held and not used went back
 
 

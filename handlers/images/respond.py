@@ -8,8 +8,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -38,6 +38,7 @@ from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job, Rendered
 
 log = logging.getLogger("imagegen")
+T = TypeVar("T")
 
 
 async def run_and_respond(
@@ -53,15 +54,12 @@ async def run_and_respond(
         return await _stream(services.engine, job, request, http, services.credentials)
     base_url = public_base_url(http, services.settings.public_url)
     room = await _room_for(job, request, services)  # a full store is a 503 before the work, not after it
-    handed_out = False
-    try:
+
+    async def answer() -> ImagesResponse:
         rendered = await unless_disconnected(http, services.engine.run(job))
-        answer = await images_response(rendered, job, request, base_url, services, room)
-        handed_out = True
-        return answer
-    finally:
-        if room is not None:
-            await room.close(handed_out)
+        return await images_response(rendered, job, request, base_url, services, room)
+
+    return await in_room(room, answer())
 
 
 async def answer_job(
@@ -70,14 +68,20 @@ async def answer_job(
     """An async job's result: the synchronous body, with its store room held now that the work is done
     (a job waits in a queue for as long as it must: room held from its 202 would sit idle)."""
     room = await _room_for(job, request, services)
-    handed_out = False
+    return await in_room(room, images_response(rendered, job, request, base_url, services, room))
+
+
+async def in_room(room: Room | None, answer: Awaitable[T]) -> T:
+    """`answer`, then `room` given back: what it stored is kept only once the answer is made."""
     try:
-        answer = await images_response(rendered, job, request, base_url, services, room)
-        handed_out = True
-        return answer
-    finally:
+        made = await answer
+    except BaseException:
         if room is not None:
-            await room.close(handed_out)
+            await room.close(handed_out=False)
+        raise
+    if room is not None:
+        await room.close(handed_out=True)
+    return made
 
 
 async def _room_for(job: Job, request: ImageRequestBase, services: Services) -> Room | None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from handlers.deps import Services
 from handlers.images.budgets import check_output_budget
 from handlers.images.resolve import resolve_edit, resolve_generation
-from handlers.images.respond import hold_room, store_url
+from handlers.images.respond import hold_room, in_room, store_url
 from handlers.images.schemas import ImageEditForm, ImageGenerationRequest
 from handlers.images.uploads import edit_input
 from handlers.mcp.inputs import image_bytes
@@ -77,19 +77,17 @@ async def _run(job: Job, call: ToolCall) -> CallToolResult:
     note_job(job)
     # The temp URLs' room is held before the work, as for an answer by URL (images inline anyway).
     room = None if call.http is None else await hold_room(job, services)
-    handed_out = False
-    try:
+
+    async def answer() -> CallToolResult:
         async with step_progress(call.report):
             rendered = await services.engine.run(job)
         images = await run_in_threadpool(with_credentials, services.credentials, rendered.images, job)
         urls = [await _url(image, job, call, room) for image in images]
         if any(urls):
             await services.store.publish()  # no URL is handed out before any server can serve it
-        handed_out = True
         return images_result(images, job, urls, services.settings.image_ttl_seconds, rendered.usage)
-    finally:
-        if room is not None:
-            await room.close(handed_out)
+
+    return await in_room(room, answer())
 
 
 async def _url(image: bytes, job: Job, call: ToolCall, room: Room | None) -> str | None:

@@ -25,7 +25,7 @@ test("connects, lists the tools and generates an image with progress", async () 
   const client = await connect(process.env.IMAGEGEN_KEY);
   try {
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((tool) => tool.name).sort(), ["edit_image", "generate_image", "list_models"]);
+    assert.deepEqual(tools.map((tool) => tool.name).sort(), ["cancel_job", "edit_image", "generate_image", "get_job", "list_models"]);
     const progress = [];
     const result = await client.callTool(
       { name: "generate_image", arguments: { prompt: "a fox", model: "tiny-sd", size: "96x64", num_inference_steps: 4, seed: 3 } },
