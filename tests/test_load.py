@@ -241,7 +241,7 @@ def test_the_load_script_loses_nothing(server: Server) -> None:
 
 
 # Long enough to be seen running on an idle machine, short enough for one at load 8.
-MID = {"model": "tiny-sd", "prompt": "a mid one", "size": "256x256", "num_inference_steps": 20}
+MID = {"model": "tiny-sd", "prompt": "a mid one", "size": "512x512", "num_inference_steps": 20}
 
 
 def test_retry_after_says_when_a_place_really_frees(cache_dir: Path, tmp_path: Path) -> None:
