@@ -14,6 +14,7 @@ from PIL import Image
 from pipelines.contract.catalog import CATALOG
 from pipelines.contract.job import Job
 from tests.conftest import png, png_bytes
+from tests.jobs import small_job
 from tests.test_edit import HOLE, changed_box, inside, mask_with_hole, noise
 
 NEW = ["tiny-zimage", "tiny-sd3", "tiny-qwen-image", "tiny-flux-kontext"]
@@ -151,21 +152,15 @@ def test_a_qwen_batch_keeps_each_jobs_negative_prompt(make_settings) -> None:
 
     settings = make_settings(models=["tiny-qwen-image"])
     worker = local_worker(served_models(settings), settings)
-    job = dict(
-        task="generate",
-        model="tiny-qwen-image",
-        prompt="a fox",
-        n=1,
-        width=64,
-        height=64,
-        output_width=64,
-        output_height=64,
-        steps=2,
-        guidance=4.0,
-    )
-    alone = worker.run(Job(seeds=(2,), negative_prompt="blurry", **job)).images[0]
-    plain = worker.run(Job(seeds=(2,), **job)).images[0]
-    batch = worker.run_batch([Job(seeds=(1,), **job), Job(seeds=(2,), negative_prompt="blurry", **job)])
+
+    def job(seed: int, negative_prompt: str | None = None) -> Job:
+        return small_job(
+            model="tiny-qwen-image", prompt="a fox", guidance=4.0, seeds=(seed,), negative_prompt=negative_prompt
+        )
+
+    alone = worker.run(job(2, "blurry")).images[0]
+    plain = worker.run(job(2)).images[0]
+    batch = worker.run_batch([job(1), job(2, "blurry")])
     assert worker.batch_sizes("tiny-qwen-image")[2] == 1
     batched = png(batch[1].images[0]).convert("RGB").tobytes()
     closest = min(
