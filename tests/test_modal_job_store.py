@@ -14,11 +14,12 @@ from fastapi.testclient import TestClient
 from handlers.app import create_app
 from handlers.hosts.local import local_worker, served_models
 from handlers.hosts.modal.job_store import ModalDictJobStore
-from handlers.stores.folder import LocalImageStore
+from handlers.hosts.modal.volume import VolumeImageStore
 from pipelines.local_engine import LocalEngine
 from tests.conftest import API_KEY
 from tests.job_helpers import ASYNC, with_pixels
 from tests.modal_control_plane import Dict
+from tests.test_modal_volume_store import SharedVolume
 
 OTHER_KEY = "sk-modal-other-0123456789"
 SMALL = {"model": "tiny-sd", "prompt": "a lighthouse", "size": "64x64", "response_format": "b64_json"}
@@ -27,15 +28,17 @@ LONG = {"model": "tiny-sd", "prompt": "a long job", "size": "256x256", "num_infe
 
 @pytest.fixture(scope="module")
 def fronts(make_settings) -> Iterator[tuple[TestClient, TestClient, Dict]]:
-    """Two front containers sharing one Dict, as on Modal (no recovery: no front owns another's jobs)."""
-    records = Dict()
+    """Two front containers sharing one Dict and one images Volume (each its own mount), as on
+    Modal (no recovery: no front owns another's jobs)."""
+    records, images = Dict(), SharedVolume()
     with ExitStack() as stack:
         clients = []
         for _ in range(2):
             settings = make_settings(models=["tiny-sd"], api_keys=[API_KEY, OTHER_KEY], jobs_in_engine=1)
             served = served_models(settings)
             engine = LocalEngine(local_worker(served, settings), settings)
-            store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds)
+            mount = images.mount(settings.storage_dir)
+            store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, mount)
             app = create_app(settings, engine, store, served, ModalDictJobStore(records), recover_jobs=False)
             client = stack.enter_context(TestClient(app, headers={"authorization": f"Bearer {API_KEY}"}))
             clients.append(client)
