@@ -76,7 +76,10 @@ def test_a_webhook_owed_when_the_server_dies_is_delivered_after_the_restart(
             shown = job(client, accepted["id"])
             client.close()
         finally:
-            stop_server(process)  # what a second sender would have sent is in by now
+            stop_server(process)
+
+        # 4. Delivered, it is owed no more: the next start sends nothing.
+        stop_server(start_server(env, logs / "after.log")[0])  # a resend would be tried, and in, by then
     finally:
         receiver.close()
 
