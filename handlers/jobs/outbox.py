@@ -60,6 +60,12 @@ class Outbox:
         if not await asyncio.to_thread(self.store.claim_webhook, record.id, until, take_over):
             return  # settled meanwhile, or another front is sending it
         try:
+            if record.result_blob is not None:  # a listed record: its result, read only now it is ours
+                found = await asyncio.to_thread(self.store.get, record.id)
+                if found is None:  # expired meanwhile: nothing to send
+                    await asyncio.to_thread(self.store.settle_webhook, record.id)
+                    return
+                record = found
             await self.sender.deliver(job_body(record))  # False: given up after the attempts (logged)
         except asyncio.CancelledError:  # stopping: still owed, for the next start or another front
             await asyncio.to_thread(self.store.release_webhook, record.id)

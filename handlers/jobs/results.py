@@ -34,9 +34,9 @@ INLINE_BYTES = 4096  # a URL answer for 10 images fits; one base64 image does no
 
 
 class ResultsApart:
-    """A `JobStore` around another, keeping large results in `images`. Reads that show a result
-    (`get`, `owed`) put it back; `recent` and `unfinished` are shown without results anyway.
-    Every other method is the wrapped store's."""
+    """A `JobStore` around another, keeping large results in `images`. `get` puts the result
+    back; the lists (`recent`, `unfinished`, `owed`) leave it out, as their readers show no
+    result or read the one job they need with `get`. Every other method is the wrapped store's."""
 
     def __init__(self, records: JobStore, images: ImageStore, *, inline_bytes: int = INLINE_BYTES) -> None:
         self.records, self.images, self.inline_bytes = records, images, inline_bytes
@@ -50,9 +50,6 @@ class ResultsApart:
     def get(self, job_id: str) -> JobRecord | None:
         record = self.records.get(job_id)
         return None if record is None else self._resolved(record)
-
-    def owed(self) -> list[JobRecord]:
-        return [resolved for record in self.records.owed() if (resolved := self._resolved(record)) is not None]
 
     def _stowed(self, record: JobRecord) -> JobRecord:
         if record.result is None or record.result_blob is not None:
