@@ -20,6 +20,8 @@ from handlers.http_errors import install_error_handlers
 from handlers.images import routes as images
 from handlers.images.respond import answer_job
 from handlers.jobs import routes as jobs_routes
+from handlers.jobs.outbox import Outbox
+from handlers.jobs.results import ResultsApart
 from handlers.jobs.runner import JobRunner
 from handlers.jobs.ssrf import WebhookGuard
 from handlers.jobs.store import JobStore, SQLiteJobStore
@@ -52,6 +54,11 @@ async def _sweep_forever(services: Services, every_seconds: float) -> None:
                     log.info("swept %d expired %s", removed, what)
             except Exception:  # a failed sweep must not end the sweeping
                 log.exception("%s sweep failed", what)
+        if services.jobs.outbox is not None:  # owed webhooks nobody sends (a dead front's), from any front
+            try:
+                await services.jobs.outbox.send_owed()
+            except Exception:
+                log.exception("sending owed webhooks failed")
 
 
 def _webhooks(settings: ServerSettings) -> WebhookSender | None:
@@ -82,7 +89,8 @@ def create_app(
         settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir
     )
     runner = JobRunner(
-        job_store or SQLiteJobStore(settings.storage_dir / "jobs.sqlite3"),
+        # Large results (base64 images) live beside the images, not in the records.
+        ResultsApart(job_store or SQLiteJobStore(settings.storage_dir / "jobs.sqlite3"), store),
         engine,
         ttl_seconds=settings.image_ttl_seconds,
         per_key=settings.jobs_per_key,
@@ -116,7 +124,8 @@ def create_app(
             body = await answer_job(rendered, work.job, work.request, work.base_url, services)
             return body.model_dump(mode="json", exclude_none=True)
 
-        await services.jobs.start(answer, services.webhooks.deliver if services.webhooks else None)
+        webhooks = services.webhooks
+        await services.jobs.start(answer, Outbox(services.jobs.store, webhooks) if webhooks else None)
         sweeper = asyncio.create_task(_sweep_forever(services, min(60.0, settings.image_ttl_seconds)))
         try:
             async with mcp.running():

@@ -3,9 +3,10 @@
     python scripts/jobs_db_size.py --jobs 10000
 
 Each job is written queued (with its resolved request, as the 202 needs), then in progress, then
-completed with a URL result (its request dropped, as the server does); `--b64` keeps a 64x64
-PNG inline in each result instead. Prints the file's size and the bytes per job, then again
-after every record has expired and been swept.
+completed with a URL result (its request dropped, as the server does); `--b64` puts a 64x64
+PNG in each result instead, which the server keeps apart from the record, as a blob beside the
+images (handlers/jobs/results.py). Prints the file's size and the bytes per job (and the blobs'),
+then again after every record has expired and been swept.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from PIL import Image
 
 from handlers.images.schemas import ImageGenerationRequest
 from handlers.jobs.records import JobRecord, end, new_job_id
+from handlers.jobs.results import ResultsApart
 from handlers.jobs.store import SQLiteJobStore
 from handlers.jobs.work import Work
+from handlers.stores.folder import LocalImageStore
 from pipelines.contract.job import Job
 
 
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     payload = Work(job, request, "https://images.example.com").dump()
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "jobs.sqlite3"
-        store = SQLiteJobStore(path)
+        images = LocalImageStore(Path(folder) / "images", 3600)
+        store = ResultsApart(SQLiteJobStore(path), images)
         began = time.perf_counter()
         for index in range(args.jobs):
             record = JobRecord(new_job_id(), f"owner{index % 7}", "generations", job.model, 4, 1, payload=payload)
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         full = _size(path)
         print(
             f"{args.jobs} jobs ({'b64_json' if args.b64 else 'url'} results): {full / 2**20:.2f} MiB, "
-            f"{full / args.jobs:.0f} bytes a job; {3 * args.jobs / seconds:.0f} writes/s"
+            f"{full / args.jobs:.0f} bytes a job; {3 * args.jobs / seconds:.0f} writes/s; "
+            f"results apart: {images.usage()[1]} files, {images.usage()[0] / 2**20:.2f} MiB"
         )
         swept = store.sweep(now=time.time() + 3601)
         store._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

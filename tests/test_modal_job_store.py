@@ -4,21 +4,32 @@ from another, and the records go when their images do."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
+from standardwebhooks.webhooks import Webhook
 
 from handlers.app import create_app
 from handlers.hosts.local import local_worker, served_models
 from handlers.hosts.modal.job_store import ModalDictJobStore
-from handlers.stores.folder import LocalImageStore
+from handlers.hosts.modal.volume import VolumeImageStore
+from handlers.jobs.outbox import Outbox
+from handlers.jobs.records import JobRecord, end
+from handlers.jobs.ssrf import WebhookGuard
+from handlers.jobs.webhooks import WebhookSender
+from handlers.stores.core import stamped_time
 from pipelines.local_engine import LocalEngine
 from tests.conftest import API_KEY
-from tests.job_helpers import ASYNC, with_pixels
+from tests.job_helpers import ASYNC, Receiver, with_pixels
 from tests.modal_control_plane import Dict
+from tests.test_modal_volume_store import SharedVolume
 
 OTHER_KEY = "sk-modal-other-0123456789"
 SMALL = {"model": "tiny-sd", "prompt": "a lighthouse", "size": "64x64", "response_format": "b64_json"}
@@ -27,15 +38,17 @@ LONG = {"model": "tiny-sd", "prompt": "a long job", "size": "256x256", "num_infe
 
 @pytest.fixture(scope="module")
 def fronts(make_settings) -> Iterator[tuple[TestClient, TestClient, Dict]]:
-    """Two front containers sharing one Dict, as on Modal (no recovery: no front owns another's jobs)."""
-    records = Dict()
+    """Two front containers sharing one Dict and one images Volume (each its own mount), as on
+    Modal (no recovery: no front owns another's jobs)."""
+    records, images = Dict(), SharedVolume()
     with ExitStack() as stack:
         clients = []
         for _ in range(2):
             settings = make_settings(models=["tiny-sd"], api_keys=[API_KEY, OTHER_KEY], jobs_in_engine=1)
             served = served_models(settings)
             engine = LocalEngine(local_worker(served, settings), settings)
-            store = LocalImageStore(settings.storage_dir, settings.image_ttl_seconds)
+            mount = images.mount(settings.storage_dir)
+            store = VolumeImageStore(settings.storage_dir, settings.image_ttl_seconds, mount)
             app = create_app(settings, engine, store, served, ModalDictJobStore(records), recover_jobs=False)
             client = stack.enter_context(TestClient(app, headers={"authorization": f"Bearer {API_KEY}"}))
             clients.append(client)
@@ -92,3 +105,66 @@ def test_records_go_when_their_images_do(fronts) -> None:
     assert store.sweep(now=done["expires_at"]) >= 1
     assert store.get(job_id) is None
     assert a.get(f"/v1/images/jobs/{job_id}").status_code == 404
+
+
+def test_a_base64_result_is_kept_on_the_volume_not_in_the_dict(fronts) -> None:
+    a, b, records = fronts
+    body = {**SMALL, "n": 3, "seed": 8, "num_inference_steps": 1}
+    job_id = a.post("/v1/images/generations", json=body, headers=ASYNC).json()["id"]
+    done = wait(b, job_id, lambda found: found["status"] == "completed")  # read on the other front
+    sync = b.post("/v1/images/generations", json=body).json()
+    assert with_pixels(done["result"]) == with_pixels({**sync, "created": done["result"]["created"]})
+    entry = records.get("job:" + job_id)
+    kept = json.loads(entry["record"])
+    assert kept["result"] is None and len(entry["record"]) < 4096  # three images' worth are elsewhere
+    blob = kept["result_blob"]
+    assert len(json.dumps(done["result"])) > 3 * 4096
+    assert stamped_time(blob) >= done["finished_at"]  # it lives (the image TTL) as long as the record
+    assert a.get(f"/v1/temp-images/{blob}").status_code == 404  # never served as an image
+    # The job as a client sees it is the same wherever it is read from.
+    assert a.get(f"/v1/images/jobs/{job_id}").json() == done
+
+
+SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def front_outbox(records: Dict) -> Outbox:
+    sender = WebhookSender(SECRET, WebhookGuard(["127.0.0.1"]), attempts=3, backoff_seconds=0.05, timeout_seconds=30)
+    return Outbox(ModalDictJobStore(records), sender, grace_seconds=120)
+
+
+def test_a_dead_fronts_owed_webhook_is_sent_once_by_the_fronts_still_up() -> None:
+    records, receiver = Dict(), Receiver(failures=0)
+    store = ModalDictJobStore(records)
+    # What a front left when it died: a completed job, its webhook owed and claimed by it.
+    record = JobRecord(
+        id="imgjob_" + "d" * 22,
+        owner="o",
+        endpoint="generations",
+        model="tiny-sd",
+        steps=2,
+        images=1,
+        webhook_url=receiver.url,
+    )
+    end(record, "completed", 3600, result={"created": 1, "data": [{"url": "https://example.com/a.png"}]})
+    store.put(record)
+    assert store.claim_webhook(record.id, until=time.time() + 3600)
+
+    async def both_fronts_sweep() -> None:
+        fronts = [front_outbox(records), front_outbox(records)]
+        await asyncio.gather(*(front.send_owed() for front in fronts))
+        await asyncio.gather(*(front.close() for front in fronts))  # each waits for what it sends
+
+    try:
+        asyncio.run(both_fronts_sweep())
+        assert receiver.received == []  # its claim has not lapsed: it may still be sending
+        store.claim_webhook(record.id, until=time.time() - 1, take_over=True)  # now it has
+        asyncio.run(both_fronts_sweep())
+        asyncio.run(both_fronts_sweep())  # settled: never sent again
+    finally:
+        receiver.close()
+    [(headers, body, status)] = receiver.received
+    assert status == 204 and headers["webhook-id"] == f"msg_{record.id}_completed"
+    event = Webhook(SECRET).verify(body, {name.lower(): value for name, value in headers.items()})
+    assert event["data"]["result"] == record.result
+    assert store.owed() == []

@@ -23,7 +23,10 @@ def new_job_id() -> str:
 @dataclass
 class JobRecord:
     """What is stored of one job. `payload` is the resolved work (the Job and how to answer it),
-    kept only until the job ends; `result` the synchronous body, kept until `expires_at`."""
+    kept only until the job ends; `result` the synchronous body, kept until `expires_at` (a large
+    one apart from the record, in the image store: `result_blob` names it there, see results.py).
+    `webhook_owed`: its end is still to be POSTed to `webhook_url` (see outbox.py); set by the
+    same write that makes it terminal."""
 
     id: str
     owner: str  # a digest of the API key that made it, never the key
@@ -41,6 +44,8 @@ class JobRecord:
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     webhook_url: str | None = None
+    webhook_owed: bool = False
+    result_blob: str | None = None
     payload: bytes | None = None
 
     @property
@@ -63,9 +68,10 @@ def observe(record: JobRecord, trace: JobTrace) -> bool:
 
 
 def end(record: JobRecord, status: JobStatus, ttl_seconds: int, **fields: Any) -> None:
-    """The job ends now; its record is kept as long as its images are."""
+    """The job ends now; its record is kept as long as its images are, and its webhook is owed."""
     now = int(time.time())
     record.status, record.finished_at, record.expires_at = status, now, now + ttl_seconds
+    record.webhook_owed = record.webhook_url is not None
     if status == "completed":
         record.step, record.images_done = record.steps, record.images
     for name, value in fields.items():

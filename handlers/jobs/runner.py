@@ -22,7 +22,8 @@ from typing import Any
 
 from handlers.http_errors import error_body
 from handlers.jobs.job_errors import job_lost, too_many_jobs
-from handlers.jobs.records import JobRecord, JobStatus, end, job_body, observe
+from handlers.jobs.outbox import Outbox
+from handlers.jobs.records import JobRecord, JobStatus, end, observe
 from handlers.jobs.store import JobStore
 from handlers.jobs.work import Work
 from pipelines.contract import errors
@@ -34,7 +35,6 @@ from pipelines.contract.status import JobTrace, current_trace
 log = logging.getLogger("imagegen")
 
 Answer = Callable[[Rendered, Work], Awaitable[dict[str, Any]]]
-Notify = Callable[[dict[str, Any]], Awaitable[None]]
 
 _WATCH_SECONDS = 0.2  # how often a running job's progress is read
 _FLUSH_SECONDS = 1.0  # how often it is written to the store (where other fronts read it)
@@ -64,7 +64,7 @@ class JobRunner:
         self.ttl_seconds, self.per_key, self.total, self.in_engine = ttl_seconds, per_key, total, in_engine
         self.recover = recover
         self.answer: Answer | None = None
-        self.notify: Notify | None = None
+        self.outbox: Outbox | None = None  # None: webhooks are off
         self._lines: dict[str, deque[str]] = defaultdict(deque)  # each model's waiting job ids
         self._records: dict[str, JobRecord] = {}  # the live records of this front's unfinished jobs
         self._work: dict[str, Work] = {}
@@ -73,7 +73,6 @@ class JobRunner:
         self._began: dict[str, float] = {}
         self._traces: dict[str, JobTrace] = {}  # what the engine says of each running job
         self._pace: dict[str, float] = {}  # recent seconds per job, by model
-        self._deliveries: set[asyncio.Task[None]] = set()
         self._admit = asyncio.Lock()
         # One writer thread: writes land in the order they were made (a cancel after a progress write).
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imagegen-jobs")
@@ -81,10 +80,12 @@ class JobRunner:
 
     # --- the service's side -------------------------------------------------------------------
 
-    async def start(self, answer: Answer, notify: Notify | None) -> None:
-        self.answer, self.notify = answer, notify
+    async def start(self, answer: Answer, outbox: Outbox | None) -> None:
+        self.answer, self.outbox = answer, outbox
         if self.recover:
             await self._recover()
+        if outbox is not None:  # owning its storage (recovering), it takes its old claims over
+            await outbox.send_owed(take_over=self.recover)
 
     async def submit(self, record: JobRecord, work: Work) -> JobRecord:
         """Admit the job (or a 429), write it, and queue it: when this returns it is durable."""
@@ -134,12 +135,14 @@ class JobRunner:
         return self.store.sweep()
 
     async def close(self) -> None:
-        """Stop without ending anything: unfinished jobs stay in the store for the next start."""
+        """Stop without ending anything: unfinished jobs, and webhooks still owed, wait for the next start."""
         self._closing = True
-        tasks = [*self._tasks.values(), *self._deliveries]
+        tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.outbox is not None:
+            await self.outbox.close()
         await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     # --- limits -------------------------------------------------------------------------------
@@ -269,11 +272,8 @@ class JobRunner:
         await asyncio.get_running_loop().run_in_executor(self._writer, self.store.put, snapshot)
 
     def _notify(self, record: JobRecord) -> None:
-        if record.webhook_url is None or self.notify is None or self._closing:
-            return
-        delivery = asyncio.create_task(self.notify(job_body(record)), context=contextvars.Context())
-        self._deliveries.add(delivery)
-        delivery.add_done_callback(self._deliveries.discard)
+        if record.webhook_owed and self.outbox is not None and not self._closing:  # else: the next start
+            self.outbox.send(record)
 
     # --- after a restart ------------------------------------------------------------------------
 

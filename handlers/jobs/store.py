@@ -55,6 +55,25 @@ class JobStore(Protocol):
 
     def cancel_asked(self, job_id: str) -> bool: ...
 
+    # The webhook outbox (outbox.py): a terminal record with `webhook_owed` is owed until settled.
+
+    def owed(self) -> list[JobRecord]:
+        """Terminal jobs whose webhook is owed and not yet settled (claimed or not), oldest first."""
+        ...
+
+    def claim_webhook(self, job_id: str, until: float, take_over: bool = False) -> bool:
+        """Take the sending of an owed webhook until `until` (a time): False when it is settled, or
+        claimed by another sender whose claim has not lapsed (unless `take_over`)."""
+        ...
+
+    def release_webhook(self, job_id: str) -> None:
+        """Give a claim up, the webhook still owed (a sender stopping before it was done)."""
+        ...
+
+    def settle_webhook(self, job_id: str) -> None:
+        """The webhook is owed no more: delivered, or given up after every attempt."""
+        ...
+
 
 class SQLiteJobStore:
     """One SQLite file. WAL with `synchronous=NORMAL`: a commit survives the process being killed
@@ -82,6 +101,11 @@ class SQLiteJobStore:
             CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (done, created_at);
             CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
             CREATE TABLE IF NOT EXISTS cancels (id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS webhooks (
+                id TEXT PRIMARY KEY,
+                settled INTEGER NOT NULL DEFAULT 0,
+                claimed_until REAL NOT NULL DEFAULT 0
+            );
             """
         )
 
@@ -93,19 +117,12 @@ class SQLiteJobStore:
     def put(self, record: JobRecord) -> None:
         # A finished job's payload (its input images, for one) is dropped: only the result is kept.
         payload = None if record.status in TERMINAL else record.payload
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.owner,
-                    record.created_at,
-                    int(record.done),
-                    record.expires_at,
-                    record_json(record),
-                    payload,
-                ),
-            )
+        row = (record.id, record.owner, record.created_at, int(record.done), record.expires_at, record_json(record))
+        with self._lock, self._db:  # one transaction: the terminal state and its owed webhook together
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?)", (*row, payload))
+            if record.done and record.webhook_owed:  # a later write of the same end leaves it as it is
+                self._db.execute("INSERT OR IGNORE INTO webhooks (id) VALUES (?)", (record.id,))
 
     def get(self, job_id: str) -> JobRecord | None:
         found = self._rows("SELECT record, payload FROM jobs WHERE id = ?", (job_id,))
@@ -131,6 +148,7 @@ class SQLiteJobStore:
                 (int(time.time() if now is None else now),),
             )
             self._db.execute("DELETE FROM cancels WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
+            self._db.execute("DELETE FROM webhooks WHERE id NOT IN (SELECT id FROM jobs)")
         return cursor.rowcount
 
     def ask_cancel(self, job_id: str) -> None:
@@ -140,6 +158,28 @@ class SQLiteJobStore:
     def cancel_asked(self, job_id: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM cancels WHERE id = ?", (job_id,)).fetchone() is not None
+
+    def owed(self) -> list[JobRecord]:
+        return self._rows(
+            "SELECT record, NULL FROM jobs JOIN webhooks USING (id) WHERE settled = 0 ORDER BY created_at, jobs.rowid",
+            (),
+        )
+
+    def claim_webhook(self, job_id: str, until: float, take_over: bool = False) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE webhooks SET claimed_until = ? WHERE id = ? AND settled = 0 AND (claimed_until <= ? OR ?)",
+                (until, job_id, time.time(), take_over),
+            )
+        return cursor.rowcount == 1
+
+    def release_webhook(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE webhooks SET claimed_until = 0 WHERE id = ?", (job_id,))
+
+    def settle_webhook(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE webhooks SET settled = 1 WHERE id = ?", (job_id,))
 
     def close(self) -> None:
         with self._lock:

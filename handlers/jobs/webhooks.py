@@ -31,6 +31,11 @@ class WebhookSender:
         self.guard = guard
         self.attempts, self.backoff_seconds, self.timeout_seconds = attempts, backoff_seconds, timeout_seconds
 
+    def longest_seconds(self) -> float:
+        """The most one delivery can take: every attempt to its timeout, and the waits between."""
+        waits = self.backoff_seconds * (2 ** (self.attempts - 1) - 1)
+        return self.attempts * self.timeout_seconds + waits
+
     def message(self, job: dict[str, Any], sent_at: datetime) -> tuple[str, str, dict[str, str]]:
         """(event type, body, headers) for `job`'s current state."""
         event = f"image.job.{job['status']}"

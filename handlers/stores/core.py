@@ -24,8 +24,13 @@ from pipelines.contract.errors import storage_full
 # Any id this server ever handed out (older, unstamped ones included). \Z, not $: `$` also
 # matches before a trailing newline.
 IMAGE_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}\.(png|jpeg|webp)\Z")
-_STAMPED_ID = re.compile(r"^(?P<created>[0-9a-f]{9})[A-Za-z0-9_-]{22}\.(png|jpeg|webp)\Z")
+# What the store keeps: the images, and job results kept apart from their records (`.json`
+# blobs, handlers/jobs/results.py), which live, count and expire as images do but are never
+# served by URL (the routes match IMAGE_ID).
+STORED_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}\.(png|jpeg|webp|json)\Z")
+_STAMPED_ID = re.compile(r"^(?P<created>[0-9a-f]{9})[A-Za-z0-9_-]{22}\.(png|jpeg|webp|json)\Z")
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+BLOB_FORMAT = "json"
 INCOMING = ".incoming-"  # a write in progress; renamed into place when complete
 _CLOCK_SKEW_SECONDS = 60
 # Past this share of the quota, expired images are deleted before a write, not at the next sweep.
@@ -54,6 +59,10 @@ class ImageStore(Protocol):
         store commits; a local folder already can). Awaited before a response names a URL."""
         ...
 
+    def publish_blocking(self) -> None:
+        """`publish`, from a plain thread (the job store's writer), blocking until it is done."""
+        ...
+
     def hold(self, size: int) -> None:
         """Count `size` bytes of the quota in for images not made yet (a 503 when they do not fit)."""
         ...
@@ -68,7 +77,7 @@ class ImageStore(Protocol):
 
 
 def stamped_id(format: str, created: float) -> str:
-    if format not in CONTENT_TYPES:
+    if format not in CONTENT_TYPES and format != BLOB_FORMAT:
         raise ValueError(f"unknown image format {format!r}")
     return f"{int(created):09x}{secrets.token_urlsafe(16)}.{format}"
 
@@ -95,7 +104,7 @@ class ImageFolder:
         self._counting = threading.Lock()
         self._bytes = self._files = 0
         for path in self.root.iterdir():
-            if IMAGE_ID.match(path.name):
+            if STORED_ID.match(path.name):
                 self._count(path.stat().st_size, 1)
 
     def usage(self) -> tuple[int, int]:
@@ -104,6 +113,9 @@ class ImageFolder:
 
     async def publish(self) -> None:
         """A folder's files are readable once written: nothing to wait for."""
+
+    def publish_blocking(self) -> None:
+        """Nothing to wait for either."""
 
     def _count(self, size: int, files: int) -> None:
         with self._counting:
@@ -140,7 +152,7 @@ class ImageFolder:
         self._count(-size, 0)
 
     def discard(self, image_id: str) -> None:
-        if IMAGE_ID.match(image_id):
+        if STORED_ID.match(image_id):
             self.delete(self.root / image_id)
 
     def _reserve(self, size: int) -> None:
@@ -162,7 +174,7 @@ class ImageFolder:
 
     def _until_room(self) -> float:
         """Seconds until the oldest image expires, which is when room comes back."""
-        created = [self.created(path.name) for path in self.root.iterdir() if IMAGE_ID.match(path.name)]
+        created = [self.created(path.name) for path in self.root.iterdir() if STORED_ID.match(path.name)]
         oldest = min((moment for moment in created if moment is not None), default=self.clock())
         return min(60.0, max(1.0, oldest + self.ttl_seconds - self.clock()))
 
@@ -173,7 +185,7 @@ class ImageFolder:
             os.unlink(path)
         except FileNotFoundError:
             return False
-        if IMAGE_ID.match(path.name):
+        if STORED_ID.match(path.name):
             self._count(-size, -1)
         return True
 
@@ -185,7 +197,7 @@ class ImageFolder:
     def created(self, image_id: str) -> float | None:
         """When the image was made: its id's stamp; for an unstamped id (written by an older
         version), its file's mtime; None if it has neither."""
-        if not IMAGE_ID.match(image_id):
+        if not STORED_ID.match(image_id):
             return None
         stamp = stamped_time(image_id)
         if stamp is not None:
@@ -206,7 +218,7 @@ class ImageFolder:
                 if path.name.startswith(INCOMING):
                     expired = not self._fresh(path.stat().st_mtime)
                 else:
-                    expired = IMAGE_ID.match(path.name) is not None and not self.live(path.name)
+                    expired = STORED_ID.match(path.name) is not None and not self.live(path.name)
                 if expired and self.delete(path):
                     removed += 1
             except FileNotFoundError:

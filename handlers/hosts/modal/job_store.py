@@ -5,6 +5,12 @@ JSON and payload, plain types only); iteration is unordered and visits the whole
 listing sorts, and the sweep keeps it small: records go when their images do); an entry left
 untouched for 7 days expires on its own, longer than any image TTL here. The calls are blocking,
 and the runner makes them from worker threads, never on the event loop.
+
+A webhook's sending is an entry of its own beside the record (`webhook:<id>`): `{"until": t}` while
+a front sends it, `{"settled": True}` once done. A claim is `put(skip_if_exists=True)`, which
+modal answers with whether it wrote, so of two fronts claiming at once one gets it. Taking over a
+lapsed claim is a pop and that put again: two fronts doing so at the same moment can both send,
+and the receiver deduplicates on the `webhook-id`, which is the same.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from handlers.jobs.store import record_from, record_json
 
 _PREFIX = "job:"
 _CANCEL = "cancel:"
+_WEBHOOK = "webhook:"
 
 
 class ModalDictJobStore:
@@ -40,6 +47,40 @@ class ModalDictJobStore:
             if isinstance(key, str) and key.startswith(_PREFIX)
         ]
 
+    def owed(self) -> list[JobRecord]:
+        entries = self.records.items()
+        settled = {
+            key.removeprefix(_WEBHOOK)
+            for key, value in entries
+            if isinstance(key, str) and key.startswith(_WEBHOOK) and value.get("settled")
+        }
+        found = [
+            record
+            for key, value in entries
+            if isinstance(key, str) and key.startswith(_PREFIX)
+            for record in [record_from(value["record"], None)]
+            if record.done and record.webhook_owed and record.id not in settled
+        ]
+        return sorted(found, key=lambda record: record.created_at)
+
+    def claim_webhook(self, job_id: str, until: float, take_over: bool = False) -> bool:
+        key = _WEBHOOK + job_id
+        if self.records.put(key, {"until": until}, skip_if_exists=True):
+            return True
+        held = self.records.get(key)
+        if held is not None and (held.get("settled") or (held["until"] > time.time() and not take_over)):
+            return False
+        self.records.pop(key, None)  # a lapsed claim (its front gone, or stopped): taken over
+        return bool(self.records.put(key, {"until": until}, skip_if_exists=True))
+
+    def release_webhook(self, job_id: str) -> None:
+        held = self.records.get(_WEBHOOK + job_id)
+        if held is not None and not held.get("settled"):
+            self.records.pop(_WEBHOOK + job_id, None)
+
+    def settle_webhook(self, job_id: str) -> None:
+        self.records.put(_WEBHOOK + job_id, {"settled": True})
+
     def recent(self, owner: str, limit: int) -> list[JobRecord]:
         mine = [record for record in self._all() if record.owner == owner]
         return sorted(mine, key=lambda record: record.created_at, reverse=True)[:limit]
@@ -54,6 +95,7 @@ class ModalDictJobStore:
         for job_id in expired:
             self.records.pop(_PREFIX + job_id, None)
             self.records.pop(_CANCEL + job_id, None)
+            self.records.pop(_WEBHOOK + job_id, None)
         return len(expired)
 
     def ask_cancel(self, job_id: str) -> None:

@@ -92,6 +92,10 @@ class VolumeImageStore(ImageFolder):
             mine = self._written
         await self._committer.cover(mine)
 
+    def publish_blocking(self) -> None:
+        """A commit covering every write so far, from a plain thread (one at a time, as all are)."""
+        self._committer.commit_blocking()
+
     def _commit_now(self) -> int:
         """Commit (in the committer's thread); the last write the commit covers."""
         with self._counter:
