@@ -124,6 +124,7 @@ secret = modal.Secret.from_name(deployment.secret_name)
 # The calls nobody waits for, by cancel key: written by the front, read by the GPU containers
 # before and while they run a job (handlers/hosts/modal/cancellations.py).
 cancelled = modal.Dict.from_name(f"{deployment.app_name}-cancelled", create_if_missing=True)
+signing = modal.Dict.from_name(f"{deployment.app_name}-signing", create_if_missing=True)  # fronts' one C2PA identity
 
 # ## The GPU classes: one warm pool per model
 #
@@ -243,6 +244,7 @@ def web() -> FastAPI:
         deployment,
         cancellations=Cancellations(cancelled),
         job_store=ModalDictJobStore(job_records),
+        signing_store=signing,
     )
 
 
