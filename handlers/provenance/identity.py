@@ -141,10 +141,12 @@ SHARED_KEY = "local-identity"
 def shared_identity(store: Any) -> SigningIdentity:
     """The local identity that every container sharing `store` signs with: any object with
     modal.Dict's `put(key, value, skip_if_exists=True)` (atomic: it says whether it wrote) and `get`.
-    Each container makes a candidate; the first to put it wins, and all read the winner back. (A
-    modal.Dict entry lapses after 7 days with no read or write: every container's start reads it.)"""
-    chain, key_pem = _new_local()
-    if store.put(SHARED_KEY, {"chain": chain, "key": key_pem}, skip_if_exists=True):
-        log.info("made the deployment's local content credentials identity (shared by its containers)")
+    A container that finds none makes one; the first to put it wins, and all read the winner back.
+    (A modal.Dict entry lapses after 7 days with no read or write: every container's start reads it.)"""
     kept = store.get(SHARED_KEY)
+    if kept is None:
+        chain, key_pem = _new_local()
+        if store.put(SHARED_KEY, {"chain": chain, "key": key_pem}, skip_if_exists=True):
+            log.info("made the deployment's local content credentials identity (shared by its containers)")
+        kept = store.get(SHARED_KEY)
     return SigningIdentity(kept["chain"], kept["key"], _algorithm(kept["key"]), self_signed=True)
