@@ -41,10 +41,9 @@ if not modal.is_local():  # in a container, the log is stdout/stderr: say what l
 
 # ## Deploy-time knobs
 #
-# `ModalDeployment` reads IMAGEGEN_MODELS and IMAGEGEN_MODAL_* when `modal deploy` imports this
-# file (and `scripts/deploy.py` checks them the same way first); the containers that need them
-# at run time get them forwarded. The defaults suit an interactive API: scale to zero, stay
-# warm five minutes after the last request, answer before Modal's 150 s web limit.
+# `ModalDeployment` reads IMAGEGEN_MODELS and IMAGEGEN_MODAL_* when `modal deploy` imports this file
+# (`scripts/deploy.py` checks them first); the containers that need them at run time get them
+# forwarded. Defaults: scale to zero, stay warm 5 minutes, answer before Modal's 150 s web limit.
 
 deployment = ModalDeployment()
 app = modal.App(deployment.app_name)
@@ -56,10 +55,9 @@ app = modal.App(deployment.app_name)
 # is: its CUDA runtime arrives as pip packages (no CUDA base image), and it needs driver R580 or
 # newer (NVIDIA's CUDA 13.0 release notes: >= 580.65.06), which Modal's hosts run; each GPU
 # container logs its GPU, driver and CUDA runtime as it starts (pipelines/cuda_report.py).
-# The web image has only what `handlers` imports: no torch, diffusers or
-# transformers, so the front cold-starts fast. Both carry our two packages: their Python files and
-# the playground's page, scripts and styles (`add_local_python_source` ships .py files only unless
-# told otherwise; `ignore` is matched against paths inside each package).
+# The web image has only what `handlers` imports (no torch), so the front cold-starts fast. Both
+# carry our two packages' Python files and the playground's files (`add_local_python_source` ships
+# .py files only unless told otherwise; `ignore` is matched against paths inside each package).
 
 WEB_PACKAGES = (
     "fastapi==0.165.0",
@@ -75,6 +73,7 @@ WEB_PACKAGES = (
     "cryptography==50.0.2",
 )
 TORCH = "torch==2.13.0"
+TORCHVISION = "torchvision==0.28.0"  # torch 2.13.0's (its METADATA: `Requires-Dist: torch (==2.13.0)`)
 TORCH_INDEX = "https://download.pytorch.org/whl/cu130"
 MODEL_PACKAGES = (
     "diffusers==0.42.1",
@@ -85,6 +84,8 @@ MODEL_PACKAGES = (
     "peft==0.21.2",
     "fpng==0.1.0",  # the GPU side encodes the PNGs (pipelines/encoding.py)
 )
+# What BiRefNet's code imports besides torch and torchvision (the `matting` extra): `birefnet` serves.
+MATTING_PACKAGES = ("timm==1.0.31", "kornia==0.9.0", "einops==0.8.2")
 WEIGHTS_DIR = "/weights"
 # LoRA files, on the weights Volume: `modal volume put imagegen-weights pixel.safetensors /loras/`.
 LORA_DIR = f"{WEIGHTS_DIR}/loras"
@@ -94,9 +95,9 @@ SOURCES = ~modal.FilePatternMatcher("**/*.py", "playground/*")  # what is *not* 
 gpu_image = (
     modal.Image.debian_slim(python_version="3.11")
     # Its own step: with PyTorch's index as an extra one, uv would take every package that index
-    # also mirrors from there (its first-index rule), at that index's versions.
-    .uv_pip_install(TORCH, index_url=TORCH_INDEX)
-    .uv_pip_install(TORCH, *MODEL_PACKAGES, *WEB_PACKAGES)
+    # also mirrors from there (its first-index rule). Pins repeated next: timm's torchvision stays.
+    .uv_pip_install(TORCH, TORCHVISION, index_url=TORCH_INDEX)
+    .uv_pip_install(TORCH, TORCHVISION, *MODEL_PACKAGES, *MATTING_PACKAGES, *WEB_PACKAGES)
     # The hub cache lives on the weights Volume: downloaded once, read by every container.
     # Inductor compiles in this process, not in worker processes a snapshot would not hold (as
     # modal-examples' 06_gpu_and_ml/llm-serving/sglang_snapshot.py sets it, for GPU snapshots).
@@ -111,8 +112,8 @@ web_image = (
 
 # ## Volumes and the Secret
 #
-# Weights: the Hugging Face cache (and the built tiny models), filled by `download` below.
-# Temp images: a v2 Volume (no file-count limit), written by the front, swept by `cleanup`.
+# Weights: the Hugging Face cache (and the built tiny models), filled by `download` below. Temp
+# images: a v2 Volume (no file-count limit), written by the front, swept by `cleanup`.
 # The Secret holds IMAGEGEN_API_KEYS (and HF_TOKEN for gated models such as FLUX.1-schnell).
 
 weights = modal.Volume.from_name(f"{deployment.app_name}-weights", create_if_missing=True)
@@ -120,9 +121,10 @@ images = modal.Volume.from_name(f"{deployment.app_name}-images", create_if_missi
 # Async jobs' records: one Dict that every front container reads and writes.
 job_records = modal.Dict.from_name(f"{deployment.app_name}-jobs", create_if_missing=True)
 secret = modal.Secret.from_name(deployment.secret_name)
-# The calls nobody waits for, by the cancel key the front gave each: written by the front, read by
-# the GPU containers before and while they run a job (handlers/hosts/modal/cancellations.py).
+# The calls nobody waits for, by cancel key: written by the front, read by the GPU containers
+# before and while they run a job (handlers/hosts/modal/cancellations.py).
 cancelled = modal.Dict.from_name(f"{deployment.app_name}-cancelled", create_if_missing=True)
+signing = modal.Dict.from_name(f"{deployment.app_name}-signing", create_if_missing=True)  # fronts' one C2PA identity
 
 # ## The GPU classes: one warm pool per model
 #
@@ -133,8 +135,8 @@ cancelled = modal.Dict.from_name(f"{deployment.app_name}-cancelled", create_if_m
 # stays in memory until the container has been idle for `scaledown_window` seconds. A container
 # holds up to `gpu_max_inputs` inputs, batched by the same LocalEngine as `imagegen serve`; the
 # autoscaler adds containers past `gpu_target_inputs`. Cold starts restore a snapshot, by
-# IMAGEGEN_MODAL_SNAPSHOT ("gpu", the default, "cpu" or "off"; see handlers/hosts/modal/gpu.py).
-# Snapshots exist only for deployed apps (`modal run` starts cold every time).
+# IMAGEGEN_MODAL_SNAPSHOT ("gpu", the default, "cpu" or "off"; handlers/hosts/modal/gpu.py), for
+# deployed apps only (`modal run` starts cold every time).
 
 SNAPSHOTS = deployment.snapshot != "off"
 # What a GPU container sees of the deployment: the same settings `modal deploy` read here, so
@@ -218,10 +220,9 @@ for _model_id in deployment.models:
 
 # ## The web front
 #
-# The same app factory as `imagegen serve`, around a ModalEngine (jobs go to the GPU pools)
-# and a Volume-backed temp-image store (handlers/hosts/modal/web.py). One container takes many
-# requests at once: they mostly wait on GPUs. It refuses to start without API keys unless
-# Modal's proxy auth guards it.
+# The same app factory as `imagegen serve`, around a ModalEngine (jobs go to the GPU pools) and a
+# Volume-backed temp-image store (handlers/hosts/modal/web.py). One container takes many requests
+# at once (they mostly wait on GPUs); it refuses to start without API keys unless proxy auth guards it.
 
 
 @app.function(
@@ -243,14 +244,14 @@ def web() -> FastAPI:
         deployment,
         cancellations=Cancellations(cancelled),
         job_store=ModalDictJobStore(job_records),
+        signing_store=signing,
     )
 
 
 # ## Cleanup
 #
-# Reads already refuse expired images; this deletes their files. It runs alone in its
-# container, so here (unlike in the busy front) a `reload()` to see every container's
-# images is safe.
+# Reads already refuse expired images; this deletes their files. Alone in its container, it
+# can `reload()` to see every container's images (unsafe in the busy front).
 
 
 @app.function(
@@ -286,9 +287,8 @@ def download(models: str = "") -> list[str]:
 
 # ## Smoke test
 #
-# `modal run modal_app.py::smoke --key sk-...` checks the deployed endpoint end to end through
-# the official `openai` SDK: list models, generate (URL and b64_json), fetch the URL, edit with
-# a mask. `python scripts/smoke.py --url … --key …` does the same without Modal.
+# `modal run modal_app.py::smoke --key sk-...` checks the deployed endpoint end to end through the
+# `openai` SDK (models, generate by URL and b64_json, an edit with a mask); `scripts/smoke.py` too.
 
 
 @app.local_entrypoint()

@@ -81,12 +81,15 @@ def create_app(
     job_store: JobStore | None = None,
     *,
     recover_jobs: bool = True,
+    signing_store: Any = None,
 ) -> FastAPI:
     """`job_store`: where job records live (default: SQLite beside the temp images); with
-    `recover_jobs`, the jobs a previous run left unfinished are queued again at start."""
+    `recover_jobs`, the jobs a previous run left unfinished are queued again at start;
+    `signing_store`: where the local signing identity is kept for every server sharing it
+    (a modal.Dict; default: the cache dir)."""
     telemetry = Telemetry(engine, store, settings.storage_max_bytes)
     credentials = ContentCredentials.configured(
-        settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir
+        settings.c2pa, settings.c2pa_cert, settings.c2pa_key, settings.cache_dir, signing_store
     )
     runner = JobRunner(
         # Large results (base64 images) live beside the images, not in the records.

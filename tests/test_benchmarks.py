@@ -103,3 +103,17 @@ def test_jobs_db_size_reports_bytes_per_job(cache_dir: Path) -> None:
 def test_bench_jobs_compares_a_job_with_the_synchronous_call(cache_dir: Path) -> None:
     out = _run("bench_jobs.py", "--rounds", "1", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
     assert "ratio job/sync" in out
+
+
+def test_bench_plain_background_mattes_both_prompts_side_by_side(cache_dir: Path) -> None:
+    out = _run(
+        "bench_plain_background.py",
+        *("--size", "64", "--seeds", "2", "--prompts", "1", "--steps", "1", "--device", "cpu"),
+        *("--cache-dir", str(cache_dir)),
+        cache_dir=cache_dir,
+    )
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:] if line and not line.startswith("(")}
+    assert list(rows) == ["decisive", "edge", "subject", "generate", "matte"]
+    assert all(len(values) >= 3 for values in rows.values())  # as asked, + plain background, their ratio
+    assert 0 < float(rows["subject"][0]) < 1  # the tiny matte's subject is there, and not everything
+    assert "not what a plain background does" in out  # tiny models say their numbers are not figures

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import c2pa
 import openai
 import pytest
 from fastapi.testclient import TestClient
@@ -453,13 +455,14 @@ def test_the_warm_up_runs_each_task_the_model_serves(cache_dir: Path, caplog) ->
 class Front:
     """One web container of the deployment, with the SDK pointed at it."""
 
-    def __init__(self, settings: Any, volume: SharedVolume, gpus: Deployment) -> None:
+    def __init__(self, settings: Any, volume: SharedVolume, gpus: Deployment, signing: Any = None) -> None:
         # In a deployment IMAGEGEN_MODELS reaches both the front's settings and the deployment's.
         self.app = create_web_app(
             settings,
             gpus.gpu_class,
             volume.mount(settings.storage_dir),
             ModalDeployment(models=settings.models),
+            signing_store=signing,
             function_call=gpus.plane.from_id,
         )
         self.http = TestClient(self.app, raise_server_exceptions=False)
@@ -550,6 +553,24 @@ def test_another_front_container_serves_the_url_through_the_volume_api(
     assert url.rsplit("/", 1)[1] in shared.reads
 
 
+def test_every_front_container_signs_with_the_deployments_one_identity(
+    make_settings, shared: SharedVolume, pools: Deployment, tmp_path: Path
+) -> None:
+    """No IMAGEGEN_C2PA_CERT/KEY: two fronts, each with its own disk (as two containers have), sign
+    with the one local identity the first put in the deployment's Dict."""
+    signing, signers = Dict(), []
+    for name in ("a", "b"):
+        settings = make_settings(models="tiny-sd", api_keys=API_KEY, storage_dir=tmp_path / name)
+        container = Front(settings.model_copy(update={"cache_dir": tmp_path / f"cache-{name}"}), shared, pools, signing)
+        with container.http:
+            made = container.sdk.images.generate(model="tiny-sd", prompt="x", size="64x64", response_format="b64_json")
+        reader = c2pa.Reader("image/png", io.BytesIO(base64.b64decode(made.data[0].b64_json)))
+        assert reader.get_validation_state() == "Valid"
+        signers.append(reader.get_active_manifest()["signature_info"])
+    assert signers[0]["cert_serial_number"] == signers[1]["cert_serial_number"]
+    assert signing.writes == 1 and not any((tmp_path / f"cache-{name}" / "c2pa").exists() for name in "ab")
+
+
 def test_errors_are_the_same_openai_errors(front: Front) -> None:
     with pytest.raises(openai.NotFoundError) as unknown:
         front.sdk.images.generate(model="stable-diffusion-9", prompt="x")
@@ -609,9 +630,12 @@ def test_the_front_refuses_to_start_open_unless_proxy_auth_guards_it(
         assert http.get("/v1/models").json()["data"][0]["id"] == "tiny-sd"
 
 
-def test_fetching_weights_takes_catalog_models_only(cache_dir: Path) -> None:
+def test_fetching_weights_takes_catalog_and_matting_models_only(cache_dir: Path) -> None:
     deployment = ModalDeployment(models=["tiny-sd"])
     assert fetch_weights(deployment, ["tiny-sd"], cache_dir) == [str(cache_dir / "tiny" / "sd-v1")]  # built already
+    # What transparent backgrounds need goes onto the weights Volume the same way (`--models birefnet`).
+    [matte] = fetch_weights(deployment, ["tiny-matte"], cache_dir)
+    assert (Path(matte) / "config.json").exists()
     with pytest.raises(ValueError, match="unknown model 'my-model'"):
         fetch_weights(deployment, ["my-model"], cache_dir)
 

@@ -122,8 +122,19 @@ def test_the_gpu_image_installs_torch_from_the_cuda_13_index_in_its_own_step() -
     installs = [command for command in build_commands(modal_app.gpu_image) if "uv pip install" in command]
     [torch_step] = [command for command in installs if "--index-url" in command]
     assert "--index-url https://download.pytorch.org/whl/cu130" in torch_step
-    assert torch_step.split()[-1] == "torch==2.13.0"  # torch alone: the rest come from PyPI
+    assert torch_step.split()[-2:] == ["torch==2.13.0", "torchvision==0.28.0"]  # the rest come from PyPI
     assert all("--extra-index-url" not in command for command in installs)
+
+
+def test_the_gpu_image_can_serve_birefnet_without_replacing_its_torch() -> None:
+    """BiRefNet's remote code imports torchvision, timm, kornia and einops; the step that installs
+    them from PyPI repeats the torch pair's pins, so timm's unpinned torchvision cannot move torch."""
+    installs = [command for command in build_commands(modal_app.gpu_image) if "uv pip install" in command]
+    [pypi_step] = [command for command in installs if "--index-url" not in command and "timm" in command]
+    packages = {word.split("==")[0]: word for word in pypi_step.split() if "==" in word}
+    assert {"timm", "kornia", "einops"} <= set(packages)
+    assert packages["torch"] == "torch==2.13.0" and packages["torchvision"] == "torchvision==0.28.0"
+    assert "timm" not in " ".join(build_commands(modal_app.web_image))  # the front stays torch-free
 
 
 def test_the_gpu_image_compiles_in_process_so_a_snapshot_holds_the_compiler() -> None:

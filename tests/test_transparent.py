@@ -121,3 +121,21 @@ def test_a_matting_model_not_pulled_is_a_503_naming_the_pull(make_settings) -> N
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "model_unavailable"
     assert "imagegen pull birefnet" in response.json()["error"]["message"]
+
+
+def test_remote_code_written_for_transformers_4_loads_too(cache_dir, tmp_path) -> None:
+    """BiRefNet's code never calls `post_init()` (transformers 4 did not need it): the tiny matte's
+    folder with that one call taken out, as such a model ships, still loads and mattes."""
+    import shutil
+
+    from pipelines.contract.matting import MATTING_MODELS, MattingSpec
+    from pipelines.matting.matte import Matting, fetch_matting
+
+    folder = tmp_path / "old-style"
+    shutil.copytree(fetch_matting(MATTING_MODELS["tiny-matte"], cache_dir), folder)
+    code = (folder / "tiny_matte.py").read_text()
+    assert "        self.post_init()\n" in code
+    (folder / "tiny_matte.py").write_text(code.replace("        self.post_init()\n", ""))
+    matting = Matting(MattingSpec("old-style", f"dir:{folder}", 64, "tiny matte without post_init"), cache_dir)
+    [image] = matting.cut_out([Image.new("RGB", (64, 64), (255, 255, 255))], "cpu")
+    assert_cut_out(image)

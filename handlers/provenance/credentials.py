@@ -12,11 +12,12 @@ import io
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 import c2pa
 from PIL import Image
 
-from handlers.provenance.identity import SigningIdentity, local_identity, operator_identity
+from handlers.provenance.identity import SigningIdentity, local_identity, operator_identity, shared_identity
 from pipelines.contract.job import Job
 
 log = logging.getLogger("imagegen")
@@ -37,8 +38,12 @@ class ContentCredentials:
         self._lock = threading.Lock()
 
     @classmethod
-    def configured(cls, enabled: bool, cert: str | None, key: str | None, cache_dir: Path) -> ContentCredentials | None:
-        """The operator's identity when both cert and key are given, else the local one; None when off."""
+    def configured(
+        cls, enabled: bool, cert: str | None, key: str | None, cache_dir: Path, shared: Any = None
+    ) -> ContentCredentials | None:
+        """The operator's identity when both cert and key are given, else the local one: kept in
+        `shared` (a store all of a deployment's containers see, e.g. a modal.Dict) when given, else in
+        the cache dir. None when off."""
         if not enabled:
             log.info("content credentials are off (IMAGEGEN_C2PA=off): images carry no C2PA manifest")
             return None
@@ -46,12 +51,15 @@ class ContentCredentials:
             raise ValueError("IMAGEGEN_C2PA_CERT and IMAGEGEN_C2PA_KEY go together: set both, or neither")
         if cert and key:
             return cls(operator_identity(cert, key))
-        folder = Path(cache_dir) / "c2pa"
-        credentials = cls(local_identity(folder))
+        if shared is not None:
+            credentials, kept = cls(shared_identity(shared)), "shared by this deployment's containers"
+        else:
+            folder = Path(cache_dir) / "c2pa"
+            credentials, kept = cls(local_identity(folder)), f"in {folder}"
         log.warning(
-            "content credentials are SELF-SIGNED (a local identity in %s): C2PA readers find them valid but "
+            "content credentials are SELF-SIGNED (a local identity %s): C2PA readers find them valid but "
             "untrusted. Set IMAGEGEN_C2PA_CERT and IMAGEGEN_C2PA_KEY to sign as your organisation.",
-            folder,
+            kept,
         )
         return credentials
 

@@ -10,6 +10,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -83,8 +84,9 @@ def _certificate(subject: x509.Name, issuer: x509.Name, public_key, signing_key,
     return builder.sign(signing_key, hashes.SHA256())
 
 
-def _make_local(folder: Path) -> None:
-    """A CA and a signing certificate under it (C2PA refuses a self-signed end-entity certificate)."""
+def _new_local() -> tuple[bytes, bytes]:
+    """A CA and a signing certificate under it (C2PA refuses a self-signed end-entity certificate):
+    the chain's PEM (signer first) and the signing key's."""
 
     def name(common: str) -> x509.Name:
         return x509.Name(
@@ -99,6 +101,11 @@ def _make_local(folder: Path) -> None:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return chain, key_pem
+
+
+def _make_local(folder: Path) -> None:
+    chain, key_pem = _new_local()
     # Both files made beside the folder, the key private to this user, then the folder renamed
     # into place: another process starting at the same time keeps whichever pair landed first,
     # never a key of one and a chain of the other.
@@ -125,3 +132,21 @@ def local_identity(folder: Path) -> SigningIdentity:
         log.info("made a local content credentials identity in %s", folder)
     key_pem = (folder / "key.pem").read_bytes()
     return SigningIdentity((folder / "chain.pem").read_bytes(), key_pem, _algorithm(key_pem), self_signed=True)
+
+
+# Where a deployment's containers keep their one identity in a shared store (a modal.Dict).
+SHARED_KEY = "local-identity"
+
+
+def shared_identity(store: Any) -> SigningIdentity:
+    """The local identity that every container sharing `store` signs with: any object with
+    modal.Dict's `put(key, value, skip_if_exists=True)` (atomic: it says whether it wrote) and `get`.
+    A container that finds none makes one; the first to put it wins, and all read the winner back.
+    (A modal.Dict entry lapses after 7 days with no read or write: every container's start reads it.)"""
+    kept = store.get(SHARED_KEY)
+    if kept is None:
+        chain, key_pem = _new_local()
+        if store.put(SHARED_KEY, {"chain": chain, "key": key_pem}, skip_if_exists=True):
+            log.info("made the deployment's local content credentials identity (shared by its containers)")
+        kept = store.get(SHARED_KEY)
+    return SigningIdentity(kept["chain"], kept["key"], _algorithm(kept["key"]), self_signed=True)

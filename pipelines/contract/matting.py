@@ -15,7 +15,7 @@ class MattingSpec:
     """One matting model: where its weights are, and the square side its input is resized to."""
 
     id: str
-    source: str  # "hub:org/repo" (pinned by `revision`) or "tiny:matte" (built locally)
+    source: str  # "hub:org/repo" (pinned by `revision`), "tiny:matte" (built locally) or "dir:/a/folder"
     resolution: int
     description: str
     revision: str | None = None

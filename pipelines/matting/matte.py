@@ -49,6 +49,8 @@ def fetch_matting(spec: MattingSpec, cache_dir: Path, *, local_only: bool = Fals
     or the tiny one built."""
     if spec.source.startswith("tiny:"):
         return str(tiny_matte_dir(cache_dir))
+    if spec.source.startswith("dir:"):  # a folder already on this machine (scripts/check_birefnet.py)
+        return spec.source.removeprefix("dir:")
     from huggingface_hub import snapshot_download
 
     # What a load reads: the model's code, its configs, its safetensors (not any .pth beside them).
@@ -58,6 +60,24 @@ def fetch_matting(spec: MattingSpec, cache_dir: Path, *, local_only: bool = Fals
         local_files_only=local_only,
         allow_patterns=["*.py", "*.json", "*.safetensors"],
     )
+
+
+def _from_folder(folder: str) -> Any:
+    """The model as its folder's own code builds it (the hub's at the pinned revision): the class
+    `AutoModelForImageSegmentation` names in its config's `auto_map`, resolved as transformers does."""
+    from transformers import AutoConfig, AutoModelForImageSegmentation
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    reference = getattr(config, "auto_map", {}).get(AutoModelForImageSegmentation.__name__)
+    if reference is None:  # a class transformers knows itself
+        return AutoModelForImageSegmentation.from_pretrained(folder, config=config)
+    model_class = get_class_from_dynamic_module(reference, folder)
+    # Remote code written for transformers 4 (BiRefNet's) never calls `post_init()`, which in
+    # transformers 5 sets the tied-weight map that loading reads: such a model ties nothing.
+    if not hasattr(model_class, "all_tied_weights_keys"):
+        model_class.all_tied_weights_keys = {}
+    return model_class.from_pretrained(folder, config=config)
 
 
 class Matting:
@@ -73,7 +93,6 @@ class Matting:
 
     def _load(self, device: str) -> Any:
         import torch
-        from transformers import AutoModelForImageSegmentation
         from transformers.utils import logging as transformers_logging
 
         if self._model is not None and self._device == device:
@@ -89,8 +108,7 @@ class Matting:
                 ) from None
             began = time.monotonic()
             transformers_logging.disable_progress_bar()
-            # The model's own code, as its folder ships it (the hub's at the pinned revision).
-            self._model = AutoModelForImageSegmentation.from_pretrained(folder, trust_remote_code=True).eval()
+            self._model = _from_folder(folder).eval()
             log.info("loaded matting model %s in %.1f s", self.spec.id, time.monotonic() - began)
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
         self._model, self._device = self._model.to(device=device, dtype=dtype), device

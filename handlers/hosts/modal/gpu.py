@@ -240,11 +240,19 @@ def restored_from_snapshot() -> bool:
 
 
 def fetch_weights(deployment: ModalDeployment, model_ids: list[str], cache_dir: Path) -> list[str]:
-    """Each model's pinned weights into the hub cache (a tiny model is built into `cache_dir`)."""
+    """Each model's pinned weights into the hub cache (a tiny model is built into `cache_dir`); a
+    matting model's too (`--models birefnet`), as `imagegen pull` takes either."""
+    from pipelines.contract.matting import MATTING_MODELS
+    from pipelines.matting.matte import fetch_matting
     from pipelines.weights import fetch
 
     catalog = deployment.catalog()  # the models file's entries too
-    unknown = [model_id for model_id in model_ids if model_id not in catalog]
+    unknown = [model_id for model_id in model_ids if model_id not in catalog and model_id not in MATTING_MODELS]
     if unknown:
         raise ValueError(f"unknown model {unknown[0]!r}: not in the catalog ({', '.join(catalog)})")
-    return [fetch(catalog[model_id], cache_dir) for model_id in model_ids]
+    return [
+        fetch_matting(MATTING_MODELS[model_id], cache_dir)
+        if model_id in MATTING_MODELS
+        else fetch(catalog[model_id], cache_dir)
+        for model_id in model_ids
+    ]

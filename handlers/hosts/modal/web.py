@@ -30,6 +30,7 @@ def create_web_app(
     volume: VolumeFiles,
     config: ModalDeployment,
     job_store: JobStore | None = None,
+    signing_store: Any = None,
     **engine_options: Any,
 ) -> FastAPI:
     """The deployed app, from its parts: what `modal_app.web` serves, and what the tests drive.
@@ -37,6 +38,8 @@ def create_web_app(
     `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine.
     `job_store` holds async jobs' records where every front container sees them (a modal.Dict);
     no front re-queues unfinished jobs at its start, since another front may be running them.
+    `signing_store` (a modal.Dict) keeps the one local signing identity all fronts share, when the
+    Secret holds no IMAGEGEN_C2PA_CERT/KEY: a reader sees one signer per deployment, not per container.
     It refuses to start without API keys unless Modal's proxy auth guards it."""
     if not settings.api_keys and not config.proxy_auth:
         raise RuntimeError(
@@ -54,7 +57,7 @@ def create_web_app(
     store = VolumeImageStore(
         settings.storage_dir, settings.image_ttl_seconds, volume, max_bytes=settings.storage_max_bytes
     )
-    return create_app(settings, engine, store, served, job_store, recover_jobs=False)
+    return create_app(settings, engine, store, served, job_store, recover_jobs=False, signing_store=signing_store)
 
 
 def sweep_expired(settings: ServerSettings, volume: VolumeFiles) -> int:
