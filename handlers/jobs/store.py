@@ -55,6 +55,16 @@ class JobStore(Protocol):
 
     def cancel_asked(self, job_id: str) -> bool: ...
 
+    def hold(self, job_id: str, holder: str, seconds: float) -> bool:
+        """Take the job's lease for `holder` for `seconds` from now, or renew it: True if `holder`
+        holds it now. Atomic: of fronts taking one job at once, one gets it; False while another
+        holder's lease is live (0 seconds lets it go at once)."""
+        ...
+
+    def holder(self, job_id: str) -> str | None:
+        """Who holds a live lease on the job; None when nobody does (its front is gone)."""
+        ...
+
 
 class SQLiteJobStore:
     """One SQLite file. WAL with `synchronous=NORMAL`: a commit survives the process being killed
@@ -82,6 +92,7 @@ class SQLiteJobStore:
             CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (done, created_at);
             CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expires_at);
             CREATE TABLE IF NOT EXISTS cancels (id TEXT PRIMARY KEY);
+            CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
             """
         )
 
@@ -130,7 +141,8 @@ class SQLiteJobStore:
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?",
                 (int(time.time() if now is None else now),),
             )
-            self._db.execute("DELETE FROM cancels WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
+            for table in ("cancels", "leases"):
+                self._db.execute(f"DELETE FROM {table} WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
         return cursor.rowcount
 
     def ask_cancel(self, job_id: str) -> None:
@@ -140,6 +152,24 @@ class SQLiteJobStore:
     def cancel_asked(self, job_id: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM cancels WHERE id = ?", (job_id,)).fetchone() is not None
+
+    def hold(self, job_id: str, holder: str, seconds: float) -> bool:
+        now = time.time()
+        with self._lock:  # one statement: taken (or renewed) only if free, lapsed or already ours
+            cursor = self._db.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET holder = excluded.holder, until = excluded.until"
+                " WHERE leases.holder = excluded.holder OR leases.until <= ?",
+                (job_id, holder, now + seconds, now),
+            )
+        return cursor.rowcount == 1
+
+    def holder(self, job_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT holder FROM leases WHERE id = ? AND until > ?", (job_id, time.time())
+            ).fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
         with self._lock:
