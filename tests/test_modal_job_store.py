@@ -4,8 +4,10 @@ from another, and the records go when their images do."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
@@ -14,6 +16,8 @@ from fastapi.testclient import TestClient
 from handlers.app import create_app
 from handlers.hosts.local import local_worker, served_models
 from handlers.hosts.modal.job_store import ModalDictJobStore
+from handlers.jobs.leases import Leases
+from handlers.jobs.store import SQLiteJobStore
 from handlers.stores.folder import LocalImageStore
 from pipelines.local_engine import LocalEngine
 from tests.conftest import API_KEY
@@ -92,3 +96,36 @@ def test_records_go_when_their_images_do(fronts) -> None:
     assert store.sweep(now=done["expires_at"]) >= 1
     assert store.get(job_id) is None
     assert a.get(f"/v1/images/jobs/{job_id}").status_code == 404
+
+
+class FarDict(Dict):
+    """A modal.Dict whose every call takes a round trip, so fronts' calls interleave as on Modal."""
+
+    def _get(self, *args, **kwargs):
+        time.sleep(0.002)
+        return super()._get(*args, **kwargs)
+
+    def _put(self, *args, **kwargs):
+        time.sleep(0.002)
+        return super()._put(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["modal.Dict", "SQLite"])
+def test_a_lapsed_lease_is_taken_by_exactly_one_front_and_a_live_one_by_none(kind: str, tmp_path) -> None:
+    store = ModalDictJobStore(FarDict()) if kind == "modal.Dict" else SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    fronts = [f"front-{n}" for n in range(8)]
+    assert store.hold("imgjob_a", "front-gone", 0.0)  # its front died at once: the lease lapsed
+    barrier = threading.Barrier(len(fronts))
+
+    def take(front: str) -> bool:
+        barrier.wait()
+        return store.hold("imgjob_a", front, 60.0)
+
+    with ThreadPoolExecutor(len(fronts)) as pool:
+        taken = list(pool.map(take, fronts))
+    assert taken.count(True) == 1
+    winner = fronts[taken.index(True)]
+    assert store.holder("imgjob_a") == winner
+    assert not any(store.hold("imgjob_a", front, 60.0) for front in fronts if front != winner)  # live
+    assert store.hold("imgjob_a", winner, 60.0)  # its holder renews it
+    assert not Leases(store).take_lapsed("imgjob_a")

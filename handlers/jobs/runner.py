@@ -49,7 +49,8 @@ class _CancelledElsewhere(Exception):
 
 
 class JobRunner(Room, Handover):
-    """Runs the jobs this front accepted, keeps their records, and recovers them after a restart."""
+    """Runs the jobs this front accepted (and those it took up from a front that is gone), keeps
+    their records, and recovers them after a restart."""
 
     def __init__(
         self,
