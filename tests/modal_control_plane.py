@@ -94,7 +94,12 @@ class Container:
 
         async def run() -> Any:
             _set_current_context_ids([f"in-{call_id}"], [call_id], ["attempt"])
-            await asyncio.wrap_future(self.entered)  # inputs wait for the enter hooks (a failed one fails them)
+            # Inputs wait for the enter hooks (a failed one fails them); in a warm container the body
+            # starts at the input's first step, so a cancel sent after `spawn` answered finds it running.
+            if self.entered.done():
+                self.entered.result()
+            else:
+                await asyncio.wrap_future(self.entered)
             try:
                 return await body()
             except asyncio.CancelledError:
