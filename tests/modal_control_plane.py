@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import itertools
 import random
 import threading
@@ -109,7 +110,8 @@ class Container:
                 self.finished.append(call_id)
 
         def create() -> None:
-            task = self.loop.create_task(run())
+            # A context of its own: nothing of the caller's (its request's trace, say) crosses to Modal.
+            task = self.loop.create_task(run(), context=contextvars.Context())
             self.tasks[call_id] = task
             started.set_result(task)
 

@@ -3,7 +3,8 @@ uvicorn) over modal_app's own GPU class in a container faked at Modal's boundary
 job Dict and one images Volume. A front that dies (its event loop stops where it is: no shutdown,
 no more writes, no more lease renewals) leaves its jobs to another front, which finishes them
 with the same pixels or fails them with the reason; a live front keeps its jobs; and the steps of
-a job running on a GPU container reach the client that polls any front."""
+a job running on a GPU container reach the client that polls any front, and an MCP client's
+progress notifications."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from handlers.settings import ServerSettings
 from tests.conftest import API_KEY, _free_port
 from tests.job_helpers import SMALL, ended, submit, wait_for, with_pixels
 from tests.modal_control_plane import Deployment, Dict
+from tests.test_mcp import mcp_session
 from tests.test_modal_app import gpu_instance
 from tests.test_modal_volume_store import SharedVolume
 
@@ -51,7 +53,8 @@ class Front:
         while not self.server.started:
             assert time.monotonic() - began < 60, "the front did not start"
             time.sleep(0.05)
-        self.client = OpenAI(api_key=API_KEY, base_url=f"http://127.0.0.1:{self.port}/v1", max_retries=0, timeout=120)
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.client = OpenAI(api_key=API_KEY, base_url=f"{self.url}/v1", max_retries=0, timeout=120)
 
     def _serve(self) -> None:
         with contextlib.suppress(RuntimeError):  # "Event loop stopped before Future completed": died
@@ -162,3 +165,22 @@ def test_a_live_front_keeps_its_job_and_its_steps_reach_any_front(front, plane) 
     after = outcomes(gpus)
     assert after["made"] - before["made"] == 1  # run once: by A, never again by B
     assert after["stopped"] == before["stopped"]
+
+
+def test_an_mcp_call_on_modal_is_told_the_gpu_containers_steps(front) -> None:
+    a = front()
+    told: list[tuple[float, float | None, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        told.append((progress, total, message))
+
+    async def call() -> Any:
+        async with mcp_session(a) as session:
+            arguments = {"model": "tiny-sd", "prompt": "a slow fox", "size": "512x512", "num_inference_steps": 50}
+            return await session.call_tool("generate_image", arguments, progress_callback=on_progress)
+
+    assert not asyncio.run(call()).is_error
+    done = [progress for progress, _, _ in told]
+    assert done == sorted(set(done)) and done[-1] == 50, told
+    assert any(0 < step < 50 for step in done), told  # told while it ran, not only at the end
+    assert {total for _, total, _ in told} == {50}

@@ -48,28 +48,34 @@ class RemoteSteps:
 
         trace.on_step = on_step
         token = current_trace.set(trace)  # the engine fills in this task's trace
-        writer = asyncio.ensure_future(self._write(key, trace, steps))
+        sent: dict[str, Any] = {}
+        writer = asyncio.ensure_future(self._write(key, trace, steps, sent))
         try:
             yield
         finally:
             writer.cancel()
             current_trace.reset(token)
+        await self._put(key, trace, steps, sent)  # done: its last step, read before the answer arrives
 
-    async def _write(self, key: str, trace: JobTrace, steps: list[int]) -> None:
-        sent: dict[str, Any] = {}
+    async def _write(self, key: str, trace: JobTrace, steps: list[int], sent: dict[str, Any]) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            now = {"queued": trace.queue_seconds, "done": trace.steps_done, "of": steps[0]}
-            if now != sent:
-                try:
-                    await self.store.put.aio(_PREFIX + key, now)  # type: ignore[union-attr]
-                    sent = now
-                except Exception:  # progress is not worth failing the job for
-                    log.warning("writing the steps of %s failed", key, exc_info=True)
+            await self._put(key, trace, steps, sent)
+
+    async def _put(self, key: str, trace: JobTrace, steps: list[int], sent: dict[str, Any]) -> None:
+        now = {"queued": trace.queue_seconds, "done": trace.steps_done, "of": steps[0]}
+        if now == sent:
+            return
+        try:
+            await self.store.put.aio(_PREFIX + key, now)  # type: ignore[union-attr]
+            sent.update(now)
+        except Exception:  # progress is not worth failing the job for
+            log.warning("writing the steps of %s failed", key, exc_info=True)
 
     @contextlib.asynccontextmanager
     async def following(self, key: str) -> AsyncIterator[None]:
-        """Inside, the steps the GPU side writes under `key` go into the current request's trace."""
+        """Inside, the steps the GPU side writes under `key` go into the current request's trace
+        (a last look once the answer is here: the run's last step)."""
         trace = current_trace.get()
         if self.store is None or trace is None or not trace.watched:
             yield
@@ -79,22 +85,27 @@ class RemoteSteps:
             yield
         finally:
             reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self.store.pop.aio(_PREFIX + key, None)  # read by nobody any more
+        # Only after an answer (a run stopped early leaves its entry to the Dict's 7-day expiry).
+        await self._look(key, trace)
+        with contextlib.suppress(Exception):
+            await self.store.pop.aio(_PREFIX + key, None)  # read by nobody any more
 
     async def _read(self, key: str, trace: JobTrace) -> None:
         while True:
             await asyncio.sleep(self.poll_seconds)
-            try:
-                found = await self.store.get.aio(_PREFIX + key)  # type: ignore[union-attr]
-            except Exception:
-                log.warning("reading the steps of %s failed", key, exc_info=True)
-                continue
-            if not found:
-                continue
-            if trace.queue_seconds is None:
-                trace.queue_seconds = found["queued"]  # started: how long it waited in its container
-            if found["done"] > trace.steps_done:
-                trace.steps_done = found["done"]
-                if trace.on_step is not None:
-                    trace.on_step(found["done"], found["of"])
+            await self._look(key, trace)
+
+    async def _look(self, key: str, trace: JobTrace) -> None:
+        try:
+            found = await self.store.get.aio(_PREFIX + key)  # type: ignore[union-attr]
+        except Exception:
+            log.warning("reading the steps of %s failed", key, exc_info=True)
+            return
+        if not found:
+            return
+        if trace.queue_seconds is None:
+            trace.queue_seconds = found["queued"]  # started: how long it waited in its container
+        if found["done"] > trace.steps_done:
+            trace.steps_done = found["done"]
+            if trace.on_step is not None:
+                trace.on_step(found["done"], found["of"])
