@@ -170,8 +170,8 @@ class ImageWorker:
         self.gpu_model.serve()
 
     @modal.method()
-    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
-        return await self.gpu_model.run(job, cancel_key)
+    async def run(self, job: Job, cancel_key: str | None = None, report_steps: bool = False) -> Rendered:
+        return await self.gpu_model.run(job, cancel_key, report_steps)
 
     @modal.method()
     async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:

@@ -100,6 +100,7 @@ def create_app(
         total=settings.jobs_max_unfinished,
         in_engine=settings.jobs_in_engine,
         recover=recover_jobs,
+        lease_seconds=settings.jobs_lease_seconds,
     )
     services = Services(
         settings=settings,

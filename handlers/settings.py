@@ -94,6 +94,9 @@ class ServerSettings(BaseSettings):
     jobs_per_key: int = Field(16, ge=1)
     jobs_max_unfinished: int = Field(256, ge=1)
     jobs_in_engine: int = Field(2, ge=1)
+    # A front holds each unfinished job by a lease it renews (a third of this, in seconds); a job
+    # whose lease lapses (its front died) is taken up by another front (handlers/jobs/leases.py).
+    jobs_lease_seconds: float = Field(30.0, gt=0)
     # Webhooks: the Standard Webhooks secret (`whsec_` + base64) that signs them; unset, webhooks
     # are off. Hosts (names, addresses or networks such as 10.0.0.0/8) webhooks may reach besides
     # public addresses; a nameserver ("ip" or "ip:port") to resolve their names with instead of the

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import itertools
 import random
 import threading
@@ -94,7 +95,12 @@ class Container:
 
         async def run() -> Any:
             _set_current_context_ids([f"in-{call_id}"], [call_id], ["attempt"])
-            await asyncio.wrap_future(self.entered)  # inputs wait for the enter hooks (a failed one fails them)
+            # Inputs wait for the enter hooks (a failed one fails them); in a warm container the body
+            # starts at the input's first step, so a cancel sent after `spawn` answered finds it running.
+            if self.entered.done():
+                self.entered.result()
+            else:
+                await asyncio.wrap_future(self.entered)
             try:
                 return await body()
             except asyncio.CancelledError:
@@ -104,7 +110,8 @@ class Container:
                 self.finished.append(call_id)
 
         def create() -> None:
-            task = self.loop.create_task(run())
+            # A context of its own: nothing of the caller's (its request's trace, say) crosses to Modal.
+            task = self.loop.create_task(run(), context=contextvars.Context())
             self.tasks[call_id] = task
             started.set_result(task)
 

@@ -63,7 +63,7 @@ class Scripted:
             raise self.error
 
     @modal.method()
-    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
+    async def run(self, job: Job, cancel_key: str | None = None, report_steps: bool = False) -> Rendered:
         await self._work(job)
         return RENDERED
 

@@ -8,8 +8,10 @@ import asyncio
 import base64
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
@@ -20,9 +22,11 @@ from handlers.app import create_app
 from handlers.hosts.local import local_worker, served_models
 from handlers.hosts.modal.job_store import ModalDictJobStore
 from handlers.hosts.modal.volume import VolumeImageStore
+from handlers.jobs.leases import Leases
 from handlers.jobs.outbox import Outbox
 from handlers.jobs.records import JobRecord, end
 from handlers.jobs.ssrf import WebhookGuard
+from handlers.jobs.store import SQLiteJobStore
 from handlers.jobs.webhooks import WebhookSender
 from handlers.stores.core import stamped_time
 from pipelines.local_engine import LocalEngine
@@ -168,3 +172,36 @@ def test_a_dead_fronts_owed_webhook_is_sent_once_by_the_fronts_still_up() -> Non
     event = Webhook(SECRET).verify(body, {name.lower(): value for name, value in headers.items()})
     assert event["data"]["result"] == record.result
     assert store.owed() == []
+
+
+class FarDict(Dict):
+    """A modal.Dict whose every call takes a round trip, so fronts' calls interleave as on Modal."""
+
+    def _get(self, *args, **kwargs):
+        time.sleep(0.002)
+        return super()._get(*args, **kwargs)
+
+    def _put(self, *args, **kwargs):
+        time.sleep(0.002)
+        return super()._put(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kind", ["modal.Dict", "SQLite"])
+def test_a_lapsed_lease_is_taken_by_exactly_one_front_and_a_live_one_by_none(kind: str, tmp_path) -> None:
+    store = ModalDictJobStore(FarDict()) if kind == "modal.Dict" else SQLiteJobStore(tmp_path / "jobs.sqlite3")
+    fronts = [f"front-{n}" for n in range(8)]
+    assert store.hold("imgjob_a", "front-gone", 0.0)  # its front died at once: the lease lapsed
+    barrier = threading.Barrier(len(fronts))
+
+    def take(front: str) -> bool:
+        barrier.wait()
+        return store.hold("imgjob_a", front, 60.0)
+
+    with ThreadPoolExecutor(len(fronts)) as pool:
+        taken = list(pool.map(take, fronts))
+    assert taken.count(True) == 1
+    winner = fronts[taken.index(True)]
+    assert store.holder("imgjob_a") == winner
+    assert not any(store.hold("imgjob_a", front, 60.0) for front in fronts if front != winner)  # live
+    assert store.hold("imgjob_a", winner, 60.0)  # its holder renews it
+    assert not Leases(store).take_lapsed("imgjob_a")

@@ -41,7 +41,7 @@ class Slow:
     """A GPU class whose job takes two web windows (a long job: past the window, inside the deadline)."""
 
     @modal.method()
-    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
+    async def run(self, job: Job, cancel_key: str | None = None, report_steps: bool = False) -> Rendered:
         await asyncio.sleep(WINDOW * 2)
         return Rendered([IMAGE] * job.n, Usage())
 

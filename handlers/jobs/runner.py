@@ -21,9 +21,11 @@ from dataclasses import replace
 from typing import Any
 
 from handlers.http_errors import error_body
-from handlers.jobs.job_errors import job_lost, too_many_jobs
+from handlers.jobs.handover import Handover
+from handlers.jobs.leases import DEFAULT_LEASE_SECONDS
 from handlers.jobs.outbox import Outbox
 from handlers.jobs.records import JobRecord, JobStatus, end, observe
+from handlers.jobs.room import Room
 from handlers.jobs.store import JobStore
 from handlers.jobs.work import Work
 from pipelines.contract import errors
@@ -38,7 +40,6 @@ Answer = Callable[[Rendered, Work], Awaitable[dict[str, Any]]]
 
 _WATCH_SECONDS = 0.2  # how often a running job's progress is read
 _FLUSH_SECONDS = 1.0  # how often it is written to the store (where other fronts read it)
-_UNKNOWN_PACE_SECONDS = 5.0  # a job's length before any has finished here
 _ENGINE_RETRIES = 10  # a busy engine (queue full, model loading) is waited for, not a failure
 
 
@@ -46,8 +47,9 @@ class _CancelledElsewhere(Exception):
     """Another front marked the job cancelled in the shared store."""
 
 
-class JobRunner:
-    """Runs the jobs this front accepted, keeps their records, and recovers them after a restart."""
+class JobRunner(Room, Handover):
+    """Runs the jobs this front accepted (and those it took up from a front that is gone), keeps
+    their records, and recovers them after a restart."""
 
     def __init__(
         self,
@@ -59,10 +61,12 @@ class JobRunner:
         total: int,
         in_engine: int,
         recover: bool = True,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.store, self.engine = store, engine
         self.ttl_seconds, self.per_key, self.total, self.in_engine = ttl_seconds, per_key, total, in_engine
         self.recover = recover
+        self._hold_leases(lease_seconds)
         self.answer: Answer | None = None
         self.outbox: Outbox | None = None  # None: webhooks are off
         self._lines: dict[str, deque[str]] = defaultdict(deque)  # each model's waiting job ids
@@ -86,12 +90,14 @@ class JobRunner:
             await self._recover()
         if outbox is not None:  # owning its storage (recovering), it takes its old claims over
             await outbox.send_owed(take_over=self.recover)
+        self._keep_leases()
 
     async def submit(self, record: JobRecord, work: Work) -> JobRecord:
         """Admit the job (or a 429), write it, and queue it: when this returns it is durable."""
         async with self._admit:
             await asyncio.to_thread(self._check_room, record.owner)
             record.payload = work.dump()
+            await asyncio.to_thread(self.leases.take, record.id)  # held here before any front can see it
             await self._persist(record)
         self._queue(record, work)
         log.info("job %s accepted: %s on %s", record.id, record.endpoint, record.model)
@@ -135,8 +141,10 @@ class JobRunner:
         return self.store.sweep()
 
     async def close(self) -> None:
-        """Stop without ending anything: unfinished jobs, and webhooks still owed, wait for the next start."""
+        """Stop without ending anything: unfinished jobs stay in the store, let go for another front
+        (or the next start) to take up; webhooks still owed wait for the next start (or another front)."""
         self._closing = True
+        held = list(self._records)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -144,38 +152,7 @@ class JobRunner:
         if self.outbox is not None:
             await self.outbox.close()
         await asyncio.to_thread(self._writer.shutdown, wait=True)
-
-    # --- limits -------------------------------------------------------------------------------
-
-    def _check_room(self, owner: str) -> None:
-        unfinished = self.store.unfinished()
-        mine = [record for record in unfinished if record.owner == owner]
-        if len(mine) >= self.per_key:
-            raise too_many_jobs(
-                f"This API key has {len(mine)} unfinished jobs, the most it may have.", self._soonest(mine)
-            )
-        if len(unfinished) >= self.total:
-            raise too_many_jobs(
-                f"The server has {len(unfinished)} unfinished jobs, the most it takes.", self._soonest(unfinished)
-            )
-
-    def _soonest(self, records: list[JobRecord]) -> float:
-        """Seconds until the first of `records` ends (a place frees), at the recent pace."""
-        return min(self._eta(record) for record in records)
-
-    def _eta(self, record: JobRecord) -> float:
-        pace = self._pace.get(record.model, _UNKNOWN_PACE_SECONDS)
-        now = time.monotonic()
-        if record.id in self._began:
-            return max(0.5, pace - (now - self._began[record.id]))
-        running = [
-            max(0.5, pace - (now - began))
-            for job_id, began in self._began.items()
-            if self._records[job_id].model == record.model
-        ]
-        line = list(self._lines[record.model])
-        ahead = line.index(record.id) if record.id in line else 0
-        return min(running, default=0.0) + pace * (ahead // self.in_engine + 1)
+        await self._let_go(held)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -225,7 +202,7 @@ class JobRunner:
     async def _on_engine(self, record: JobRecord, work: Work) -> Rendered:
         """The engine's images for the job, its progress read as it runs; a busy engine is waited for."""
         for attempt in range(_ENGINE_RETRIES + 1):
-            trace = self._traces[record.id] = JobTrace()
+            trace = self._traces[record.id] = JobTrace(watched=True)
             current_trace.set(trace)  # the engine fills it in: when it started, steps done
             run = asyncio.ensure_future(self.engine.run(work.job))
             try:
@@ -280,21 +257,5 @@ class JobRunner:
     async def _recover(self) -> None:
         """Every job the last run left unfinished: queued again (its seeds make the same images),
         or failed with the reason it cannot be."""
-        served = set(self.engine.status())
         for found in await asyncio.to_thread(self.store.unfinished):
-            record = await asyncio.to_thread(self.store.get, found.id)
-            if record is None:
-                continue
-            try:
-                work = Work.load(record.payload)
-                if work.job.model not in served:
-                    raise ValueError(f"its model {work.job.model} is no longer served here")
-            except ValueError as why:
-                self._end(record, "failed", error=error_body(job_lost(str(why)))["error"])
-                await self._persist(record)
-                self._notify(record)
-                continue
-            record.status, record.started_at, record.step = "queued", None, 0
-            await self._persist(record)
-            self._queue(record, work)
-            log.info("job %s queued again after a restart", record.id)
+            await self._run_again(found.id, cause="", where="here", now="after a restart")

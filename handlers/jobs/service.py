@@ -51,6 +51,7 @@ async def _find(services: Services, key: str | None, job_id: str) -> JobRecord:
     record = await asyncio.to_thread(services.jobs.store.get, job_id) if _JOB_ID.match(job_id) else None
     if record is None or record.owner != owner_of(key, services) or record.expired():
         raise job_not_found(job_id)
+    await services.jobs.take_up_if_lost(record)  # its front gone (jobs outlive it: leases.py)
     return services.jobs.live(record)
 
 

@@ -74,6 +74,18 @@ class JobStore(Protocol):
         """The webhook is owed no more: delivered, or given up after every attempt."""
         ...
 
+    # Leases (leases.py): which front runs an unfinished job.
+
+    def hold(self, job_id: str, holder: str, seconds: float) -> bool:
+        """Take the job's lease for `holder` for `seconds` from now, or renew it: True if `holder`
+        holds it now. Atomic: of fronts taking one job at once, one gets it; False while another
+        holder's lease is live (0 seconds lets it go at once)."""
+        ...
+
+    def holder(self, job_id: str) -> str | None:
+        """Who holds a live lease on the job; None when nobody does (its front is gone)."""
+        ...
+
 
 class SQLiteJobStore:
     """One SQLite file. WAL with `synchronous=NORMAL`: a commit survives the process being killed
@@ -106,6 +118,7 @@ class SQLiteJobStore:
                 settled INTEGER NOT NULL DEFAULT 0,
                 claimed_until REAL NOT NULL DEFAULT 0
             );
+            CREATE TABLE IF NOT EXISTS leases (id TEXT PRIMARY KEY, holder TEXT NOT NULL, until REAL NOT NULL);
             """
         )
 
@@ -147,7 +160,8 @@ class SQLiteJobStore:
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?",
                 (int(time.time() if now is None else now),),
             )
-            self._db.execute("DELETE FROM cancels WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
+            for table in ("cancels", "leases"):
+                self._db.execute(f"DELETE FROM {table} WHERE id NOT IN (SELECT id FROM jobs WHERE done = 0)")
             self._db.execute("DELETE FROM webhooks WHERE id NOT IN (SELECT id FROM jobs)")
         return cursor.rowcount
 
@@ -180,6 +194,24 @@ class SQLiteJobStore:
     def settle_webhook(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE webhooks SET settled = 1 WHERE id = ?", (job_id,))
+
+    def hold(self, job_id: str, holder: str, seconds: float) -> bool:
+        now = time.time()
+        with self._lock:  # one statement: taken (or renewed) only if free, lapsed or already ours
+            cursor = self._db.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET holder = excluded.holder, until = excluded.until"
+                " WHERE leases.holder = excluded.holder OR leases.until <= ?",
+                (job_id, holder, now + seconds, now),
+            )
+        return cursor.rowcount == 1
+
+    def holder(self, job_id: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT holder FROM leases WHERE id = ? AND until > ?", (job_id, time.time())
+            ).fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
         with self._lock:

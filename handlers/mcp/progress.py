@@ -44,6 +44,7 @@ async def step_progress(report: Report | None) -> AsyncIterator[None]:
             await send(latest() or await steps.get())
 
     trace.on_step = lambda done, of: loop.call_soon_threadsafe(steps.put_nowait, (done, of))
+    trace.watched = True
     sender = asyncio.create_task(sending())
     try:
         yield

@@ -39,6 +39,9 @@ class JobTrace:
     # Set by the web side to watch the run: called from the model's thread after each denoising
     # step with (steps done, steps in all). Engines that cannot see steps (remote) never call it.
     on_step: Callable[[int, int], None] | None = None
+    # Set by whoever reads the steps as they happen (an async job's runner, an MCP client asking
+    # for progress): a remote engine fetches them from where the job runs only then.
+    watched: bool = False
 
 
 # Set by the web side around a request; engines fill it in when it is there.

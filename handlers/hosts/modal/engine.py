@@ -44,6 +44,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from handlers.hosts.modal.cancellations import Cancellations
+from handlers.hosts.modal.steps import RemoteSteps
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError
 from pipelines.contract.job import ImageEvent, Job, Rendered
@@ -98,6 +99,8 @@ class ModalEngine:
         self.retry_after_seconds = retry_after_seconds
         self.function_call = function_call
         self.cancellations = cancellations or Cancellations(None)
+        # A watched run's steps come through the cancellations' Dict too (steps.py).
+        self.steps = RemoteSteps(self.cancellations.store, poll_seconds=self.cancellations.poll_seconds)
         self.stream_start_seconds = stream_start_seconds
         self._pools: dict[str, Any] = {}
         self._draining = False
@@ -149,8 +152,9 @@ class ModalEngine:
         self._in_flight[job.model] += 1
         call, answered = None, False
         try:
-            async with asyncio.timeout(_left(job)):
-                call = await pool.run.spawn.aio(job, key)
+            trace = current_trace.get()
+            async with asyncio.timeout(_left(job)), self.steps.following(key):
+                call = await pool.run.spawn.aio(job, key, trace is not None and trace.watched)
                 result = await call.get.aio()
             answered = True
             return result

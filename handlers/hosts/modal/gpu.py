@@ -36,6 +36,7 @@ import modal
 from handlers.hosts.modal.cancellations import Cancellations
 from handlers.hosts.modal.deployment import ModalDeployment
 from handlers.hosts.modal.engine import StreamStarted
+from handlers.hosts.modal.steps import RemoteSteps
 from pipelines.contract import errors
 from pipelines.contract.job import ImageEvent, Job, Rendered
 
@@ -62,6 +63,7 @@ class GpuModel:
     ) -> None:
         self.model_id = model_id
         self.cancellations = cancellations or Cancellations(None)
+        self.steps = RemoteSteps(self.cancellations.store, poll_seconds=self.cancellations.poll_seconds)
         self.deployment = deployment
         self.commit_weights = commit_weights
         self.engine: LocalEngine | None = None
@@ -181,10 +183,12 @@ class GpuModel:
             await self.engine.start()
         return self.engine
 
-    async def run(self, job: Job, cancel_key: str | None = None) -> Rendered:
+    async def run(self, job: Job, cancel_key: str | None = None, report_steps: bool = False) -> Rendered:
         """The Job's images, encoded, and its usage; compatible jobs waiting together share a pipeline call.
-        Nothing runs if the front has cancelled `cancel_key` already."""
-        async with self._counted(), self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}"):
+        Nothing runs if the front has cancelled `cancel_key` already; with `report_steps`, its steps
+        are written where the front reads them (steps.py)."""
+        watching = self.cancellations.watching(cancel_key, f"{job.task} on {self.model_id}")
+        async with self._counted(), watching, self.steps.reporting(cancel_key, report_steps):
             return await (await self._engine()).run(job)
 
     async def stream(self, job: Job, cancel_key: str | None = None) -> AsyncIterator[StreamStarted | ImageEvent]:

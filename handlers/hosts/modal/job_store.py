@@ -11,6 +11,14 @@ a front sends it, `{"settled": True}` once done. A claim is `put(skip_if_exists=
 modal answers with whether it wrote, so of two fronts claiming at once one gets it. Taking over a
 lapsed claim is a pop and that put again: two fronts doing so at the same moment can both send,
 and the receiver deduplicates on the `webhook-id`, which is the same.
+
+Leases: a modal.Dict has one atomic write, `put(key, value, skip_if_exists=True)`, which answers
+whether it wrote (`DictUpdateRequest.if_not_exists`); no compare-and-set. So each taking of a
+job is a new term, `lease:<id>:<n>`, written only if absent: of fronts taking term n at once,
+one writes it. The holder renews its own term key by a plain put (no one else writes it); the
+newest term is the lease. A front that took a lapsed lease while its old holder was only slow
+(not gone) runs beside it until the old holder's next renewal, which finds the newer term and
+stops: the job may run twice for a moment, to the same images (its seeds), never be lost.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from handlers.jobs.store import record_from, record_json
 _PREFIX = "job:"
 _CANCEL = "cancel:"
 _WEBHOOK = "webhook:"
+_LEASE = "lease:"
 
 
 class ModalDictJobStore:
@@ -96,6 +105,8 @@ class ModalDictJobStore:
             self.records.pop(_PREFIX + job_id, None)
             self.records.pop(_CANCEL + job_id, None)
             self.records.pop(_WEBHOOK + job_id, None)
+            for term in range(1, self._newest(job_id)[0] + 1):
+                self.records.pop(f"{_LEASE}{job_id}:{term}", None)
         return len(expired)
 
     def ask_cancel(self, job_id: str) -> None:
@@ -103,3 +114,25 @@ class ModalDictJobStore:
 
     def cancel_asked(self, job_id: str) -> bool:
         return bool(self.records.get(_CANCEL + job_id))
+
+    def _newest(self, job_id: str) -> tuple[int, dict[str, Any] | None]:
+        """The newest term of the job's lease and its value ((0, None): never taken)."""
+        term, value = 0, None
+        while (found := self.records.get(f"{_LEASE}{job_id}:{term + 1}")) is not None:
+            term, value = term + 1, found
+        return term, value
+
+    def hold(self, job_id: str, holder: str, seconds: float) -> bool:
+        now = time.time()
+        term, lease = self._newest(job_id)
+        value = {"holder": holder, "until": now + seconds}
+        if lease is not None and lease["holder"] == holder:  # ours: renewed (only we write this term)
+            self.records.put(f"{_LEASE}{job_id}:{term}", value)
+            return True
+        if lease is not None and lease["until"] > now:
+            return False
+        return bool(self.records.put(f"{_LEASE}{job_id}:{term + 1}", value, skip_if_exists=True))
+
+    def holder(self, job_id: str) -> str | None:
+        _, lease = self._newest(job_id)
+        return lease["holder"] if lease is not None and lease["until"] > time.time() else None

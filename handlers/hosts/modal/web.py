@@ -37,7 +37,8 @@ def create_web_app(
 
     `gpu_classes` gives each served model's GPU class; `engine_options` reach the ModalEngine.
     `job_store` holds async jobs' records where every front container sees them (a modal.Dict);
-    no front re-queues unfinished jobs at its start, since another front may be running them.
+    no front re-queues every unfinished job at its start, since another front may be running it:
+    each front holds its jobs by a lease, and takes up only those whose lease has lapsed.
     `signing_store` (a modal.Dict) keeps the one local signing identity all fronts share, when the
     Secret holds no IMAGEGEN_C2PA_CERT/KEY: a reader sees one signer per deployment, not per container.
     It refuses to start without API keys unless Modal's proxy auth guards it."""
