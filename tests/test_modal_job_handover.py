@@ -140,7 +140,7 @@ def test_the_jobs_of_a_front_that_died_are_finished_by_another_or_failed_with_wh
     failed = wait_for(b.client, orphan["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "job_lost"
-    assert "tiny-flux is not served" in failed["error"]["message"]
+    assert "tiny-flux is no longer served by the front that took it up" in failed["error"]["message"]
     # The same images as the synchronous calls for the same seeds.
     for accepted, body in (
         (running, {**LONG, "response_format": "b64_json", "extra_body": {"seed": 7, "num_inference_steps": 3}}),
