@@ -83,7 +83,7 @@ MODEL_PACKAGES = (
     "safetensors==0.8.0",
     "huggingface_hub==2.4.0",
     "peft==0.21.2",
-    "fpng==0.1.0",  # the GPU side encodes the PNGs (pipelines/encoding.py)
+    "isal==1.9.1",  # the GPU side encodes the PNGs (pipelines/encoding.py)
 )
 WEIGHTS_DIR = "/weights"
 # LoRA files, on the weights Volume: `modal volume put imagegen-weights pixel.safetensors /loras/`.

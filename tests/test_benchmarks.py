@@ -33,7 +33,7 @@ def test_bench_encode_compares_the_encoders_before_and_now(cache_dir: Path) -> N
         *["2xpng"] * 2,
         *["2xjpeg"] * 2,
     ]
-    assert "fpng + parameters (now)" in out and "side by side, encode_all (now)" in out
+    assert "Up + ISA-L + parameters (now)" in out and "side by side, encode_all (now)" in out
 
 
 def test_bench_previews_compares_half_and_full_decodes(cache_dir: Path) -> None:
