@@ -5,8 +5,9 @@
 For each model, two Workers (the real ModelCache, Worker and encoder, in this process, no HTTP):
 one with IMAGEGEN_PROMPT_CACHE_SIZE=0, one with 64. Each round, each worker runs a request whose
 prompt it has seen (a new seed: the cache's case, "again") and one whose prompt is new ("new"),
-the workers taking turns so a busy machine weighs on both alike. Prints the medians in seconds
-and on / off (lower is better), and how much a cached prompt's embeddings hold.
+the workers taking turns (each first every other round) so a busy machine weighs on both alike.
+Prints the medians in seconds and on / off (lower is better), and how much a cached prompt's
+embeddings hold.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[tuple[str, int], list[float]] = {}
         for round_ in range(args.rounds):
             for case, prompt in (("again", "a lighthouse at dusk"), ("new", f"a harbour, take {round_}")):
-                for size, worker in workers.items():
+                order = list(workers.items())  # which goes first alternates too: no order effect
+                for size, worker in order if round_ % 2 else order[::-1]:
                     began = time.perf_counter()
                     worker.run(_job(spec.id, prompt, args.size, args.steps, round_ + 1))
                     times.setdefault((case, size), []).append(time.perf_counter() - began)

@@ -48,6 +48,12 @@ def test_bench_batching_compares_on_and_off(cache_dir: Path) -> None:
     assert "on/off" in out and "one image at a time / whole batch" in out
 
 
+def test_bench_prompt_cache_compares_on_and_off(cache_dir: Path) -> None:
+    out = _run("bench_prompt_cache.py", "--models", "tiny-sd", "--size", "64", "--rounds", "1", cache_dir=cache_dir)
+    row = next(line.split() for line in out.splitlines() if line.startswith("tiny-sd "))
+    assert len(row) == 8 and "KiB/prompt" in out
+
+
 def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> None:
     out = _run("bench_shutdown.py", "--queued", "2", "--steps", "4", "--cache-dir", str(cache_dir), cache_dir=cache_dir)
     assert "exited" in out and "after SIGTERM" in out and "lost" not in out
