@@ -157,16 +157,16 @@ class LocalEngine:
             if not queue.waiting:
                 queue.arrived.clear()
                 await queue.arrived.wait()
-            # The device is first asked for here, not at start: "auto" imports torch (a second or
-            # more), and /health should answer before that.
-            device = str(self.worker.models.device)
             if queue.pace.prior_per_work is None:
+                # The device is first asked for here, not at start, and off the event loop: "auto"
+                # imports torch (a second or more), and /health answers meanwhile.
+                device = await asyncio.to_thread(lambda: str(self.worker.models.device))
                 queue.pace.prior_per_work = prior_for(device)
             batch = await next_batch(
                 queue.waiting,
                 queue.arrived,
                 max_images=self.settings.max_batch_images,
-                max_pixels=self.settings.max_batch_pixels or batch_pixels(device),
+                max_pixels=self.settings.max_batch_pixels or batch_pixels(str(self.worker.models.device)),
                 wait_seconds=self.settings.batch_wait_ms / 1000,
             )
             if not batch:
