@@ -27,7 +27,7 @@ class McpEndpoint:
     def __init__(self, services: Services, max_body_bytes: int) -> None:
         self.services = services
         self.max_body_bytes = max_body_bytes
-        self._stop: asyncio.Event | None = None  # set while the app runs
+        self._stop: asyncio.Event | None = None  # there while the app runs, set as it stops
         self._manager: asyncio.Future[Any] | None = None
         self._holder: asyncio.Task[None] | None = None
 
@@ -50,9 +50,10 @@ class McpEndpoint:
             async with running.run():
                 manager.set_result(running)
                 await stop.wait()
-        except Exception as exc:  # the requests waiting for it fail with it
-            if not manager.done():
-                manager.set_exception(exc)
+        except Exception as exc:
+            if manager.done():
+                raise
+            manager.set_exception(exc)  # before it ran: the requests waiting for it fail with it
 
     async def _running_manager(self) -> Any:
         """The SDK's session manager, started by the first request; None once the app stops."""
