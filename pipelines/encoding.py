@@ -19,12 +19,14 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-import numpy as np
-from isal import isal_zlib
 from PIL import Image
 
 from pipelines.contract import pictures
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # PNG's colour type for each mode written here (the PNG spec, 11.2.2), 8 bits a sample.
 FAST_PNG_MODES = {"RGB": 2, "RGBA": 6}
@@ -43,6 +45,8 @@ def encode(image: Image.Image, format: str, compression: int | None = None, para
     """`image` as png, jpeg or webp bytes, as `pictures.encode` words it, PNGs the fast way."""
     if format != "png" or image.mode not in FAST_PNG_MODES:
         return pictures.encode(image, format, compression, parameters)
+    from isal import isal_zlib  # here, with numpy below: a tenth of a second of `imagegen serve`'s start
+
     width, height = image.size
     header = struct.pack(">IIBBBBB", width, height, 8, FAST_PNG_MODES[image.mode], 0, 0, 0)
     text = [] if parameters is None else [_itxt("parameters", parameters)]
@@ -52,6 +56,8 @@ def encode(image: Image.Image, format: str, compression: int | None = None, para
 
 def _up_filtered(image: Image.Image) -> np.ndarray:
     """The scanlines PNG deflates: each row its filter byte, then its bytes less the row above's."""
+    import numpy as np
+
     rows = np.asarray(image).reshape(image.height, -1)
     filtered = np.empty((rows.shape[0], rows.shape[1] + 1), dtype=np.uint8)
     filtered[:, 0] = _UP
