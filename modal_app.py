@@ -82,7 +82,7 @@ MODEL_PACKAGES = (
     "safetensors==0.8.0",
     "huggingface_hub==2.4.0",
     "peft==0.21.2",
-    "fpng==0.1.0",  # the GPU side encodes the PNGs (pipelines/encoding.py)
+    "isal==1.9.1",  # the GPU side encodes the PNGs (pipelines/encoding.py)
 )
 # What BiRefNet's code imports besides torch and torchvision (the `matting` extra): `birefnet` serves.
 MATTING_PACKAGES = ("timm==1.0.31", "kornia==0.9.0", "einops==0.8.2")

@@ -29,7 +29,7 @@ from handlers.jobs.webhooks import WebhookSender
 from handlers.jobs.work import Work
 from handlers.json_body import JsonByDefault
 from handlers.limits import MB, BodyLimit, BodyPace
-from handlers.mcp.server import McpEndpoint
+from handlers.mcp.endpoint import McpEndpoint
 from handlers.metrics import Telemetry
 from handlers.provenance.credentials import ContentCredentials
 from handlers.request_log import RequestLog
@@ -112,7 +112,8 @@ def create_app(
         credentials=credentials,
         webhooks=_webhooks(settings),
     )
-    # Agents' tools (MCP's Streamable HTTP transport), behind the same keys, limits and log as /v1.
+    # Agents' tools (MCP's Streamable HTTP transport), behind the same keys, limits and log as /v1;
+    # the SDK is imported on the first call.
     mcp = McpEndpoint(services, max_body_bytes=settings.max_request_mb * MB)
 
     @contextlib.asynccontextmanager

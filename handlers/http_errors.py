@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from handlers.log_text import echo
-from handlers.request_log import note_error, request_id
+from handlers.request_id import request_id
+from handlers.request_log import note_error
 from pipelines.contract import errors
 from pipelines.contract.errors import APIError, ErrorKind, invalid
 

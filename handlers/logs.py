@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from handlers.log_text import echo
-from handlers.request_log import RequestIdFilter
+from handlers.request_id import RequestIdFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "fields"}
 _LONGEST_MESSAGE = 10_000

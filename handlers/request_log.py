@@ -12,13 +12,13 @@ import logging
 import re
 import secrets
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.log_text import echo
 from handlers.metrics import Telemetry
+from handlers.request_id import current_request
 from handlers.route_names import RouteNames
 from pipelines.contract.job import Job
 from pipelines.contract.status import JobTrace, current_trace
@@ -67,9 +67,6 @@ def _seconds(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-current_request: ContextVar[RequestRecord | None] = ContextVar("imagegen_request", default=None)
-
-
 def note_job(job: Job) -> None:
     """The route resolved its request into `job`: the log line and metrics say so."""
     if (record := current_request.get()) is not None:
@@ -79,20 +76,6 @@ def note_job(job: Job) -> None:
 def note_error(code: str | None) -> None:
     if (record := current_request.get()) is not None:
         record.error_code = code
-
-
-def request_id() -> str | None:
-    record = current_request.get()
-    return None if record is None else record.id
-
-
-class RequestIdFilter(logging.Filter):
-    """Puts the current request's id on every log record (`-` outside a request)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):
-            record.request_id = request_id() or "-"
-        return True
 
 
 class RequestLog:

@@ -38,8 +38,7 @@ class LocalEngine:
         self._draining = False
 
     async def start(self) -> None:
-        prior = prior_for(str(self.worker.models.device))
-        self._queues = {model_id: ModelQueue(model_id, prior) for model_id in self.worker.models.specs}
+        self._queues = {model_id: ModelQueue(model_id) for model_id in self.worker.models.specs}
         for model_id, queue in self._queues.items():
             queue.feeder = asyncio.create_task(self._feed(queue))
             if self.settings.preload:
@@ -158,11 +157,16 @@ class LocalEngine:
             if not queue.waiting:
                 queue.arrived.clear()
                 await queue.arrived.wait()
+            if queue.pace.prior_per_work is None:
+                # The device is first asked for here, not at start, and off the event loop: "auto"
+                # imports torch (a second or more), and /health answers meanwhile.
+                device = await asyncio.to_thread(lambda: str(self.worker.models.device))
+                queue.pace.prior_per_work = prior_for(device)
             batch = await next_batch(
                 queue.waiting,
                 queue.arrived,
                 max_images=self.settings.max_batch_images,
-                max_pixels=self.settings.max_batch_pixels or batch_pixels(self.worker.models.device),
+                max_pixels=self.settings.max_batch_pixels or batch_pixels(str(self.worker.models.device)),
                 wait_seconds=self.settings.batch_wait_ms / 1000,
             )
             if not batch:

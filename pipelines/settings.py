@@ -24,8 +24,8 @@ class EngineSettings(BaseSettings):
     # torch's CPU threads for model work; unset: the cores this process may use, less one
     # (pipelines/threads.py has the measurements).
     threads: int | None = Field(None, ge=1)
-    # PNGs carry how they were made (prompt, model, seed, steps, size) in a `parameters` text
-    # chunk, as A1111's do; false: nothing but pixels.
+    # Images carry how they were made (prompt, model, seed, steps, size), as A1111's do: a PNG in a
+    # `parameters` text chunk, a JPEG or WebP in its EXIF UserComment; false: nothing but pixels.
     png_parameters: bool = True
     # What cuts the subject out for `background: "transparent"` (pipelines/contract/matting.py).
     matting_model: str = Field(DEFAULT_MATTING, pattern="^(" + "|".join(MATTING_MODELS) + ")$")

@@ -68,7 +68,8 @@ class Worker:
     scheduler holds per-run state), different models side by side."""
 
     def __init__(self, models: ModelCache, *, png_parameters: bool = True, matting: Matting | None = None) -> None:
-        """`png_parameters`: PNGs say how they were made (prompt, model, seed…) in a text chunk;
+        """`png_parameters`: images say how they were made (prompt, model, seed…): a PNG in a text
+        chunk, a JPEG or WebP in its EXIF;
         `matting`: what cuts subjects out for transparent backgrounds (default: the tiny one)."""
         self.models = models
         self.png_parameters = png_parameters

@@ -3,8 +3,9 @@
     python scripts/bench_encode.py [--size 1024] [--repeat 5] [--batch 4]
 
 On a smooth, photo-like image (gradients plus a little grain) such as a diffusion model makes,
-prints milliseconds and bytes per image: PNG through fpng (`pipelines/encoding.py`, with the
-`parameters` chunk) against Pillow at level 1 (what the server used before) and Pillow's default;
+prints milliseconds and bytes per image: PNG as the server writes it (`pipelines/encoding.py`: the
+Up filter, ISA-L's deflate, the `parameters` chunk) against Pillow at level 1 (what the server used
+before fpng) and Pillow's default;
 JPEG and WebP on our fast settings against Pillow's defaults; and a batch of `--batch` PNGs and
 JPEGs encoded side by side (`encode_all`) against one after another with Pillow level 1. png-rgba
 is the same picture with alpha, png-smooth has no grain.
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         encoders = {
             "Pillow level 1 (before)": lambda p=picture: [pictures.encode(p, "png", parameters=PARAMETERS)],
-            "fpng + parameters (now)": lambda p=picture: [encode(p, "png", None, PARAMETERS)],
+            "Up + ISA-L + parameters (now)": lambda p=picture: [encode(p, "png", None, PARAMETERS)],
             "Pillow default (level 6)": lambda p=picture: [_pillow_default(p, "PNG")],
         }
         _rows(label, encoders, args.repeat)

@@ -175,7 +175,7 @@ def _print_row(label: str, result: dict[str, Any], baseline: dict[str, Any], dri
     print(f"    split: {split}")
     encode, denoise = result["split_s"]["encode"], result["split_s"]["denoise"]
     print(
-        f"    encode / denoise {encode / denoise:5.2f}  (PNG by fpng; Pillow level 1, the encoder before, "
+        f"    encode / denoise {encode / denoise:5.2f}  (PNG: Up filter + ISA-L; Pillow level 1 "
         f"took {result['encode_before_s'] * 1000:.1f} ms: {result['encode_before_s'] / encode:.1f}x as long)"
     )
     if result.get("repeated_prompt_s"):

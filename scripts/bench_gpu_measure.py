@@ -187,7 +187,7 @@ def measure(target: Target, args: argparse.Namespace, clock: Clock) -> dict[str,
             stage: statistics.median(run[stage] for run in runs)
             for stage in ("text_encode", "denoise", "vae_decode", "encode")
         },
-        # What the PNG took with the encoder before fpng (Pillow level 1), on the same images.
+        # What the PNG took with Pillow level 1 (the encoder before fpng and ISA-L), on the same images.
         "encode_before_s": statistics.median(run["encode_before"] for run in runs),
         "repeated_prompt_s": statistics.median(repeated) if repeated else None,
         "throughput": {},

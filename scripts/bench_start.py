@@ -6,7 +6,8 @@ For each source tree (this one, and `--before` if given, taking turns round by r
 seconds until `imagegen --help`, `models` and `pull sd-turbo` (offline, an empty hub cache) print
 their first line and until they exit; for `imagegen serve` on a fresh cache folder, the seconds
 until /health answers, and until a first 64x64 image comes back when it is asked for right then
-(the request's own latency beside it). Prints medians and now / before ratios (lower is better).
+(the request's own latency beside it); then, that server up, `imagegen jobs list` against it.
+Prints medians and now / before ratios (lower is better).
 An older checkout: `git archive <commit> | tar -x -C /tmp/before`.
 """
 
@@ -57,8 +58,9 @@ def command(tree: Path, args: list[str]) -> tuple[float, float]:
         return first, time.perf_counter() - began
 
 
-def serve(tree: Path) -> tuple[float, float, float]:
-    """(seconds to /health, to a first image asked for at once, that request's latency)."""
+def serve(tree: Path) -> dict[str, float]:
+    """Seconds to /health, to a first image asked for at once, that request's latency, and
+    `imagegen jobs list`'s against that server."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -85,7 +87,14 @@ def serve(tree: Path) -> tuple[float, float, float]:
             response = httpx.post(f"{url}/v1/images/generations", json=body, timeout=300)
             response.raise_for_status()
             done = time.perf_counter()
-            return health, done - began, done - asked
+            jobs_first, jobs_exit = command(tree, ["jobs", "--url", url, "list"])
+            return {
+                "serve: /health answers": health,
+                "serve: start to first image": done - began,
+                "serve: first request's latency": done - asked,
+                "jobs list: first line": jobs_first,
+                "jobs list: exit": jobs_exit,
+            }
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -98,17 +107,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     trees = {"now": HERE, **({"before": args.before.resolve()} if args.before else {})}
     figures: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
+    loads_at_start = os.getloadavg()
     for _ in range(args.rounds):
         for name, tree in trees.items():
             for label, command_args in COMMANDS.items():
                 first, total = command(tree, command_args)
                 figures[name].setdefault(f"{label}: first line", []).append(first)
                 figures[name].setdefault(f"{label}: exit", []).append(total)
-            health, first_image, latency = serve(tree)
-            figures[name].setdefault("serve: /health answers", []).append(health)
-            figures[name].setdefault("serve: start to first image", []).append(first_image)
-            figures[name].setdefault("serve: first request's latency", []).append(latency)
-    print(f"median of {args.rounds} rounds, seconds (load average now {os.getloadavg()[0]:.1f})")
+            for key, seconds in serve(tree).items():
+                figures[name].setdefault(key, []).append(seconds)
+    loads = f"{loads_at_start[0]:.1f} at start, {os.getloadavg()[0]:.1f} at the end"
+    print(f"median of {args.rounds} rounds, seconds (load average {loads})")
     print(f"{'':<34} {'now':>8}" + (f" {'before':>8} {'now/before':>11}" if args.before else ""))
     for key, values in figures["now"].items():
         now = statistics.median(values)

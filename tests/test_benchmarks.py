@@ -33,7 +33,7 @@ def test_bench_encode_compares_the_encoders_before_and_now(cache_dir: Path) -> N
         *["2xpng"] * 2,
         *["2xjpeg"] * 2,
     ]
-    assert "fpng + parameters (now)" in out and "side by side, encode_all (now)" in out
+    assert "Up + ISA-L + parameters (now)" in out and "side by side, encode_all (now)" in out
 
 
 def test_bench_previews_compares_half_and_full_decodes(cache_dir: Path) -> None:
@@ -46,6 +46,12 @@ def test_bench_batching_compares_on_and_off(cache_dir: Path) -> None:
     rows = [line.split() for line in out.splitlines() if line.strip().startswith("64 ")]
     assert len(rows) == 1 + 3  # the batching row, and the VAE decode at 2, 4 and 8 images
     assert "on/off" in out and "one image at a time / whole batch" in out
+
+
+def test_bench_prompt_cache_compares_on_and_off(cache_dir: Path) -> None:
+    out = _run("bench_prompt_cache.py", "--models", "tiny-sd", "--size", "64", "--rounds", "1", cache_dir=cache_dir)
+    row = next(line.split() for line in out.splitlines() if line.startswith("tiny-sd "))
+    assert len(row) == 8 and "KiB/prompt" in out
 
 
 def test_bench_shutdown_times_a_sigterm_with_jobs_waiting(cache_dir: Path) -> None:

@@ -1,9 +1,11 @@
 """What the server's PNGs are: standard files that Pillow and a real browser (Debian's Chromium)
-decode to the same pixels, alpha included, still carrying how they were made."""
+decode to the same pixels, alpha included, still carrying how they were made; JPEGs and WebPs
+carry it too."""
 
 from __future__ import annotations
 
 import base64
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import ExifTags, Image
 from playwright.sync_api import Browser, sync_playwright
 
 from pipelines.encoding import encode
@@ -86,3 +88,27 @@ def test_a_transparent_png_keeps_its_alpha_in_chromium(browser: Browser) -> None
     seen = browser_pixels(browser, data, image.size)
     opaque = pixels[..., 3] == 255
     assert np.array_equal(seen[..., 3], pixels[..., 3]) and np.array_equal(seen[opaque], pixels[opaque])
+
+
+@pytest.mark.parametrize("output_format", ["jpeg", "webp"])
+def test_a_jpeg_or_webp_says_how_it_was_made_in_its_exif_as_a1111s_do(api: TestClient, output_format: str) -> None:
+    body = {
+        "model": "tiny-sd",
+        "prompt": "a café at dusk",
+        "size": "64x64",
+        "seed": 4,
+        "num_inference_steps": 3,
+        "output_format": output_format,
+        "response_format": "b64_json",
+    }
+    response = api.post("/v1/images/generations", json=body)
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(base64.b64decode(response.json()["data"][0]["b64_json"])))
+    assert image.format == output_format.upper()
+    # Signed (content credentials) after it was encoded: the comment is still there. A1111 writes
+    # it with piexif's UserComment.dump(text, encoding="unicode"): "UNICODE\0", then UTF-16 BE.
+    comment = image.getexif().get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment]
+    assert comment.startswith(b"UNICODE\0"), comment[:16]
+    assert comment[8:].decode("utf-16-be") == (
+        "a café at dusk\nSteps: 3, CFG scale: 0.0, Seed: 4, Size: 64x64, Model: tiny-sd, Task: generate"
+    )

@@ -1,12 +1,16 @@
 """What the playground says is true: how many models are ready, the steps and guidance an image
-was made with, and a "Copy as curl" that remakes the very image (its seed included)."""
+was made with (a PNG, JPEG or WebP alike), and a "Copy as curl" that remakes the very image (its
+seed included)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import re
 
 import httpx
+from PIL import ExifTags, Image
 from playwright.sync_api import Page, expect
 
 from tests import test_playground
@@ -48,3 +52,17 @@ def test_parameters_show_the_values_used_and_curl_carries_the_seed_it_drew(page:
     expect(snippet).to_be_visible()
     sent = json.loads(re.search(r"-d '(.*?)'", snippet.inner_text(), re.S).group(1))
     assert sent["seed"] == int(seed) and sent["prompt"] == "a harbour at dawn", sent
+
+    # A JPEG or WebP says how it was made in its EXIF (as A1111's do), and the panel reads it there.
+    for cards, output_format in enumerate(("jpeg", "webp"), start=2):
+        page.get_by_label("Format").select_option(output_format)
+        page.get_by_role("button", name="Generate").click()
+        expect(page.locator(".card[data-final]")).to_have_count(cards)
+        newest = page.locator(".card[data-final]").first
+        src = newest.locator("img.card-image").get_attribute("src") or ""
+        assert src.startswith(f"data:image/{output_format};base64,"), src[:40]
+        exif = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).getexif().get_ifd(ExifTags.IFD.Exif)
+        made = exif[ExifTags.Base.UserComment].removeprefix(b"UNICODE\0").decode("utf-16-be")
+        steps, guidance = re.search(r"Steps: (\d+), CFG scale: ([\d.]+)", made).groups()
+        expect(newest.locator('dd[data-param="Steps"]')).to_have_text(steps)
+        expect(newest.locator('dd[data-param="Guidance"]')).to_have_text(guidance)

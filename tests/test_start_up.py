@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT, start_server, stop_server
 
-HEAVY = ("torch", "diffusers", "transformers", "fastapi")
+HEAVY = ("torch", "diffusers", "transformers", "fastapi", "starlette", "httpx", "mcp")
 
 
 def imported_by(*args: str, env: dict[str, str]) -> tuple[set[str], str]:
@@ -43,6 +43,34 @@ def test_listing_models_and_help_import_neither_torch_nor_the_web_app(args: tupl
         m for m in modules if m.startswith(HEAVY)
     )
     assert ("sdxl-turbo" in out) if args == ("models",) else ("usage: imagegen" in out)
+
+
+# The app starts (its lifespan runs) and answers /health in a process of its own, then says which
+# of the slow imports it made by then.
+_STARTS = """
+import sys
+from fastapi.testclient import TestClient
+from handlers.hosts.local import LocalSettings, create_local_app
+
+with TestClient(create_local_app(LocalSettings(cache_dir=sys.argv[1], storage_dir=sys.argv[2]))) as api:
+    assert api.get("/health").status_code == 200
+    print(" ".join(sorted({name.split(".")[0] for name in sys.modules} & {"torch", "mcp", "mcp_types", "numpy"})))
+"""
+
+
+def test_the_app_answers_health_before_importing_torch_the_mcp_sdk_or_numpy(tmp_path: Path) -> None:
+    """Each takes a tenth of a second to seconds to import on a busy machine: the first request that
+    needs one imports it (MCP's is tested in test_mcp.py), and /health does not wait for them."""
+    result = subprocess.run(
+        [sys.executable, "-c", _STARTS, str(tmp_path / "cache"), str(tmp_path / "images")],
+        cwd=ROOT,
+        env={**os.environ, "HF_HOME": str(tmp_path / "hf")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [], result.stdout
 
 
 def test_serve_names_absent_weights_and_warms_the_default_tiny_model(cache_dir: Path, tmp_path: Path) -> None:

@@ -64,7 +64,12 @@ def serve(args: argparse.Namespace) -> None:
         http=guarded(settings.header_timeout_seconds, settings.max_connections_per_client),
     )
     server = DrainingServer(config, app.state.services.engine, settings.shutdown_timeout_seconds)
-    warm_start(app, settings, listening=lambda: server.started)
+    warm_start(
+        app,
+        settings,
+        listening=lambda: server.started,
+        answered=lambda: server.server_state.total_requests > 0,  # counted as each response completes
+    )
     server.run()
 
 

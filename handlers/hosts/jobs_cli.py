@@ -10,8 +10,6 @@ import sys
 from datetime import datetime
 from typing import Any
 
-import httpx
-
 
 def add_jobs_command(commands: Any) -> None:
     p = commands.add_parser("jobs", help="list, show or cancel a server's async image jobs")
@@ -39,6 +37,8 @@ def _line(job: dict[str, Any]) -> str:
 
 
 def jobs(args: argparse.Namespace) -> None:
+    import httpx  # here: every other command would import it too (this module is read for --help)
+
     headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
     base = f"{args.url.rstrip('/')}/v1/images/jobs"
     try:

@@ -17,15 +17,30 @@ from pipelines.contract.errors import APIError
 
 log = logging.getLogger("imagegen")
 
+# How long the warm start waits, once the port is open, for the first request to be answered (a
+# probe of /health, say): torch's import holds the GIL in long stretches, and a request that comes
+# in meanwhile waited ~0.6 s more for its answer (port open to /health answered: 0.01-0.07 s
+# after this wait, 0.5-0.7 s before it; 2 cores at load 3).
+FIRST_ANSWER_GRACE_SECONDS = 1.0
 
-def warm_start(app: Any, settings: Any, listening: Callable[[], bool] = lambda: True) -> threading.Thread:
-    """In the background, once `listening()` (importing torch holds the GIL for seconds, which
-    would hold up the server's start): the serving line (device, dtype, threads), then the
-    default model loaded if it is a built-in tiny one (built first on a machine that never has)."""
+
+def warm_start(
+    app: Any,
+    settings: Any,
+    listening: Callable[[], bool] = lambda: True,
+    answered: Callable[[], bool] = lambda: True,
+) -> threading.Thread:
+    """In the background, once `listening()` and then `answered()` (a first request) or a second
+    gone by (importing torch holds the GIL for seconds, which would hold up the server's start and
+    its first answer): the serving line (device, dtype, threads), then the default model loaded
+    if it is a built-in tiny one (built first on a machine that never has)."""
 
     def run() -> None:
         while not listening():
             time.sleep(0.05)
+        grace_ends = time.monotonic() + FIRST_ANSWER_GRACE_SECONDS
+        while not answered() and time.monotonic() < grace_ends:
+            time.sleep(0.02)
         models = app.state.services.engine.worker.models
         say_what_is_served(models, settings)
         default = next(iter(models.specs.values()))

@@ -14,7 +14,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from handlers.jobs.ssrf import WebhookGuard
@@ -52,6 +51,8 @@ class WebhookSender:
 
     async def deliver(self, job: dict[str, Any]) -> bool:
         """Whether the receiver took it (a 2xx) within the attempts."""
+        import httpx  # here, not at the top: with its CLI's rich, a tenth of a second of serve's start
+
         url = job["webhook_url"]
         async with httpx.AsyncClient(timeout=self.timeout_seconds, follow_redirects=False, trust_env=False) as client:
             for attempt in range(1, self.attempts + 1):

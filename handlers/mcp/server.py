@@ -1,5 +1,5 @@
-"""The MCP endpoint: the official SDK's low-level server with our tools, served over the Streamable
-HTTP transport at /mcp.
+"""The MCP server: the official SDK's low-level server with our tools, served over the Streamable
+HTTP transport at /mcp (handlers/mcp/endpoint.py, which imports this on the first request).
 
 Stateless (each POST carries everything; no session to pin to one process), so any number of
 front containers can answer; responses are SSE streams so progress can go out before the result.
@@ -9,8 +9,6 @@ metrics come from the app's RequestLog around it.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from mcp.server.lowlevel.server import Server
@@ -18,14 +16,11 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams
 from starlette.requests import Request
-from starlette.types import Receive, Scope, Send
 
 from handlers.deps import Services
-from handlers.http_errors import error_response
 from handlers.mcp.image_tools import ToolCall
 from handlers.mcp.progress import Report
 from handlers.mcp.tools import BY_NAME, TOOLS
-from pipelines.contract import errors
 
 _INSTRUCTIONS = (
     "Image generation and editing on open diffusion models. Call list_models to see the models, their sizes "
@@ -57,29 +52,8 @@ def build_server(services: Services) -> Server[Any]:
     )
 
 
-class McpEndpoint:
-    """The ASGI app at /mcp. The SDK's session manager runs once per start, so each start of the
-    app (its lifespan) makes a new one."""
-
-    def __init__(self, services: Services, max_body_bytes: int) -> None:
-        self.server = build_server(services)
-        self.max_body_bytes = max_body_bytes
-        self._manager: StreamableHTTPSessionManager | None = None
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        manager = StreamableHTTPSessionManager(
-            app=self.server, stateless=True, json_response=False, max_request_body_size=self.max_body_bytes
-        )
-        async with manager.run():
-            self._manager = manager
-            try:
-                yield
-            finally:
-                self._manager = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._manager is None:
-            await error_response(errors.shutting_down())(scope, receive, send)
-            return
-        await self._manager.handle_request(scope, receive, send)
+def session_manager(services: Services, max_body_bytes: int) -> StreamableHTTPSessionManager:
+    """A session manager for one start of the app (the SDK runs each once)."""
+    return StreamableHTTPSessionManager(
+        app=build_server(services), stateless=True, json_response=False, max_request_body_size=max_body_bytes
+    )

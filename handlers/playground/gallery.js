@@ -1,6 +1,7 @@
 // The gallery of this visit's images: one card per image, showing its previews as they stream
 // in, then the final image with its seed, its parameters and what can be done with it.
 
+import { madeWith } from "./made_with.js";
 import { curlSnippet, pythonSnippet } from "./snippets.js";
 
 export class Gallery {
@@ -52,8 +53,8 @@ class GalleryRun {
     card.classList.remove("pending");
     showImage(card, event, `Result: ${request.fields.prompt.slice(0, 120)}`);
     card.querySelector(".card-state").textContent = `Seed ${event.seed} · ${event.size} · ${seconds.toFixed(2)} s`;
-    // The steps and guidance the server used, where the image says (a PNG's parameters chunk).
-    const used = (event.output_format ?? "png") === "png" ? madeWith(event.b64_json) : null;
+    // The steps and guidance the server used, as the image says (made_with.js).
+    const used = madeWith(event.b64_json, event.output_format ?? "png");
     for (const [name, value] of Object.entries(used ?? {})) {
       const shown = card.querySelector(`dd[data-param="${name}"]`);
       if (shown && value !== undefined) shown.textContent = value;
@@ -128,23 +129,4 @@ function showImage(card, event, alt) {
   image.onload = () => image.classList.toggle("small", image.naturalWidth < 256); // keep noise crisp
   image.src = `data:image/${event.output_format ?? "png"};base64,${event.b64_json}`;
   image.alt = alt;
-}
-
-/** Steps and guidance as the server used them, read from a PNG's `parameters` text chunk (A1111's
- * layout: "Steps: 2, CFG scale: 0.0, …"); null where there is none (IMAGEGEN_PNG_PARAMETERS=false). */
-function madeWith(b64) {
-  const bytes = Uint8Array.from(atob(b64), (char) => char.charCodeAt(0));
-  const view = new DataView(bytes.buffer);
-  for (let at = 8; at + 8 <= bytes.length; ) {
-    const length = view.getUint32(at);
-    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
-    if (type === "IDAT") break; // the server writes its text before the pixels
-    const text = new TextDecoder().decode(bytes.subarray(at + 8, at + 8 + length));
-    if ((type === "iTXt" || type === "tEXt") && text.startsWith("parameters\0")) {
-      const found = (key) => text.match(new RegExp(`${key}: ([^,\\n]+)`))?.[1];
-      return { Steps: found("Steps"), Guidance: found("CFG scale") };
-    }
-    at += 12 + length;
-  }
-  return null;
 }

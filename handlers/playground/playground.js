@@ -13,7 +13,7 @@ const PARTIAL_IMAGES = 2;
 // Error params the form can point at; any other param (or none) is shown at the top.
 const FIELD_ERRORS = {
   prompt: "prompt-error", model: "model-error", negative_prompt: "negative_prompt-error", size: "size-error",
-  n: "n-error", quality: "quality-error", style: "style-error", seed: "seed-error",
+  n: "n-error", quality: "quality-error", style: "style-error", output_format: "output_format-error", seed: "seed-error",
   num_inference_steps: "num_inference_steps-error", guidance_scale: "guidance_scale-error",
   image: "image-error", "image[]": "image-error", mask: "mask-error", lora: "lora-error",
 };
@@ -253,6 +253,7 @@ function fields() {
     partial_images: PARTIAL_IMAGES,
   };
   // Optional extensions: sent only when set (an empty box means "the server decides").
+  if (value("output_format") !== "png") out.output_format = value("output_format"); // png: the default
   if (value("seed")) out.seed = Number(value("seed"));
   if (!$("negative-field").hidden && value("negative_prompt")) out.negative_prompt = value("negative_prompt");
   if (!$("lora-field").hidden && value("lora")) out.lora = loraList(value("lora"));

@@ -3,8 +3,10 @@
 
 // Fields the openai SDK takes as keyword arguments; the rest travel in extra_body.
 const SDK_FIELDS = {
-  generate: ["model", "prompt", "n", "size", "quality", "style", "response_format", "stream", "partial_images"],
-  edit: ["model", "prompt", "n", "size", "quality", "response_format", "stream", "partial_images"],
+  generate: [
+    "model", "prompt", "n", "size", "quality", "style", "response_format", "output_format", "stream", "partial_images",
+  ],
+  edit: ["model", "prompt", "n", "size", "quality", "response_format", "output_format", "stream", "partial_images"],
 };
 
 /** A POSIX shell word: single-quoted, with embedded single quotes closed, escaped, reopened. */

@@ -21,6 +21,7 @@ ASSETS = {
     "mask.js": "text/javascript; charset=utf-8",
     "snippets.js": "text/javascript; charset=utf-8",
     "gallery.js": "text/javascript; charset=utf-8",
+    "made_with.js": "text/javascript; charset=utf-8",
     "jobs.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image
+from PIL import ExifTags, Image
 from PIL.PngImagePlugin import PngInfo
 
 # Pillow's default PNG level is slow; level 1 is several times faster for ~25% more bytes.
@@ -25,6 +25,10 @@ _SAVE_OPTIONS = {
     },
 }
 ALPHA_MODES = ("RGBA", "LA", "PA")
+# A JPEG's or WebP's `parameters` go in its EXIF UserComment, as A1111 writes them (piexif's
+# `UserComment.dump(text, encoding="unicode")`: this prefix, then UTF-16, big-endian).
+_UNICODE_COMMENT = b"UNICODE\0"
+_JPEG_COMMENT_ROOM = 65_000  # bytes: 65,533 in a marker segment, less the EXIF's own structure
 
 
 def decode(data: bytes) -> Image.Image:
@@ -56,8 +60,8 @@ def alpha_channel(image: Image.Image) -> Image.Image | None:
 
 def encode(image: Image.Image, format: str, compression: int | None = None, parameters: str | None = None) -> bytes:
     """`image` as png, jpeg or webp bytes (`compression`: quality 0-100, lossy formats only).
-    `parameters`: how it was made, kept in a PNG's `parameters` text chunk, where A1111 and the
-    tools that read its files look for it."""
+    `parameters`: how it was made, kept where A1111 and the tools that read its files look for it:
+    a PNG's `parameters` text chunk, a JPEG's or WebP's EXIF UserComment."""
     if format == "jpeg" and image.mode != "RGB":
         image = image.convert("RGB")
     options = _SAVE_OPTIONS[format](compression)
@@ -65,6 +69,14 @@ def encode(image: Image.Image, format: str, compression: int | None = None, para
         info = PngInfo()
         info.add_itxt("parameters", parameters)
         options["pnginfo"] = info
+    elif parameters is not None:
+        comment = _UNICODE_COMMENT + parameters.encode("utf-16-be")
+        # A JPEG's EXIF is one marker segment, under 64 KiB: a prompt of ~30,000 characters (the
+        # operator's limit raised near its ceiling) goes without, rather than failing the request.
+        if format != "jpeg" or len(comment) <= _JPEG_COMMENT_ROOM:
+            exif = Image.Exif()
+            exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = comment
+            options["exif"] = exif
     out = io.BytesIO()
     image.save(out, **options)
     return out.getvalue()
