@@ -51,10 +51,15 @@ def _connect(url: str) -> socket.socket:
 
 
 def _read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
+    """Everything the server sends until it closes the connection. A server that closes while
+    bytes the client sent are still unread resets the connection instead (TCP's rule): its answer,
+    already received, is what came before the reset."""
     data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except ConnectionResetError:
+        pass
     return data
 
 

@@ -125,12 +125,15 @@ def test_the_jobs_of_a_front_that_died_are_finished_by_another_or_failed_with_wh
     a = front(("tiny-sd", "tiny-flux"))
     seeded = {**SMALL, "extra_body": {"seed": 21, "num_inference_steps": 2}}
     running = submit(
-        a.client, **{**LONG, "response_format": "b64_json", "extra_body": {"seed": 7, "num_inference_steps": 3}}
+        a.client, **{**LONG, "response_format": "b64_json", "extra_body": {"seed": 7, "num_inference_steps": 20}}
     )[1]
     waiting = submit(a.client, **seeded)[1]  # behind it in A's line (one job in the engine at once)
-    orphan = submit(a.client, **{**LONG, "model": "tiny-flux", "size": "256x256"})[1]
-    for accepted in (running, orphan):
-        wait_for(a.client, accepted["id"], lambda found: found["status"] == "in_progress")
+    orphan = submit(a.client, **{**LONG, "model": "tiny-flux"})[1]
+    # Started: waiting for "in_progress" itself could miss it on a busy machine (a poll that comes
+    # after the job ended would wait forever); each must still be running when A dies.
+    for accepted in (orphan, running):
+        started = wait_for(a.client, accepted["id"], lambda found: found["status"] != "queued")
+        assert started["status"] == "in_progress", started
     assert wait_for(a.client, waiting["id"], lambda found: True)["status"] == "queued"
     a.die()
 
@@ -143,7 +146,7 @@ def test_the_jobs_of_a_front_that_died_are_finished_by_another_or_failed_with_wh
     assert "tiny-flux is no longer served by the front that took it up" in failed["error"]["message"]
     # The same images as the synchronous calls for the same seeds.
     for accepted, body in (
-        (running, {**LONG, "response_format": "b64_json", "extra_body": {"seed": 7, "num_inference_steps": 3}}),
+        (running, {**LONG, "response_format": "b64_json", "extra_body": {"seed": 7, "num_inference_steps": 20}}),
         (waiting, seeded),
     ):
         sync = b.client.images.generate(**body).model_dump(exclude_none=True)
