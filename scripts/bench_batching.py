@@ -21,23 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-
-def _job(spec_id: str, size: int, steps: int, seed: int):
-    from pipelines.contract.job import Job
-
-    return Job(
-        task="generate",
-        model=spec_id,
-        prompt=f"a lighthouse {seed}",
-        n=1,
-        width=size,
-        height=size,
-        output_width=size,
-        output_height=size,
-        steps=steps,
-        guidance=0.0,
-        seeds=(seed,),
-    )
+from pipelines.contract.job import square_generation
 
 
 async def _measure(worker, settings, spec_id: str, size: int, steps: int, concurrent: int) -> tuple[float, float]:
@@ -50,10 +34,15 @@ async def _measure(worker, settings, spec_id: str, size: int, steps: int, concur
         lone = []
         for seed in range(concurrent):
             began = time.perf_counter()
-            await engine.run(_job(spec_id, size, steps, seed))
+            await engine.run(square_generation(spec_id, f"a lighthouse {seed}", size, steps, seed))
             lone.append(time.perf_counter() - began)
         began = time.perf_counter()
-        await asyncio.gather(*(engine.run(_job(spec_id, size, steps, seed)) for seed in range(concurrent)))
+        await asyncio.gather(
+            *(
+                engine.run(square_generation(spec_id, f"a lighthouse {seed}", size, steps, seed))
+                for seed in range(concurrent)
+            )
+        )
         throughput = concurrent / (time.perf_counter() - began)
     finally:
         await engine.close()

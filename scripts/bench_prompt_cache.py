@@ -21,25 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pipelines.contract.job import square_generation
+
 MODELS = ["tiny-sd", "tiny-sdxl", "tiny-flux", "tiny-flux2", "tiny-zimage", "tiny-sd3", "tiny-qwen-image"]
-
-
-def _job(spec_id: str, prompt: str, size: int, steps: int, seed: int):
-    from pipelines.contract.job import Job
-
-    return Job(
-        task="generate",
-        model=spec_id,
-        prompt=prompt,
-        n=1,
-        width=size,
-        height=size,
-        output_width=size,
-        output_height=size,
-        steps=steps,
-        guidance=0.0,
-        seeds=(seed,),
-    )
 
 
 def _held_bytes(value) -> int:
@@ -92,14 +76,14 @@ def main(argv: list[str] | None = None) -> None:
             for size in (0, 64)
         }
         for worker in workers.values():  # loads and first runs are not what is measured
-            worker.run(_job(spec.id, "a lighthouse at dusk", args.size, args.steps, 0))
+            worker.run(square_generation(spec.id, "a lighthouse at dusk", args.size, args.steps, 0))
         times: dict[tuple[str, int], list[float]] = {}
         for round_ in range(args.rounds):
             for case, prompt in (("again", "a lighthouse at dusk"), ("new", f"a harbour, take {round_}")):
                 order = list(workers.items())  # which goes first alternates too: no order effect
                 for size, worker in order if round_ % 2 else order[::-1]:
                     began = time.perf_counter()
-                    worker.run(_job(spec.id, prompt, args.size, args.steps, round_ + 1))
+                    worker.run(square_generation(spec.id, prompt, args.size, args.steps, round_ + 1))
                     times.setdefault((case, size), []).append(time.perf_counter() - began)
         cache = prompt_cache(workers[64].models.get(spec.id).pipe)
         held = _held_bytes(next(iter(cache._entries.values()))) if cache and cache._entries else 0

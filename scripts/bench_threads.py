@@ -21,28 +21,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pipelines.contract.job import square_generation
+
 
 def _spin() -> None:
     while True:
         pass
-
-
-def _job(model: str, size: int, steps: int, seed: int):
-    from pipelines.contract.job import Job
-
-    return Job(
-        task="generate",
-        model=model,
-        prompt=f"a lighthouse {seed}",
-        n=1,
-        width=size,
-        height=size,
-        output_width=size,
-        output_height=size,
-        steps=steps,
-        guidance=0.0,
-        seeds=(seed,),
-    )
 
 
 def _measure(worker, model: str, sizes: list[int], counts: list[int], steps: int, rounds: int) -> dict:
@@ -54,7 +38,7 @@ def _measure(worker, model: str, sizes: list[int], counts: list[int], steps: int
             for count in counts:
                 torch.set_num_threads(count)
                 began = time.perf_counter()
-                worker.run(_job(model, size, steps, round))
+                worker.run(square_generation(model, f"a lighthouse {round}", size, steps, round))
                 times[(size, count)].append(time.perf_counter() - began)
     return {key: statistics.median(values) for key, values in times.items()}
 
@@ -77,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = sorted({1, default_threads(available), available})
     cache_dir = args.cache_dir or Path(os.environ.get("IMAGEGEN_CACHE_DIR") or tempfile.mkdtemp())
     worker = Worker(ModelCache([CATALOG[args.model]], cache_dir=cache_dir, device="cpu"))
-    worker.run(_job(args.model, min(args.sizes), 1, 0))  # load and warm up
+    worker.run(square_generation(args.model, "a lighthouse 0", min(args.sizes), 1, 0))  # load and warm up
     print(f"{args.model}, {args.steps} steps, {available} cores, median of {args.rounds} interleaved rounds")
     print(f"{'load':<6} {'size':>5} {'threads':>8} {'s/request':>10} {'vs ' + str(available) + ' threads':>14}")
     phases = [("idle", 0)] + ([("busy", args.busy)] if args.busy else [])

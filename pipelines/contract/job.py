@@ -71,6 +71,23 @@ class Job:
     deadline: float | None = None
 
 
+def square_generation(model: str, prompt: str, size: int, steps: int, seed: int) -> Job:
+    """One size x size image of `model` at guidance 0, resolved: what the benchmarks run without HTTP."""
+    return Job(
+        task="generate",
+        model=model,
+        prompt=prompt,
+        n=1,
+        width=size,
+        height=size,
+        output_width=size,
+        output_height=size,
+        steps=steps,
+        guidance=0.0,
+        seeds=(seed,),
+    )
+
+
 @dataclass(frozen=True)
 class ImageEvent:
     """One step of a streamed Job: a partial preview of image `image_index`, or that image done.
