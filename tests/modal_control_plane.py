@@ -326,7 +326,8 @@ class Dict:
     (the fronts' and the GPU's threads alike); keys and values cross by Modal's serializer (so a
     value read is a copy, and an unpicklable key or value fails at the caller); `get`'s default,
     `put(skip_if_exists=)` answering whether it wrote, `pop`'s KeyError, iteration in no
-    particular order ("results are unordered"); each method plain or as `.aio`."""
+    particular order ("results are unordered"), as a one-pass iterator ("the return value is a
+    simple iterator"); each method plain or as `.aio`."""
 
     def __init__(self) -> None:
         self._items: dict[bytes, bytes] = {}
@@ -337,8 +338,8 @@ class Dict:
         self.contains = _Both(self._contains)
         self.pop = _Both(self._pop)
         self.len = _Both(self._len)
-        self.items = _Both(self._items_now)
-        self.keys = _Both(lambda: [key for key, _ in self._items_now()])
+        self.items = _Both(lambda: iter(self._items_now()))
+        self.keys = _Both(lambda: (key for key, _ in self._items_now()))
 
     def _put(self, key: Any, value: Any, *, skip_if_exists: bool = False) -> bool:
         """True if added; False if `skip_if_exists` and the key was there (`_Dict.put`)."""

@@ -161,7 +161,7 @@ def test_a_stream_left_during_a_cold_start_never_takes_the_gpu(
                 request.hang_up()  # and nothing else: the front alone must notice
             else:
                 await request.cancel()
-            await until(lambda: cancelled.keys(), "the front recorded the cancellation")
+            await until(lambda: list(cancelled.keys()), "the front recorded the cancellation")
             await asyncio.wait({request.task}, timeout=WAIT)  # waited for, never cancelled here
             assert request.task.done()
             gpus.booted.set()  # the cold start ends; the input reaches the container

@@ -57,7 +57,7 @@ class ModalDictJobStore:
         ]
 
     def owed(self) -> list[JobRecord]:
-        entries = self.records.items()
+        entries = list(self.records.items())  # read twice below; modal gives a one-pass iterator
         settled = {
             key.removeprefix(_WEBHOOK)
             for key, value in entries
